@@ -1,0 +1,116 @@
+"""Kernel cost against the decoder's forward pass, and fast paths against nested autodiff.
+
+Decoder: tanh MLP d → 256 → 256 → 784, batch 256, float32 (issue: core engine).
+
+    python bench/kernels.py [--batch 256] [--json bench/results/kernels.json]
+
+Every ratio is measured in this one process: kernel time ÷ forward-pass time, and
+naive time ÷ jgeo time. Compile time is reported separately.
+"""
+
+import argparse
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from _timing import environment, print_table, time_jitted, write_json
+
+import jgeo
+
+
+def decoder(key, d: int) -> eqx.nn.MLP:
+    return eqx.nn.MLP(d, 784, 256, depth=2, activation=jnp.tanh, key=key, dtype=jnp.float32)
+
+
+def batched(kernel):
+    """jit ∘ vmap over the batch axis of every argument after the metric."""
+    return jax.jit(jax.vmap(kernel, in_axes=(None, 0, 0)))
+
+
+def naive_spray(metric, z, v):
+    # What one writes without jgeo's fast path: Γ by autodiff of G, then contract.
+    gamma = jgeo.christoffel(metric, z, method="autodiff")
+    return -jnp.einsum("kij,i,j->k", gamma, v, v)
+
+
+def run(batch: int) -> list[dict]:
+    key = jr.key(0)
+    rows = []
+    for d, kernels in [
+        (
+            16,
+            {
+                "geodesic_acceleration (jgeo, fast path)": lambda m, z, v: (
+                    jgeo.geodesic_acceleration(m, z, v)
+                ),
+                "geodesic_acceleration (fast path, no NaN check)": lambda m, z, v: (
+                    m.geodesic_acceleration(z, v)
+                ),
+                "geodesic_acceleration (jgeo, autodiff path)": lambda m, z, v: (
+                    jgeo.geodesic_acceleration(m, z, v, method="autodiff")
+                ),
+                "naive: -Γ(v,v), Γ by autodiff of G": naive_spray,
+            },
+        ),
+        (
+            8,
+            {
+                "riemann (jgeo, Gauss equation)": lambda m, z, v: jgeo.riemann(m, z),
+                "naive: riemann by nested autodiff of G": lambda m, z, v: jgeo.riemann(
+                    m, z, method="autodiff"
+                ),
+                "sectional_curvature (jgeo, fast path)": lambda m, z, v: jgeo.sectional_curvature(
+                    m, z, v, jnp.roll(v, 1)
+                ),
+            },
+        ),
+    ]:
+        kz, kv, kd = jr.split(jr.fold_in(key, d), 3)
+        mlp = decoder(kd, d)
+        metric = jgeo.Pullback(mlp)
+        z = jr.normal(kz, (batch, d), jnp.float32)
+        v = jr.normal(kv, (batch, d), jnp.float32)
+        forward_fn = jax.jit(jax.vmap(lambda m, x: m.immersion(x), in_axes=(None, 0)))
+        forward = time_jitted(forward_fn, metric, z)
+        rows.append({"d": d, "kernel": "decoder forward pass", **forward, "x forward": 1.0})
+        for name, kernel in kernels.items():
+            timing = time_jitted(batched(kernel), metric, z, v)
+            rows.append(
+                {
+                    "d": d,
+                    "kernel": name,
+                    **timing,
+                    "x forward": timing["median_s"] / forward["median_s"],
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--json", default="bench/results/kernels.json")
+    args = parser.parse_args()
+    rows = run(args.batch)
+    by_name = {(r["d"], r["kernel"]): r["median_s"] for r in rows}
+    spray = by_name[(16, "geodesic_acceleration (jgeo, fast path)")]
+    summary = {
+        "spray_x_forward": spray / by_name[(16, "decoder forward pass")],
+        "naive_spray_over_fast": by_name[(16, "naive: -Γ(v,v), Γ by autodiff of G")] / spray,
+        "naive_riemann_over_gauss": by_name[(8, "naive: riemann by nested autodiff of G")]
+        / by_name[(8, "riemann (jgeo, Gauss equation)")],
+    }
+    print(f"batch {args.batch}, float32, {environment()['backend']}\n")
+    print_table(rows, ["d", "kernel", "median_s", "x forward", "compile_s"])
+    print()
+    for name, value in summary.items():
+        print(f"{name}: {value:.1f}")
+    write_json(
+        args.json,
+        {"environment": environment(), "batch": args.batch, "rows": rows, "summary": summary},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""jgeo: Riemannian geometry of learned latent spaces, in JAX."""
+
+import importlib.metadata
+
+from ._connection import (
+    christoffel as christoffel,
+    geodesic_acceleration as geodesic_acceleration,
+)
+from ._curvature import (
+    gaussian_curvature as gaussian_curvature,
+    log_volume as log_volume,
+    ricci as ricci,
+    riemann as riemann,
+    scalar_curvature as scalar_curvature,
+    sectional_curvature as sectional_curvature,
+)
+from ._metrics import (
+    AbstractMetric as AbstractMetric,
+    Euclidean as Euclidean,
+    MetricField as MetricField,
+    PoincareBall as PoincareBall,
+    PoincareHalfSpace as PoincareHalfSpace,
+    Product as Product,
+    StereographicSphere as StereographicSphere,
+)
+from ._pullback import (
+    AbstractPullback as AbstractPullback,
+    Pullback as Pullback,
+    StochasticPullback as StochasticPullback,
+)
+
+__version__ = importlib.metadata.version("jgeo")

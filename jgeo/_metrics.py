@@ -1,0 +1,262 @@
+"""Metric Modules: `metric(x) -> (d, d)` at one point, plus their kernel paths.
+
+A metric is an `equinox.Module`, so it crosses `jax.jit` boundaries as a PyTree and
+gradients reach the decoder parameters it holds. The kernel methods below are the
+generic autodiff path; a subclass overrides one when it knows a faster formula
+(see `AbstractPullback`). Users call the free functions (`jgeo.riemann(metric, x)`),
+which validate their arguments and dispatch here.
+"""
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jax.scipy.linalg import block_diag
+from jaxtyping import Array
+
+from . import _autodiff
+from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
+
+
+def as_pytree_callable(fn: Callable) -> Callable:
+    """Make `fn` a PyTree whose leaves are only its arrays, so a metric holding it can be
+    passed straight to `jax.jit` and differentiated with `jax.grad`.
+
+    A Module with array leaves only (Flax NNX, `jax.tree_util.Partial`) is kept as is;
+    one that also holds functions or other non-arrays (an `eqx.nn.MLP` holds its
+    activation) has those moved into static structure; a plain function is wrapped in a
+    leafless `Partial` (arrays it closes over become compile-time constants).
+    """
+    if not callable(fn):
+        raise TypeError(f"expected a callable, got {type(fn).__name__}.")
+    if jtu.treedef_is_leaf(jtu.tree_structure(fn)):
+        return jtu.Partial(fn)
+    arrays, static = eqx.partition(fn, eqx.is_array)
+    if all(leaf is None for leaf in jtu.tree_leaves(static, is_leaf=lambda x: x is None)):
+        return fn
+    return _Partitioned(arrays, static)
+
+
+class _Partitioned(eqx.Module):
+    """A callable Module split into its arrays (leaves) and the rest (static)."""
+
+    arrays: Any
+    static: Any = eqx.field(static=True)
+
+    def __call__(self, *args):
+        return eqx.combine(self.arrays, self.static)(*args)
+
+
+class AbstractMetric(eqx.Module):
+    """A Riemannian metric on an open subset of Rᵈ, evaluated one point at a time.
+
+    **Fields:**
+
+    - `dim`: the dimension d of the points, or `None` when only the first call can tell
+      (a decoder of unknown latent size).
+    """
+
+    dim: eqx.AbstractVar[int | None]
+
+    @abc.abstractmethod
+    def __call__(self, x: Point) -> MetricMatrix:
+        """The metric matrix gᵢⱼ(x), symmetric positive definite, shape (d, d)."""
+
+    def check_point(self, x: Point, name: str = "x") -> None:
+        """Raise a clear error (at trace time) if `x` is not a point of this metric."""
+        if self.dim is not None and x.shape[0] != self.dim:
+            raise ValueError(
+                f"`{name}` has {x.shape[0]} coordinates but {type(self).__name__} is "
+                f"{self.dim}-dimensional; pass a point of shape ({self.dim},)."
+            )
+
+    # Kernel paths. Overriding one changes `jgeo.<kernel>(..., method="auto")` only.
+
+    def christoffel(self, x: Point) -> ChristoffelArray:
+        return _autodiff.christoffel(self, x)
+
+    def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        return _autodiff.geodesic_acceleration(self, x, v)
+
+    def riemann(self, x: Point) -> RiemannArray:
+        return _autodiff.riemann(self, x)
+
+    def sectional_curvature(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        return _autodiff.sectional_from_riemann(self(x), self.riemann(x), u, v)
+
+    def log_volume(self, x: Point) -> Scalar:
+        return _autodiff.log_volume(self, x)
+
+
+def check_dim(dim: int | None, owner: str) -> None:
+    if dim is not None and (not isinstance(dim, int) or dim < 1):
+        raise ValueError(f"{owner}: `dim` must be a positive int or None, got {dim!r}.")
+
+
+class MetricField(AbstractMetric):
+    """The metric given by a function `fn: x ↦ g(x)` with `g(x)` of shape (d, d).
+
+    **Arguments:**
+
+    - `fn`: any JAX callable returning a symmetric positive-definite matrix; a Module
+      (equinox, Flax NNX) keeps its parameters differentiable through the metric.
+    - `dim`: the dimension d, if known; used to validate points.
+    """
+
+    fn: Callable
+    dim: int | None = eqx.field(static=True)
+
+    def __init__(self, fn: Callable, dim: int | None = None):
+        check_dim(dim, "MetricField")
+        self.fn = as_pytree_callable(fn)
+        self.dim = dim
+
+    def check_point(self, x: Point, name: str = "x") -> None:
+        super().check_point(x, name)
+        shape = jax.eval_shape(self.fn, x).shape
+        if shape != (x.shape[0], x.shape[0]):
+            raise ValueError(
+                f"MetricField: `fn` must return a ({x.shape[0]}, {x.shape[0]}) matrix at a "
+                f"point of shape {x.shape}, but returned shape {shape}."
+            )
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        return self.fn(x)
+
+
+class Euclidean(AbstractMetric):
+    """The flat metric gᵢⱼ = δᵢⱼ on Rᵈ."""
+
+    dim: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_dim(self.dim, "Euclidean")
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        return jnp.eye(self.dim, dtype=x.dtype)
+
+
+class PoincareBall(AbstractMetric):
+    """Poincaré ball model of hyperbolic space, curvature −1: g = (2 / (1 − ‖x‖²))² I.
+
+    Defined for ‖x‖ < 1; on the boundary sphere the metric is infinite and kernels
+    raise. (Outside the ball the same formula is again a metric of curvature −1, the
+    ball's inversion, but it is not a point of the model.)
+    """
+
+    dim: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_dim(self.dim, "PoincareBall")
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        factor = 2.0 / (1.0 - x @ x)
+        return factor**2 * jnp.eye(self.dim, dtype=x.dtype)
+
+
+class PoincareHalfSpace(AbstractMetric):
+    """Poincaré upper half-space model, curvature −1: g = I / x_d², for x_d > 0."""
+
+    dim: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_dim(self.dim, "PoincareHalfSpace")
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        return jnp.eye(self.dim, dtype=x.dtype) / x[-1] ** 2
+
+
+class StereographicSphere(AbstractMetric):
+    """The round sphere of radius r in stereographic coordinates, curvature 1/r².
+
+    g = (2r² / (r² + ‖x‖²))² I: projection from the north pole onto the equatorial
+    plane, so the south pole is x = 0 and the equator is ‖x‖ = r.
+    """
+
+    dim: int = eqx.field(static=True)
+    radius: float = 1.0
+
+    def __check_init__(self):
+        check_dim(self.dim, "StereographicSphere")
+        if isinstance(self.radius, int | float) and not self.radius > 0:
+            raise ValueError(f"StereographicSphere: `radius` must be > 0, got {self.radius}.")
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        r2 = jnp.square(jnp.asarray(self.radius, x.dtype))
+        factor = 2.0 * r2 / (r2 + x @ x)
+        return factor**2 * jnp.eye(self.dim, dtype=x.dtype)
+
+
+class Product(AbstractMetric):
+    """Product metric: block-diagonal over concatenated coordinates x = (x₁, …, xₖ).
+
+    **Arguments:**
+
+    - `*factors`: metrics whose `dim` is known (give a `Pullback` its `dim=`).
+    """
+
+    factors: tuple[AbstractMetric, ...]
+    dim: int = eqx.field(static=True)
+
+    def __init__(self, *factors: AbstractMetric):
+        if not factors:
+            raise ValueError("Product: give at least one factor metric.")
+        for i, factor in enumerate(factors):
+            if not isinstance(factor, AbstractMetric):
+                raise TypeError(
+                    f"Product: factor {i} must be a jgeo metric, got {type(factor).__name__}."
+                )
+            if factor.dim is None:
+                raise ValueError(
+                    f"Product: factor {i} ({type(factor).__name__}) has no known `dim`; "
+                    "construct it with `dim=...` so the coordinates can be split."
+                )
+        self.factors = tuple(factors)
+        self.dim = sum(f.dim for f in factors)
+
+    def _split(self, x: Point) -> list[Point]:
+        bounds = [0]
+        for factor in self.factors:
+            bounds.append(bounds[-1] + factor.dim)
+        return [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def check_point(self, x: Point, name: str = "x") -> None:
+        super().check_point(x, name)
+        for factor, part in zip(self.factors, self._split(x)):
+            factor.check_point(part, name)
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        return block_diag(*self._per_factor(lambda m, y: m(y), x))
+
+    # Every kernel of a product is block-wise, so each factor keeps its own fast path.
+
+    def _per_factor(self, kernel: Callable, x: Point) -> list:
+        return [kernel(factor, part) for factor, part in zip(self.factors, self._split(x))]
+
+    def _block_diagonal(self, blocks: list) -> Array:
+        """Place one rank-r array per factor on the diagonal of a (dim,)*r array."""
+        rank = blocks[0].ndim
+        out = jnp.zeros((self.dim,) * rank, jnp.result_type(*blocks))
+        start = 0
+        for block in blocks:
+            index = (slice(start, start + block.shape[0]),) * rank
+            out = out.at[index].set(block)
+            start += block.shape[0]
+        return out
+
+    def christoffel(self, x: Point) -> ChristoffelArray:
+        return self._block_diagonal(self._per_factor(lambda m, y: m.christoffel(y), x))
+
+    def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        parts = zip(self.factors, self._split(x), self._split(v))
+        return jnp.concatenate([m.geodesic_acceleration(y, w) for m, y, w in parts])
+
+    def riemann(self, x: Point) -> RiemannArray:
+        return self._block_diagonal(self._per_factor(lambda m, y: m.riemann(y), x))
+
+    def log_volume(self, x: Point) -> Scalar:
+        return sum(self._per_factor(lambda m, y: m.log_volume(y), x))

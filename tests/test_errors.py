@@ -1,0 +1,120 @@
+"""Bad input gets one clear error naming the argument and the fix."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import pytest
+from helpers import mlp_decoder
+
+import jgeo
+
+X3 = jnp.array([0.1, 0.2, 0.3])
+
+
+def test_point_of_wrong_length_for_analytic_metric():
+    with pytest.raises(ValueError, match=r"`x` has 2 coordinates but PoincareBall is 3-dim"):
+        jgeo.riemann(jgeo.PoincareBall(3), jnp.array([0.1, 0.2]))
+
+
+def test_point_of_wrong_length_for_decoder(key):
+    metric = jgeo.Pullback(mlp_decoder(key, 3, 5))
+    with pytest.raises(ValueError, match="decoder's latent dimension"):
+        jgeo.christoffel(metric, jnp.zeros(4))
+    with pytest.raises(ValueError, match="`x` has 4 coordinates but Pullback is 3-dim"):
+        jgeo.christoffel(jgeo.Pullback(mlp_decoder(key, 3, 5), dim=3), jnp.zeros(4))
+
+
+def test_batched_point_points_to_vmap():
+    with pytest.raises(ValueError, match="use `jax.vmap`"):
+        jgeo.scalar_curvature(jgeo.PoincareBall(3), jnp.zeros((5, 3)))
+
+
+def test_integer_point():
+    with pytest.raises(TypeError, match="`x` must have a floating-point dtype, got int"):
+        jgeo.log_volume(jgeo.Euclidean(3), jnp.array([1, 2, 3]))
+
+
+def test_tangent_vector_shape():
+    with pytest.raises(ValueError, match="`v` must be a tangent vector of shape"):
+        jgeo.geodesic_acceleration(jgeo.PoincareBall(3), X3, jnp.zeros(2))
+
+
+def test_decoder_returning_non_vector():
+    metric = jgeo.Pullback(lambda z: jnp.outer(z, z))
+    with pytest.raises(ValueError, match=r"returned \(3, 3\); flatten it"):
+        jgeo.riemann(metric, X3)
+
+
+def test_decoder_with_too_few_outputs():
+    with pytest.raises(ValueError, match="JᵀJ is singular everywhere.*jitter"):
+        jgeo.riemann(jgeo.Pullback(lambda z: z[:2]), X3)
+    # With jitter the metric is well defined again.
+    assert jnp.isfinite(jgeo.log_volume(jgeo.Pullback(lambda z: z[:2], jitter=1e-3), X3))
+
+
+def test_metric_field_of_wrong_shape():
+    with pytest.raises(ValueError, match=r"must return a \(3, 3\) matrix"):
+        jgeo.christoffel(jgeo.MetricField(lambda z: jnp.eye(2)), X3)
+
+
+def test_not_a_metric():
+    with pytest.raises(TypeError, match="MetricField"):
+        jgeo.christoffel(lambda z: jnp.eye(3), X3)
+
+
+def test_gaussian_curvature_needs_two_dimensions():
+    with pytest.raises(ValueError, match="2-dimensional.*`x` has 3"):
+        jgeo.gaussian_curvature(jgeo.PoincareBall(3), X3)
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match='`method` must be "auto" or "autodiff"'):
+        jgeo.riemann(jgeo.PoincareBall(3), X3, method="fast")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: jgeo.Euclidean(0), "`dim` must be a positive int"),
+        (lambda: jgeo.StereographicSphere(2, radius=-1.0), "`radius` must be > 0"),
+        (lambda: jgeo.Pullback(lambda z: z, jitter=-1.0), "`jitter` must be a float ≥ 0"),
+        (lambda: jgeo.Product(jgeo.Pullback(lambda z: z)), "construct it with `dim=...`"),
+        (lambda: jgeo.Product(), "at least one factor"),
+        (lambda: jgeo.Pullback(3.0), "expected a callable"),
+    ],
+)
+def test_bad_construction(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_stochastic_decoder_shapes_must_match():
+    metric = jgeo.StochasticPullback(lambda z: jnp.tile(z, 2), lambda z: z)
+    with pytest.raises(ValueError, match="`mean` returns shape"):
+        jgeo.riemann(metric, X3)
+
+
+def test_singular_metric_raises_not_nan():
+    # A decoder whose Jacobian vanishes at the origin: z ↦ (z ⊙ z, z³).
+    metric = jgeo.Pullback(lambda z: jnp.concatenate([z * z, z**3]))
+    kernels = [jgeo.christoffel, jgeo.riemann, jgeo.scalar_curvature, jgeo.log_volume]
+    for kernel in kernels:
+        with pytest.raises(eqx.EquinoxRuntimeError, match="jitter=1e-6"):
+            kernel(metric, jnp.zeros(3))
+    # Also inside jit and vmap, where one bad point in a batch is reported.
+    batch = jnp.stack([X3, jnp.zeros(3)])
+    with pytest.raises(Exception, match="singular"):
+        jax.jit(jax.vmap(jgeo.scalar_curvature, in_axes=(None, 0)))(metric, batch)
+    # Jitter makes the same point well defined.
+    jittered = jgeo.Pullback(lambda z: jnp.concatenate([z * z, z**3]), jitter=1e-6)
+    assert jnp.isfinite(jgeo.scalar_curvature(jittered, jnp.zeros(3)))
+
+
+def test_boundary_of_poincare_ball_raises():
+    with pytest.raises(eqx.EquinoxRuntimeError, match="outside the metric's domain"):
+        jgeo.scalar_curvature(jgeo.PoincareBall(2), jnp.array([1.0, 0.0]))
+
+
+def test_parallel_plane_raises():
+    with pytest.raises(eqx.EquinoxRuntimeError, match="`u` and `v` are parallel"):
+        jgeo.sectional_curvature(jgeo.PoincareBall(3), X3, X3, 2 * X3)

@@ -1,0 +1,51 @@
+"""The float32 tier: dtype in = dtype out, and values agree with float64."""
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import pytest
+from helpers import mlp_decoder, tree_allclose
+
+import jgeo
+
+V = jnp.array([0.7, -0.2, 0.4])
+U = jnp.array([0.1, 0.9, -0.3])
+KERNELS = {
+    "christoffel": jgeo.christoffel,
+    "geodesic_acceleration": lambda m, x: jgeo.geodesic_acceleration(m, x, V),
+    "riemann": jgeo.riemann,
+    "ricci": jgeo.ricci,
+    "scalar_curvature": jgeo.scalar_curvature,
+    "sectional_curvature": lambda m, x: jgeo.sectional_curvature(m, x, U, V),
+    "log_volume": jgeo.log_volume,
+}
+
+
+def as_float32(tree):
+    return jtu.tree_map(lambda a: a.astype(jnp.float32) if is_float_array(a) else a, tree)
+
+
+def is_float_array(a):
+    return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+def test_float32_in_float32_out(name, key):
+    kernel = KERNELS[name]
+    decoder = mlp_decoder(key, 3, 5)
+    x = jnp.array([0.3, -0.4, 0.2])
+    reference = kernel(jgeo.Pullback(decoder), x)
+    single = jax.jit(kernel)(jgeo.Pullback(as_float32(decoder)), x.astype(jnp.float32))
+    assert single.dtype == jnp.float32
+    scale = float(jnp.max(jnp.abs(reference)))
+    assert tree_allclose(single, reference.astype(jnp.float32), atol=2e-4 * (1 + scale))
+
+
+@pytest.mark.parametrize(
+    "metric", [jgeo.PoincareBall(3), jgeo.StereographicSphere(3, 2.0), jgeo.PoincareHalfSpace(3)]
+)
+def test_analytic_metrics_keep_float32(metric):
+    x = jnp.array([0.1, -0.2, 0.3], dtype=jnp.float32)
+    for kernel in KERNELS.values():
+        assert kernel(metric, x).dtype == jnp.float32
+    assert jgeo.gaussian_curvature(jgeo.PoincareBall(2), x[:2]).dtype == jnp.float32

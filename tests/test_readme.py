@@ -1,0 +1,33 @@
+"""The README's usage example runs as written and computes what it says."""
+
+import re
+from pathlib import Path
+
+import jax.numpy as jnp
+
+import jgeo
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_usage_example_runs():
+    text = README.read_text()
+    (example,) = re.findall(r"## Usage\n\n```python\n(.*?)```", text, flags=re.S)
+    assert len(example.strip().splitlines()) <= 10
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["K_map"].shape == (64 * 64,)
+    assert jnp.all(jnp.isfinite(namespace["K_map"]))
+    point = namespace["grid"][100]
+    expected = jgeo.gaussian_curvature(namespace["metric"], point)
+    assert jnp.allclose(namespace["K_map"][100], expected, rtol=1e-6)
+    grads = namespace["grads"]
+    assert jnp.max(jnp.abs(grads.layers[0].weight)) > 0
+
+
+def test_quick_start_is_two_lines():
+    text = README.read_text()
+    (block,) = re.findall(r"## Quick start\n\n```bash\n(.*?)```", text, flags=re.S)
+    install, test = block.strip().splitlines()
+    assert "pip install" in install and install.endswith("jgeo")
+    assert '".[test]"' in test and "pytest" in test
