@@ -14,6 +14,14 @@ from ._curvature import (
     scalar_curvature as scalar_curvature,
     sectional_curvature as sectional_curvature,
 )
+from ._geodesics import (
+    Geodesic as Geodesic,
+    curve_energy as curve_energy,
+    curve_length as curve_length,
+    exp_map as exp_map,
+    geodesic as geodesic,
+    parallel_transport as parallel_transport,
+)
 from ._metrics import (
     AbstractMetric as AbstractMetric,
     Euclidean as Euclidean,
