@@ -22,6 +22,12 @@ from ._geodesics import (
     geodesic as geodesic,
     parallel_transport as parallel_transport,
 )
+from ._log_map import (
+    ConnectingGeodesic as ConnectingGeodesic,
+    connecting_geodesic as connecting_geodesic,
+    distance as distance,
+    log_map as log_map,
+)
 from ._metrics import (
     AbstractMetric as AbstractMetric,
     Euclidean as Euclidean,

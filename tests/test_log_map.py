@@ -1,0 +1,116 @@
+"""Connecting geodesics, the log map and distances: closed forms, exp∘log = id on a
+curved decoder, batches with failures, and gradients."""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import pytest
+from helpers import mlp_decoder, sphere_embedding, tree_allclose
+
+import jgeo
+
+CLOSE = dict(rtol=1e-7, atol=1e-8)
+
+
+def batched_distance(metric, **kwargs):
+    return jax.jit(jax.vmap(lambda a, b: jgeo.distance(metric, a, b, **kwargs)))
+
+
+def test_poincare_ball_distances(key):
+    k1, k2 = jr.split(key)
+    xs, ys = 0.25 * jr.normal(k1, (4, 3)), 0.25 * jr.normal(k2, (4, 3))
+    assert jnp.all(jnp.sum(xs**2, -1) < 0.8) and jnp.all(jnp.sum(ys**2, -1) < 0.8)
+    sq = jnp.sum((xs - ys) ** 2, -1)
+    denominator = (1 - jnp.sum(xs**2, -1)) * (1 - jnp.sum(ys**2, -1))
+    expected = jnp.arccosh(1 + 2 * sq / denominator)
+    assert tree_allclose(batched_distance(jgeo.PoincareBall(3))(xs, ys), expected, **CLOSE)
+
+
+def test_half_space_distances(key):
+    k1, k2 = jr.split(key)
+    xs = jr.uniform(k1, (4, 2), minval=0.3, maxval=1.5)
+    ys = jr.uniform(k2, (4, 2), minval=0.3, maxval=1.5)
+    sq = jnp.sum((xs - ys) ** 2, -1)
+    expected = jnp.arccosh(1 + sq / (2 * xs[:, -1] * ys[:, -1]))
+    metric = jgeo.PoincareHalfSpace(2)
+    assert tree_allclose(batched_distance(metric)(xs, ys), expected, **CLOSE)
+
+
+def test_sphere_distance_is_radius_times_angle():
+    radius = 2.0
+    embed = sphere_embedding(radius)
+    x, y = jnp.array([1.0, 0.2]), jnp.array([1.9, 1.1])
+    cosine = embed(x) @ embed(y) / radius**2
+    result = jgeo.connecting_geodesic(jgeo.Pullback(embed), x, y)
+    assert result.converged
+    assert tree_allclose(result.length, radius * jnp.arccos(cosine), **CLOSE)
+    assert tree_allclose(result.curve[0], x) and tree_allclose(result.curve[-1], y, **CLOSE)
+    assert tree_allclose(2 * result.energy, result.length**2, rtol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["hybrid", "shooting", "energy"])
+def test_linear_decoder_distance(method, key):
+    a = jr.normal(key, (5, 2))
+    x, y = jnp.array([0.1, -0.4]), jnp.array([1.2, 0.7])
+    result = jgeo.connecting_geodesic(jgeo.Pullback(lambda z: a @ z), x, y, method=method)
+    assert tree_allclose(result.length, jnp.linalg.norm(a @ (y - x)), rtol=1e-7)
+    assert tree_allclose(result.velocity, y - x, rtol=1e-6)
+
+
+def test_exp_of_log_is_identity_on_a_curved_decoder(key):
+    metric = jgeo.Pullback(mlp_decoder(key, 2, 6))
+    k1, k2 = jr.split(jr.fold_in(key, 1))
+    xs, ys = 0.5 * jr.normal(k1, (4, 2)), 0.5 * jr.normal(k2, (4, 2))
+
+    @jax.jit
+    @jax.vmap
+    def round_trip(x, y):
+        result = jgeo.connecting_geodesic(metric, x, y, throw=False)
+        return jgeo.exp_map(metric, x, result.velocity), result
+
+    ends, results = round_trip(xs, ys)
+    assert jnp.all(results.converged)
+    assert tree_allclose(ends, ys, **CLOSE)
+    # The geodesic is shorter than the straight segment, measured in the same metric.
+    lines = jnp.linspace(0.0, 1.0, 64)[None, :, None] * (ys - xs)[:, None] + xs[:, None]
+    straight = jax.vmap(lambda c: jgeo.curve_length(metric, c))(lines)
+    assert jnp.all(results.length <= straight + 1e-9)
+    assert jnp.any(results.length < 0.999 * straight)
+
+
+def test_coincident_points():
+    x = jnp.array([0.2, -0.1])
+    result = jgeo.connecting_geodesic(jgeo.PoincareBall(2), x, x)
+    assert result.converged
+    assert tree_allclose(result.length, jnp.asarray(0.0), atol=1e-12)
+    assert tree_allclose(result.velocity, jnp.zeros(2), atol=1e-12)
+
+
+def test_unreachable_point_is_reported_not_raised_in_a_batch():
+    ball = jgeo.PoincareBall(2)
+    xs = jnp.array([[0.0, 0.1], [0.0, 0.1]])
+    ys = jnp.array([[0.3, -0.2], [1.0, 0.0]])  # the second lies on the ideal boundary
+    solve = jax.jit(jax.vmap(lambda a, b: jgeo.connecting_geodesic(ball, a, b, throw=False)))
+    results = solve(xs, ys)
+    assert results.converged.tolist() == [True, False]
+    assert jnp.isfinite(results.length[0]) and jnp.isnan(results.length[1])
+    with pytest.raises(Exception, match="did not converge"):
+        jgeo.distance(ball, xs[1], ys[1])
+
+
+def test_distance_gradient_is_the_unit_velocity():
+    # ∇_y d(x, y) = g(y) γ'(1) / d: the dual of the unit tangent at y.
+    ball = jgeo.PoincareBall(2)
+    x, y = jnp.array([0.1, 0.2]), jnp.array([-0.4, 0.3])
+    grad = jax.grad(lambda q: jgeo.distance(ball, x, q))(y)
+    result = jgeo.connecting_geodesic(ball, x, y)
+    end_velocity = jgeo.geodesic(ball, x, result.velocity, jnp.ones(1)).vs[-1]
+    assert tree_allclose(grad, ball(y) @ end_velocity / result.length, rtol=1e-6)
+
+
+def test_bad_arguments():
+    ball = jgeo.PoincareBall(2)
+    with pytest.raises(ValueError, match="`y` must be a point of shape"):
+        jgeo.distance(ball, jnp.zeros(2), jnp.zeros(3))
+    with pytest.raises(ValueError, match="`method` must be"):
+        jgeo.distance(ball, jnp.zeros(2), jnp.ones(2) * 0.1, method="spline")
