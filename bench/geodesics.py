@@ -51,14 +51,16 @@ def sphere_exp_maps(n: int) -> dict:
     row = {"task": f"{n} exp maps, sphere r=2 (pullback)", "library": "jgeo", **timing}
     row.update(per_item_s=timing["median_s"] / n, max_error=error)
     rows = [row]
-    if importlib.util.find_spec("geomstats") is None:
-        print("geomstats is not installed (pip install '.[bench]'): comparison skipped")
-    else:  # pragma: no cover - optional comparison
+    try:
         rows.append(_geomstats_exp_maps(starts, velocities, expected))
+    except ImportError as error:
+        print(f"geomstats unavailable ({error}); pip install '.[bench]': comparison skipped")
     return rows
 
 
-def _geomstats_exp_maps(starts, velocities, expected):  # pragma: no cover
+def _geomstats_exp_maps(starts, velocities, expected):
+    # geomstats' Hypersphere exp is the closed form, not an ODE solve: this row is the
+    # accuracy and speed floor, not a like-for-like comparison with a pullback metric.
     import os
 
     os.environ.setdefault("GEOMSTATS_BACKEND", "pytorch")

@@ -16,6 +16,7 @@ from ._curvature import (
 )
 from ._geodesics import (
     Geodesic as Geodesic,
+    ODESolver as ODESolver,
     curve_energy as curve_energy,
     curve_length as curve_length,
     exp_map as exp_map,

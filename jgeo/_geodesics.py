@@ -35,43 +35,47 @@ class Geodesic(eqx.Module):
         return self.result == diffrax.RESULTS.successful
 
 
-def _tolerance(dtype) -> float:
-    # Near the dtype's useful precision; float64 reaches the closed forms to ~1e-9.
-    return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+class ODESolver(eqx.Module):
+    """How geodesic ODEs are solved: a diffrax solver with adaptive steps.
 
+    **Fields:**
 
-def _solve(
-    metric: AbstractMetric,
-    y0: tuple[Array, ...],
-    vector_field,
-    ts: Array,
-    *,
-    solver: diffrax.AbstractSolver | None,
-    rtol: float | None,
-    atol: float | None,
-    max_steps: int,
-    throw: bool,
-    adjoint: diffrax.AbstractAdjoint | None,
-) -> diffrax.Solution:
-    dtype = y0[0].dtype
-    controller = diffrax.PIDController(
-        rtol=_tolerance(dtype) if rtol is None else rtol,
-        atol=_tolerance(dtype) if atol is None else atol,
-    )
-    return diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
-        diffrax.Tsit5() if solver is None else solver,
-        t0=jnp.zeros((), dtype),
-        t1=ts[-1],
-        dt0=None,
-        y0=y0,
-        args=metric,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
-        max_steps=max_steps,
-        throw=throw,
-        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
-    )
+    - `solver`: a diffrax solver (default `diffrax.Tsit5()`).
+    - `rtol`, `atol`: tolerances of the `PIDController`; `None` means 1e-9 in float64
+      and 1e-5 in float32.
+    - `max_steps`: the step budget; running out is a failure.
+    - `adjoint`: a diffrax adjoint. The default differentiates in reverse mode; pass
+      `diffrax.ForwardMode()` for `jax.jvp`/`jax.jacfwd`, or `diffrax.DirectAdjoint()`
+      for both.
+    """
+
+    solver: diffrax.AbstractSolver = diffrax.Tsit5()
+    rtol: float | None = None
+    atol: float | None = None
+    max_steps: int = eqx.field(static=True, default=4096)
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
+
+    def solve(self, metric, y0: tuple[Array, ...], vector_field, ts: Array, throw: bool):
+        dtype = y0[0].dtype
+        default = 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+        controller = diffrax.PIDController(
+            rtol=default if self.rtol is None else self.rtol,
+            atol=default if self.atol is None else self.atol,
+        )
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            self.solver,
+            t0=jnp.zeros((), dtype),
+            t1=ts[-1],
+            dt0=None,
+            y0=y0,
+            args=metric,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=controller,
+            max_steps=self.max_steps,
+            throw=throw,
+            adjoint=self.adjoint,
+        )
 
 
 def _geodesic_field(t, state, metric):
@@ -99,14 +103,9 @@ def _mask(succeeded: Array, *arrays: Array) -> tuple[Array, ...]:
 
 
 _SOLVER_DOC = """
-    - `solver`: a diffrax solver (default `diffrax.Tsit5()`).
-    - `rtol`, `atol`: tolerances of the `PIDController` (default 1e-9 in float64, 1e-5
-      in float32).
-    - `max_steps`: the step budget; running out is a failure.
+    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
     - `throw`: if True, a failed solve raises (also under jit); if False, the failed
       output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
-    - `adjoint`: a diffrax adjoint; the default differentiates in reverse mode, pass
-      `diffrax.ForwardMode()` for `jax.jvp`/`jax.jacfwd` (e.g. Newton shooting).
 """
 
 
@@ -116,12 +115,8 @@ def geodesic(
     v: ArrayLike,
     ts: ArrayLike,
     *,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_steps: int = 4096,
+    ode: ODESolver = ODESolver(),
     throw: bool = True,
-    adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> Geodesic:
     """The geodesic γ with γ(0) = x, γ'(0) = v, sampled at times `ts` ≥ 0.
 
@@ -136,10 +131,7 @@ def geodesic(
     x = metric_point(metric, x)
     v = as_tangent(x, v, "v")
     ts = _times(ts, x)
-    sol = _solve(
-        metric, (x, v), _geodesic_field, ts, solver=solver, rtol=rtol, atol=atol,
-        max_steps=max_steps, throw=throw, adjoint=adjoint,
-    )  # fmt: skip
+    sol = ode.solve(metric, (x, v), _geodesic_field, ts, throw)
     succeeded = sol.result == diffrax.RESULTS.successful
     xs, vs = _mask(succeeded, sol.ys[0], sol.ys[1])
     return Geodesic(ts, xs, vs, sol.result, sol.stats["num_steps"])
@@ -153,12 +145,8 @@ def exp_map(
     x: PointLike,
     v: ArrayLike,
     *,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_steps: int = 4096,
+    ode: ODESolver = ODESolver(),
     throw: bool = True,
-    adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> Point:
     """The exponential map exp_x(v) = γ(1) for the geodesic γ(0) = x, γ'(0) = v.
 
@@ -167,11 +155,7 @@ def exp_map(
     **Arguments:** as for `geodesic`, without `ts`:
     """
     x = as_point(x, "x")
-    path = geodesic(
-        metric, x, v, jnp.ones((1,), x.dtype), solver=solver, rtol=rtol, atol=atol,
-        max_steps=max_steps, throw=throw, adjoint=adjoint,
-    )  # fmt: skip
-    return path.xs[-1]
+    return geodesic(metric, x, v, jnp.ones((1,), x.dtype), ode=ode, throw=throw).xs[-1]
 
 
 exp_map.__doc__ += _SOLVER_DOC
@@ -183,12 +167,8 @@ def parallel_transport(
     v: ArrayLike,
     w: ArrayLike,
     *,
-    solver: diffrax.AbstractSolver | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_steps: int = 4096,
+    ode: ODESolver = ODESolver(),
     throw: bool = True,
-    adjoint: diffrax.AbstractAdjoint | None = None,
 ) -> Tangent:
     """Parallel transport of `w` ∈ T_x along t ↦ exp_x(t v), t ∈ [0, 1].
 
@@ -201,10 +181,7 @@ def parallel_transport(
     """
     x = metric_point(metric, x)
     v, w = as_tangent(x, v, "v"), as_tangent(x, w, "w")
-    sol = _solve(
-        metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), solver=solver,
-        rtol=rtol, atol=atol, max_steps=max_steps, throw=throw, adjoint=adjoint,
-    )  # fmt: skip
+    sol = ode.solve(metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), throw)
     succeeded = sol.result == diffrax.RESULTS.successful
     return _mask(succeeded, sol.ys[2][-1])[0]
 

@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float
 
 from ._checks import as_point, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
-from ._geodesics import curve_energy, curve_length, exp_map, geodesic
+from ._geodesics import ODESolver, curve_energy, curve_length, exp_map, geodesic
 from ._metrics import AbstractMetric
 
 BVPMethod = Literal["hybrid", "energy", "shooting"]
@@ -116,7 +116,8 @@ def connecting_geodesic(
     default = 1e-8 if x.dtype == jnp.float64 else 1e-4
     rtol = default if rtol is None else rtol
     atol = default if atol is None else atol
-    ode = dict(rtol=0.01 * rtol, atol=0.01 * atol, throw=False)
+    # DirectAdjoint: Newton needs forward mode, implicit gradients of the root need reverse.
+    ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
 
     if method == "shooting":
         velocity, converged = y - x, jnp.array(True)
@@ -128,7 +129,7 @@ def connecting_geodesic(
     if method != "energy":
 
         def miss(v, _):
-            return exp_map(metric, x, v, adjoint=diffrax.DirectAdjoint(), **ode) - y
+            return exp_map(metric, x, v, ode=ode, throw=False) - y
 
         sol = optx.root_find(
             miss, optx.Newton(rtol=rtol, atol=atol), velocity, max_steps=shooting_steps,
@@ -141,7 +142,7 @@ def connecting_geodesic(
             residual <= atol + rtol * jnp.max(jnp.abs(y))
         )
         ts = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)
-        curve = geodesic(metric, x, velocity, ts, **ode).xs
+        curve = geodesic(metric, x, velocity, ts, ode=ode, throw=False).xs
         length = jnp.sqrt(velocity @ metric(x) @ velocity)
     else:
         length = curve_length(metric, curve)
@@ -172,5 +173,3 @@ def distance(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Sc
     """Geodesic distance: the length of the connecting geodesic from `x` to `y`.
     Keyword arguments are those of `connecting_geodesic`."""
     return connecting_geodesic(metric, x, y, **kwargs).length
-
-

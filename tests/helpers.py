@@ -6,6 +6,21 @@ import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
 
+import jgeo
+
+# Every kernel as kernel(metric, x) -> array, with fixed extra vectors in 3 dimensions.
+V = jnp.array([0.7, -0.2, 0.4])
+U = jnp.array([0.1, 0.9, -0.3])
+KERNELS = {
+    "christoffel": jgeo.christoffel,
+    "geodesic_acceleration": lambda m, x: jgeo.geodesic_acceleration(m, x, V),
+    "riemann": jgeo.riemann,
+    "ricci": jgeo.ricci,
+    "scalar_curvature": jgeo.scalar_curvature,
+    "sectional_curvature": lambda m, x: jgeo.sectional_curvature(m, x, U, V),
+    "log_volume": jgeo.log_volume,
+}
+
 _TOLERANCES = {
     jnp.dtype("float64"): dict(rtol=1e-8, atol=1e-10),
     jnp.dtype("float32"): dict(rtol=2e-3, atol=2e-4),

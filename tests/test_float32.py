@@ -4,21 +4,9 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import pytest
-from helpers import mlp_decoder, tree_allclose
+from helpers import KERNELS, mlp_decoder, tree_allclose
 
 import jgeo
-
-V = jnp.array([0.7, -0.2, 0.4])
-U = jnp.array([0.1, 0.9, -0.3])
-KERNELS = {
-    "christoffel": jgeo.christoffel,
-    "geodesic_acceleration": lambda m, x: jgeo.geodesic_acceleration(m, x, V),
-    "riemann": jgeo.riemann,
-    "ricci": jgeo.ricci,
-    "scalar_curvature": jgeo.scalar_curvature,
-    "sectional_curvature": lambda m, x: jgeo.sectional_curvature(m, x, U, V),
-    "log_volume": jgeo.log_volume,
-}
 
 
 def as_float32(tree):

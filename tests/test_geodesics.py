@@ -78,20 +78,31 @@ def test_batch_with_a_failure_keeps_the_others():
     ball = jgeo.PoincareBall(2)
     xs = jnp.zeros((3, 2))
     vs = jnp.array([[0.3, 0.1], [40.0, 0.0], [-0.2, 0.5]])  # the middle one needs many steps
-    solve = jax.jit(jax.vmap(lambda x, v: jgeo.exp_map(ball, x, v, max_steps=64, throw=False)))
+    solve = jax.jit(
+        jax.vmap(
+            lambda x, v: jgeo.exp_map(ball, x, v, ode=jgeo.ODESolver(max_steps=64), throw=False)
+        )
+    )
     out = solve(xs, vs)
     assert jnp.all(jnp.isnan(out[1]))
     for i in [0, 2]:
         norm = jnp.linalg.norm(vs[i])
         assert tree_allclose(out[i], jnp.tanh(norm) * vs[i] / norm, **CLOSE)
-    paths = jax.vmap(lambda x, v: jgeo.geodesic(ball, x, v, jnp.ones(1), max_steps=64,
-                                                throw=False))(xs, vs)  # fmt: skip
+    short = jgeo.ODESolver(max_steps=64)
+    paths = jax.vmap(lambda x, v: jgeo.geodesic(ball, x, v, jnp.ones(1), ode=short, throw=False))(
+        xs, vs
+    )
     assert paths.succeeded.tolist() == [True, False, True]
 
 
 def test_failure_raises_by_default():
     with pytest.raises(Exception, match="max_steps"):
-        jgeo.exp_map(jgeo.PoincareBall(2), jnp.zeros(2), jnp.array([40.0, 0.0]), max_steps=16)
+        jgeo.exp_map(
+            jgeo.PoincareBall(2),
+            jnp.zeros(2),
+            jnp.array([40.0, 0.0]),
+            ode=jgeo.ODESolver(max_steps=16),
+        )
 
 
 def test_gradients_through_exp_map(key):
@@ -111,7 +122,9 @@ def test_gradients_through_exp_map(key):
     assert jnp.max(jnp.abs(grads.layers[0].weight)) > 0
     # Forward mode, as Newton shooting needs it.
     jac = jax.jacfwd(
-        lambda w: jgeo.exp_map(jgeo.Pullback(decoder), x, w, adjoint=diffrax.ForwardMode())
+        lambda w: jgeo.exp_map(
+            jgeo.Pullback(decoder), x, w, ode=jgeo.ODESolver(adjoint=diffrax.ForwardMode())
+        )
     )(v)
     assert tree_allclose(weights @ jac, dv, rtol=1e-6)
 

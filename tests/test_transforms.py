@@ -7,24 +7,18 @@ import jax.numpy as jnp
 import jax.random as jr
 import pytest
 from flax import nnx
-from helpers import central_difference, mlp_decoder, random_like, tree_allclose, tree_dot
+from helpers import (
+    KERNELS,
+    central_difference,
+    mlp_decoder,
+    random_like,
+    tree_allclose,
+    tree_dot,
+)
 
 import jgeo
 
 D_LATENT = 3
-V = jnp.array([0.7, -0.2, 0.4])
-U = jnp.array([0.1, 0.9, -0.3])
-
-# kernel(metric, x) -> array, for the kernels that take extra vectors too.
-KERNELS = {
-    "christoffel": jgeo.christoffel,
-    "geodesic_acceleration": lambda m, x: jgeo.geodesic_acceleration(m, x, V),
-    "riemann": jgeo.riemann,
-    "ricci": jgeo.ricci,
-    "scalar_curvature": jgeo.scalar_curvature,
-    "sectional_curvature": lambda m, x: jgeo.sectional_curvature(m, x, U, V),
-    "log_volume": jgeo.log_volume,
-}
 FD = dict(rtol=1e-5, atol=1e-7)
 
 
