@@ -23,6 +23,10 @@ from ._geodesics import (
     geodesic as geodesic,
     parallel_transport as parallel_transport,
 )
+from ._graph import (
+    GeodesicGraph as GeodesicGraph,
+    geodesic_graph as geodesic_graph,
+)
 from ._log_map import (
     ConnectingGeodesic as ConnectingGeodesic,
     connecting_geodesic as connecting_geodesic,

@@ -2,8 +2,8 @@
 
 Method (after the practice of stochman and Arvanitidis et al. 2018): minimise the
 energy of a discretised curve between the two points to get a good initial velocity,
-then refine it by shooting — Newton's method on exp_x(v) = y, differentiating through
-the geodesic ODE in forward mode.
+then refine it by shooting — damped Newton (Levenberg–Marquardt) on exp_x(v) = y,
+differentiating through the geodesic ODE.
 """
 
 from typing import Literal
@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float
 from ._checks import as_point, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
 from ._geodesics import ODESolver, curve_energy, curve_length, exp_map, geodesic
+from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
 
 BVPMethod = Literal["hybrid", "energy", "shooting"]
@@ -46,15 +47,14 @@ class ConnectingGeodesic(eqx.Module):
     converged: Bool[Array, ""]
 
 
-def _minimise_energy(metric, x, y, num_points, max_steps, tol):
+def _minimise_energy(metric, x, y, curve0, max_steps, tol):
     """Energy-minimising discrete curve between x and y, from the straight line.
 
     The discrete energy ½ (n − 1) Σᵢ ‖Lᵢᵀ Δᵢ‖² (gᵢ = Lᵢ Lᵢᵀ at segment midpoints) is a
     sum of squares, so Levenberg–Marquardt minimises it in a few iterations where a
     quasi-Newton method crawls (the problem's conditioning grows like n²).
     """
-    t = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)[1:-1, None]
-    interior0 = (1 - t) * x[None] + t * y[None]
+    interior0 = curve0[1:-1]
 
     def residuals(interior, _):
         curve = jnp.concatenate([x[None], interior, y[None]])
@@ -83,6 +83,7 @@ def connecting_geodesic(
     *,
     method: BVPMethod = "hybrid",
     num_points: int = 16,
+    graph: GeodesicGraph | None = None,
     energy_steps: int = 100,
     shooting_steps: int = 32,
     rtol: float | None = None,
@@ -96,12 +97,15 @@ def connecting_geodesic(
     - `metric`, `x`, `y`: the metric and two points of shape (d,).
     - `method`: `"energy"` minimises the energy of a curve of `num_points` points
       (robust, first-order accurate in the spacing); `"shooting"` solves exp_x(v) = y by
-      Newton's method from v = y − x (accurate to the ODE tolerance, but needs a good
+      damped Newton from v = y − x (accurate to the ODE tolerance, but needs a good
       start); `"hybrid"` (default) shoots from the energy solution's velocity.
     - `num_points`: points of the discretised curve (and of the returned `curve`).
+    - `graph`: a `geodesic_graph` of reference points; the energy stage then starts from
+      the graph's shortest path instead of the straight line (for far-apart points, or
+      a straight line through a high-cost region).
     - `energy_steps`, `shooting_steps`: iteration budgets of the two stages.
     - `rtol`, `atol`: tolerances (default 1e-8 in float64, 1e-4 in float32) for the
-      Newton residual and of the ODE solves (a hundredth of them).
+      shooting residual and of the ODE solves (a hundredth of them).
     - `throw`: raise if the method does not converge (default); if False, report it in
       `converged` and fill the outputs with NaN, so a batch under `jax.vmap` goes on.
     """
@@ -116,13 +120,18 @@ def connecting_geodesic(
     default = 1e-8 if x.dtype == jnp.float64 else 1e-4
     rtol = default if rtol is None else rtol
     atol = default if atol is None else atol
-    # DirectAdjoint: Newton needs forward mode, implicit gradients of the root need reverse.
+    # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients use reverse.
     ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
 
     if method == "shooting":
         velocity, converged = y - x, jnp.array(True)
     else:
-        curve, converged = _minimise_energy(metric, x, y, num_points, energy_steps, rtol)
+        if graph is None:
+            t = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)[:, None]
+            start = (1 - t) * x[None] + t * y[None]
+        else:
+            start = graph.path(x, y, num_points)
+        curve, converged = _minimise_energy(metric, x, y, start, energy_steps, rtol)
         velocity = _initial_velocity(curve)
 
     residual = jnp.zeros((), x.dtype)
@@ -131,13 +140,13 @@ def connecting_geodesic(
         def miss(v, _):
             return exp_map(metric, x, v, ode=ode, throw=False) - y
 
-        sol = optx.root_find(
-            miss, optx.Newton(rtol=rtol, atol=atol), velocity, max_steps=shooting_steps,
-            throw=False,
-        )  # fmt: skip
+        # Levenberg–Marquardt rather than plain Newton: its damped steps stay near the
+        # energy solution instead of jumping to another geodesic through y.
+        solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
+        sol = optx.least_squares(miss, solver, velocity, max_steps=shooting_steps, throw=False)
         velocity = sol.value
         residual = jnp.max(jnp.abs(miss(velocity, None)))
-        # Newton's own test is on the step; also demand that the endpoint is hit.
+        # The solver's own test is on the step; also demand that the endpoint is hit.
         converged = (sol.result == optx.RESULTS.successful) & (
             residual <= atol + rtol * jnp.max(jnp.abs(y))
         )

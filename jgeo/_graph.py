@@ -1,0 +1,107 @@
+"""A geodesic graph over reference latent points, to start connecting geodesics between
+far-apart points from a path that already follows the geometry.
+
+Straight lines are poor starts when the segment crosses a region of high cost (a gap
+between clusters under a stochastic decoder): the energy minimisation then settles on
+the straight geodesic through the wall, a critical point but not the shortest path.
+Shortest paths on a k-nearest-neighbour graph of reference points, with edges weighted
+by their Riemannian length, go around it (the initialisation stochman's users ask for).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ._checks import as_point, metric_point
+from ._geodesics import curve_length
+from ._metrics import AbstractMetric
+
+
+class GeodesicGraph(eqx.Module):
+    """All-pairs shortest paths on a k-NN graph of reference points.
+
+    **Fields:**
+
+    - `points`: the reference points, shape (m, d).
+    - `distances`: shortest-path lengths between them, shape (m, m); ∞ between
+      components that the graph does not connect.
+    - `next_hop`: `next_hop[i, j]` is the node after i on the shortest path to j.
+    """
+
+    points: Float[Array, "m d"]
+    distances: Float[Array, "m m"]
+    next_hop: Int[Array, "m m"]
+
+    def path(self, x: Array, y: Array, num_points: int) -> Float[Array, "n d"]:
+        """A curve of `num_points` points from x to y through the graph: x, the node
+        nearest x, the shortest path to the node nearest y, y; resampled evenly in
+        (coordinate) arc length."""
+        start = jnp.argmin(jnp.sum((self.points - x[None]) ** 2, -1))
+        end = jnp.argmin(jnp.sum((self.points - y[None]) ** 2, -1))
+
+        def hop(node, _):
+            following = self.next_hop[node, end]
+            return following, following
+
+        _, nodes = jax.lax.scan(hop, start, None, length=self.points.shape[0] - 1)
+        polyline = jnp.concatenate([x[None], self.points[start][None], self.points[nodes], y[None]])
+        arc = jnp.concatenate(
+            [jnp.zeros(1, x.dtype), jnp.cumsum(_norms(jnp.diff(polyline, axis=0)))]
+        )
+        targets = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype) * arc[-1]
+        return jax.vmap(lambda column: jnp.interp(targets, arc, column), in_axes=1, out_axes=1)(
+            polyline
+        )
+
+
+def _norms(steps: Array) -> Array:
+    # A zero-length hop (the path has reached its end node) must not give a NaN gradient.
+    squared = jnp.sum(steps**2, -1)
+    safe = jnp.where(squared > 0, squared, 1.0)
+    return jnp.where(squared > 0, jnp.sqrt(safe), 0.0)
+
+
+def geodesic_graph(
+    metric: AbstractMetric,
+    points: Float[Array, "m d"],
+    k: int = 8,
+    *,
+    segment_points: int = 5,
+) -> GeodesicGraph:
+    """Build the k-nearest-neighbour graph of `points` (neighbours in coordinates),
+    weight each edge by the Riemannian length of its straight segment (`segment_points`
+    points), and solve all-pairs shortest paths (Floyd–Warshall, O(m³): meant for a few
+    hundred reference points, e.g. a subsample of the training codes).
+
+    **Returns:** a `GeodesicGraph`, to pass as `connecting_geodesic(..., graph=graph)`.
+    """
+    points = jnp.asarray(points)
+    if points.ndim != 2 or points.shape[0] < 2:
+        raise ValueError(f"`points` must have shape (m ≥ 2, d), got {points.shape}.")
+    metric_point(metric, as_point(points[0], "points[0]"))
+    m = points.shape[0]
+    if not 1 <= k < m:
+        raise ValueError(f"`k` must be between 1 and m − 1 = {m - 1}, got {k}.")
+    squared = jnp.sum((points[:, None] - points[None]) ** 2, -1)
+    neighbours = jnp.argsort(squared, axis=1)[:, 1 : k + 1]
+    t = jnp.linspace(0.0, 1.0, segment_points, dtype=points.dtype)[:, None]
+
+    def edge(i, j):
+        return curve_length(metric, (1 - t) * points[i][None] + t * points[j][None])
+
+    lengths = jax.vmap(jax.vmap(edge, in_axes=(None, 0)))(jnp.arange(m), neighbours)
+    weights = jnp.full((m, m), jnp.inf, points.dtype)
+    weights = weights.at[jnp.arange(m)[:, None], neighbours].set(lengths)
+    weights = jnp.minimum(weights, weights.T)  # symmetric: an edge if either side chose it
+    weights = weights.at[jnp.diag_indices(m)].set(0.0)
+    next_hop = jnp.broadcast_to(jnp.arange(m)[None], (m, m))
+
+    def relax(via, state):
+        dist, nxt = state
+        through = dist[:, via, None] + dist[None, via, :]
+        better = through < dist
+        return jnp.where(better, through, dist), jnp.where(better, nxt[:, via, None], nxt)
+
+    distances, next_hop = jax.lax.fori_loop(0, m, relax, (weights, next_hop))
+    return GeodesicGraph(points, distances, next_hop)
