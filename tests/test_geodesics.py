@@ -144,3 +144,17 @@ def test_curve_input_validation():
     line = jnp.stack([jnp.linspace(0, 3, 7), jnp.linspace(0, 4, 7)], -1)
     assert tree_allclose(jgeo.curve_length(jgeo.Euclidean(2), line), jnp.asarray(5.0))
     assert tree_allclose(jgeo.curve_energy(jgeo.Euclidean(2), line), jnp.asarray(12.5))
+
+
+def test_degenerate_inputs_are_reported():
+    # A zero Jacobian at the start: the spray is undefined there.
+    cusp = jgeo.Pullback(lambda z: jnp.concatenate([z * z, z**3]))
+    path = jgeo.geodesic(cusp, jnp.zeros(2), jnp.ones(2), jnp.ones(1), throw=False)
+    assert not path.succeeded and jnp.all(jnp.isnan(path.xs))
+    with pytest.raises(Exception):
+        jgeo.exp_map(cusp, jnp.zeros(2), jnp.ones(2))
+    # From outside the Poincaré ball a geodesic cannot reach the inside: the metric blows
+    # up on the unit sphere, so the connecting geodesic is reported as not converged.
+    ball = jgeo.PoincareBall(2)
+    result = jgeo.connecting_geodesic(ball, jnp.array([1.5, 0.0]), jnp.zeros(2), throw=False)
+    assert not result.converged and jnp.isnan(result.length)
