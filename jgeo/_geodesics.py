@@ -79,8 +79,8 @@ class ODESolver(eqx.Module):
 
 
 def _geodesic_field(t, state, metric):
-    x, v = state[0], state[1]
-    return (v, metric.geodesic_acceleration(x, v)) + state[2:]
+    x, v = state
+    return v, metric.geodesic_acceleration(x, v)
 
 
 def _transport_field(t, state, metric):

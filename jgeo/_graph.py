@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from ._checks import as_point, metric_point
+from ._checks import metric_point
 from ._geodesics import curve_length
 from ._metrics import AbstractMetric
 
@@ -79,7 +79,7 @@ def geodesic_graph(
     points = jnp.asarray(points)
     if points.ndim != 2 or points.shape[0] < 2:
         raise ValueError(f"`points` must have shape (m ≥ 2, d), got {points.shape}.")
-    metric_point(metric, as_point(points[0], "points[0]"))
+    metric_point(metric, points[0])
     m = points.shape[0]
     if not 1 <= k < m:
         raise ValueError(f"`k` must be between 1 and m − 1 = {m - 1}, got {k}.")
