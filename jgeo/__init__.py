@@ -2,6 +2,7 @@
 
 import importlib.metadata
 
+from . import diagnostics as diagnostics, regularizers as regularizers
 from ._connection import (
     christoffel as christoffel,
     geodesic_acceleration as geodesic_acceleration,

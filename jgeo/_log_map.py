@@ -22,6 +22,7 @@ from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
 
 BVPMethod = Literal["hybrid", "energy", "shooting"]
+_SEED_TOL = 1e-3  # energy-stage tolerance when it only seeds shooting
 
 
 class ConnectingGeodesic(eqx.Module):
@@ -120,6 +121,11 @@ def connecting_geodesic(
     default = 1e-8 if x.dtype == jnp.float64 else 1e-4
     rtol = default if rtol is None else rtol
     atol = default if atol is None else atol
+    out_dtype = x.dtype
+    if jax.config.jax_enable_x64 and x.dtype == jnp.float32:
+        # optimistix mixes in float64 scalars when x64 is on (optimistix#155, #207): solve
+        # in float64 there, to the float32 tolerances, and return float32.
+        x, y = x.astype(jnp.float64), y.astype(jnp.float64)
     # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients use reverse.
     ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
 
@@ -131,7 +137,10 @@ def connecting_geodesic(
             start = (1 - t) * x[None] + t * y[None]
         else:
             start = graph.path(x, y, num_points)
-        curve, converged = _minimise_energy(metric, x, y, start, energy_steps, rtol)
+        # As a seed for shooting, the discrete curve only needs the accuracy of its own
+        # O(1/n²) discretisation error: solving it tighter costs steps and buys nothing.
+        energy_tol = rtol if method == "energy" else max(rtol, _SEED_TOL)
+        curve, converged = _minimise_energy(metric, x, y, start, energy_steps, energy_tol)
         velocity = _initial_velocity(curve)
 
     residual = jnp.zeros((), x.dtype)
@@ -164,7 +173,8 @@ def connecting_geodesic(
     energy = curve_energy(metric, curve)
     out = ConnectingGeodesic(velocity, curve, length, energy, residual, converged)
     out = jax.tree_util.tree_map(
-        lambda a: a if a.dtype == jnp.bool_ else jnp.where(converged, a, jnp.nan), out
+        lambda a: a if a.dtype == jnp.bool_ else jnp.where(converged, a, jnp.nan).astype(out_dtype),
+        out,
     )
     if throw:
         message = (

@@ -1,8 +1,13 @@
 """The `jgeo` command.
 
-`jgeo` (or `jgeo demo`) prints a short geometry demo: the curvature of a sphere, where
-the answer is known, and of a small random decoder, where jgeo's fast path is checked
-against nested autodiff.
+- `jgeo train [options]`: train a geometry-regularized autoencoder (the main job); with
+  no options, the embedded default (digits, isometry, 2-D latent).
+- `jgeo report DIR`: redraw the figures and report of a run.
+- `jgeo demo` (or plain `jgeo`): curvature of a sphere against the closed form, and of a
+  random decoder by two independent methods.
+
+Exit codes: 0 success, 1 training diverged (NaN loss), 2 bad options, config file or
+checkpoint.
 """
 
 import argparse
@@ -62,15 +67,98 @@ def demo(seed: int = 0) -> int:
     return 0
 
 
+def _train_parser(sub) -> argparse.ArgumentParser:
+    from .data import DATASETS
+    from .nn._autoencoder import MODELS
+    from .train._config import REGULARIZER_NAMES
+
+    p = sub.add_parser("train", help="train a geometry-regularized autoencoder (the main job)")
+    p.add_argument("--data", choices=DATASETS, help="data set (default digits)")
+    p.add_argument("--regularizer", choices=REGULARIZER_NAMES, help="default isometry")
+    p.add_argument("--weight", type=float, help="regularizer weight")
+    p.add_argument("--warmup", type=float, help="fraction of training over which the weight ramps up")
+    p.add_argument("--latent-dim", type=int, help="latent dimension d (default 2)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--model", choices=MODELS, help="ae (default), vae, or conv (images)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--n", type=int, help="number of data points (synthetic sets)")
+    p.add_argument("--noise", type=float, help="noise added to synthetic data")
+    p.add_argument("--config", metavar="FILE.toml", help="config file; options given here win")
+    p.add_argument(
+        "--out", metavar="DIR", help="run directory (default runs/DATA-REGULARIZER-sSEED)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+_NOT_CONFIG = {"command", "config", "out", "no_progress", "seed_demo", "dir"}
+
+
+def train_command(args) -> int:
+    from .train import (
+        CheckpointError,
+        ConfigError,
+        TrainingDiverged,
+        load_config,
+        make_config,
+        train,
+    )
+
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    try:
+        config = load_config(args.config, overrides) if args.config else make_config(overrides)
+        out = args.out or f"runs/{config.data}-{config.regularizer}-s{config.seed}"
+        print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer "
+              f"{config.regularizer} (weight {config.weight}), d = {config.latent_dim}, "
+              f"{config.epochs} epochs, seed {config.seed}")  # fmt: skip
+        report = train(config, out, progress=not args.no_progress)
+    except (ConfigError, CheckpointError) as error:
+        print(f"jgeo train: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"jgeo train: stopped: {error}", file=sys.stderr)
+        return 1
+    _print_report(out, report)
+    return 0
+
+
+def _print_report(out, report: dict) -> None:
+    keys = ["recon_mse", "mcn", "vor", "logdet_var", "geodesic_ratio", "spearman_geodesic"]
+    values = "  ".join(f"{k} {report[k]:.4g}" for k in keys if k in report)
+    print(f"{values}\nwrote {out}/report.json, metrics.jsonl, checkpoints/, figures/ "
+          f"({', '.join(report.get('figures', []))})")  # fmt: skip
+
+
+def report_command(args) -> int:
+    from .train import CheckpointError, ConfigError, load_run, write_report
+
+    try:
+        config, data, model = load_run(args.dir)
+    except (ConfigError, CheckpointError) as error:
+        print(f"jgeo report: error: {error}", file=sys.stderr)
+        return 2
+    _print_report(args.dir, write_report(args.dir, config, data, model))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="jgeo", description="Riemannian geometry of learned latent spaces."
     )
     sub = parser.add_subparsers(dest="command")
+    _train_parser(sub)
+    report_parser = sub.add_parser("report", help="redraw the report and figures of a run")
+    report_parser.add_argument("dir", metavar="DIR")
     demo_parser = sub.add_parser("demo", help="print a short curvature demo (the default)")
-    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument("--seed", type=int, default=0, dest="seed_demo")
     args = parser.parse_args(argv)
-    return demo(getattr(args, "seed", 0))
+    if args.command == "train":
+        return train_command(args)
+    if args.command == "report":
+        return report_command(args)
+    return demo(getattr(args, "seed_demo", 0))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,15 @@ def test_analytic_metrics_keep_float32(metric):
     for kernel in KERNELS.values():
         assert kernel(metric, x).dtype == jnp.float32
     assert jgeo.gaussian_curvature(jgeo.PoincareBall(2), x[:2]).dtype == jnp.float32
+
+
+def test_connecting_geodesic_keeps_float32_under_x64(key):
+    # The suite runs with x64 on, where optimistix mixes float64 scalars into float32
+    # solves; jgeo solves in float64 there and returns float32.
+    decoder = as_float32(mlp_decoder(key, 2, 4))
+    x, y = jnp.array([0.1, -0.2], jnp.float32), jnp.array([0.5, 0.3], jnp.float32)
+    single = jgeo.connecting_geodesic(jgeo.Pullback(decoder), x, y)
+    double = jgeo.connecting_geodesic(jgeo.Pullback(mlp_decoder(key, 2, 4)), x, y)
+    assert single.velocity.dtype == single.curve.dtype == single.length.dtype == jnp.float32
+    assert bool(single.converged)
+    assert jnp.allclose(single.velocity, double.velocity, rtol=1e-3, atol=1e-4)

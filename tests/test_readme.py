@@ -29,5 +29,5 @@ def test_quick_start_is_two_lines():
     text = README.read_text()
     (block,) = re.findall(r"## Quick start\n\n```bash\n(.*?)```", text, flags=re.S)
     install, test = block.strip().splitlines()
-    assert "pip install" in install and install.endswith("jgeo")
+    assert "pip install" in install and install.endswith("jgeo train")
     assert '".[test]"' in test and "pytest" in test

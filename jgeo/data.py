@@ -1,0 +1,176 @@
+"""Data sets for training: synthetic manifolds with ground truth, and scikit-learn's digits.
+
+Everything is generated or ships with an installed package (nothing downloads at run
+time) and is deterministic given the seed. Synthetic sets are centred and scaled
+to unit variance over all coordinates, so one learning rate suits all of them; digits
+keep their pixel scale [0, 1].
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse.csgraph import shortest_path
+from sklearn.neighbors import kneighbors_graph
+
+DATASETS = ("digits", "swissroll", "scurve", "sphere", "torus", "circles")
+
+
+class Dataset(NamedTuple):
+    """A data set as float32 numpy arrays.
+
+    **Fields:**
+
+    - `name`: its name on the command line.
+    - `x`: data points, shape (N, D).
+    - `color`: one number per point for plots: the label, or a ground-truth coordinate.
+    - `labels`: integer class labels (N,), or None.
+    - `truth`: ground-truth intrinsic coordinates (N, k), or None.
+    - `image_shape`: (H, W) when the points are images, else None.
+    """
+
+    name: str
+    x: np.ndarray
+    color: np.ndarray
+    labels: np.ndarray | None
+    truth: np.ndarray | None
+    image_shape: tuple[int, int] | None
+
+    def geodesic_distances(self, index: np.ndarray) -> np.ndarray | None:
+        """Ground-truth geodesic distances between the points `index`, (m, m): exact for
+        the swiss roll, S-curve and sphere; shortest paths on a k-NN graph of the noise-free
+        points for the torus. None where the data has none (digits, circles)."""
+        if self.truth is None:
+            return None
+        t = self.truth[index].astype(np.float64)
+        if self.name == "sphere":
+            return np.arccos(np.clip(t @ t.T, -1.0, 1.0))
+        if self.name == "torus":
+            return _graph_distances(_torus_embedding(self.truth), index)
+        return np.linalg.norm(t[:, None] - t[None], axis=-1)
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(0)
+    return (x / x.std()).astype(np.float32)
+
+
+def _spiral_arclength(t: np.ndarray) -> np.ndarray:
+    # Arc length of the spiral (t cos t, t sin t) from 0: ½ (t √(1 + t²) + asinh t).
+    return 0.5 * (t * np.sqrt(1 + t**2) + np.arcsinh(t))
+
+
+def _torus_embedding(angles: np.ndarray, major: float = 2.0, minor: float = 1.0) -> np.ndarray:
+    u, v = angles[:, 0], angles[:, 1]
+    ring = major + minor * np.cos(v)
+    return np.stack([ring * np.cos(u), ring * np.sin(u), minor * np.sin(v)], -1)
+
+
+def _graph_distances(points: np.ndarray, index: np.ndarray, k: int = 10) -> np.ndarray:
+    graph = kneighbors_graph(points, k, mode="distance")
+    return shortest_path(graph, directed=False, indices=index)[:, index]
+
+
+def _digits(rng, n, classes):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, labels = digits.data / 16.0, digits.target
+    if classes is not None:
+        keep = np.isin(labels, classes)
+        x, labels = x[keep], labels[keep]
+    if n is not None:
+        pick = rng.permutation(len(x))[:n]
+        x, labels = x[pick], labels[pick]
+    return x, labels.astype(np.int32), labels.astype(np.int32), None
+
+
+def _swissroll(rng, n):
+    t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=n))
+    height = 21 * rng.uniform(size=n)
+    x = np.stack([t * np.cos(t), height, t * np.sin(t)], -1)
+    return x, t, None, np.stack([_spiral_arclength(t), height], -1)
+
+
+def _scurve(rng, n):
+    t = 3 * np.pi * (rng.uniform(size=n) - 0.5)
+    height = 2 * rng.uniform(size=n)
+    x = np.stack([np.sin(t), height, np.sign(t) * (np.cos(t) - 1)], -1)
+    return x, t, None, np.stack([t, height], -1)  # unit-radius arcs: t is arc length
+
+
+def _sphere(rng, n):
+    p = rng.normal(size=(n, 3))
+    p /= np.linalg.norm(p, axis=-1, keepdims=True)
+    return p, p[:, 2], None, p
+
+
+def _torus(rng, n):
+    angles = rng.uniform(0, 2 * np.pi, size=(n, 2))
+    return _torus_embedding(angles), angles[:, 0], None, angles
+
+
+def _circles(rng, n):
+    labels = (rng.uniform(size=n) < 0.5).astype(np.int32)
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    radius = np.where(labels == 1, 0.5, 1.0)
+    x = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+    return x, labels, labels, None
+
+
+_MAKERS = {
+    "swissroll": _swissroll,
+    "scurve": _scurve,
+    "sphere": _sphere,
+    "torus": _torus,
+    "circles": _circles,
+}
+
+
+def load(
+    name: str,
+    *,
+    n: int | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    classes: tuple[int, ...] | None = None,
+) -> Dataset:
+    """A data set by name.
+
+    **Arguments:**
+
+    - `name`: one of `digits` (scikit-learn's 1797 8×8 images), `swissroll`, `scurve`,
+      `sphere`, `torus` (major radius 2, minor 1, in R³) or `circles` (two concentric
+      circles of radii 1 and 0.5 in R²).
+    - `n`: number of points (default 2000 for synthetic sets, all of digits).
+    - `noise`: standard deviation of Gaussian noise added to the raw points (before
+      standardising); the ground truth stays noise-free.
+    - `seed`: the data are a deterministic function of it.
+    - `classes`: digits only: keep these labels, e.g. (0, 1, 3, 6, 7).
+
+    **Raises:** `ValueError` naming the argument for an unknown name or a bad size.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}: `name` must be one of {', '.join(DATASETS)}.")
+    if n is not None and n < 2:
+        raise ValueError(f"`n` must be at least 2, got {n}.")
+    if classes is not None and name != "digits":
+        raise ValueError(f"`classes` only applies to digits, not {name!r}.")
+    if noise < 0:
+        raise ValueError(f"`noise` must be non-negative, got {noise}.")
+    rng = np.random.default_rng(seed)
+    if name != "digits" and n is None:
+        n = 2000
+    if name == "digits":
+        x, color, labels, truth = _digits(rng, n, classes)
+    else:
+        x, color, labels, truth = _MAKERS[name](rng, n)
+    if noise > 0:
+        x = x + noise * rng.normal(size=x.shape)
+    return Dataset(
+        name=name,
+        x=x.astype(np.float32) if name == "digits" else _standardise(x),
+        color=np.asarray(color, np.float32),
+        labels=labels,
+        truth=None if truth is None else truth.astype(np.float32),
+        image_shape=(8, 8) if name == "digits" else None,
+    )

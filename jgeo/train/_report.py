@@ -1,0 +1,73 @@
+"""The end of a run: final measurements (`report.json`) and figures."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import diagnostics
+from .._pullback import Pullback
+from ..data import Dataset
+from ._config import TrainConfig
+from ._loop import _write_atomic, eval_index
+
+NUM_PAIRS = 8
+
+
+def geodesic_pairs(config: TrainConfig, data: Dataset) -> np.ndarray:
+    """Fixed pairs of data indices for geodesics: for labelled data, pairs of different
+    classes (the interpolations a researcher looks at)."""
+    rng = np.random.default_rng(config.seed + 2)
+    n = len(data.x)
+    pairs = []
+    while len(pairs) < NUM_PAIRS:
+        i, j = rng.integers(n, size=2)
+        if i != j and (data.labels is None or data.labels[i] != data.labels[j]):
+            pairs.append((i, j))
+    return np.array(pairs)
+
+
+def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
+    """Final measurements, and the arrays the figures are drawn from."""
+    x = jnp.asarray(data.x)
+    codes = jax.jit(jax.vmap(model.encode))(x)
+    recon = jax.jit(jax.vmap(model))(x)
+    index = eval_index(config, len(x))
+    metric = Pullback(model.decoder)
+    eval_codes = codes[index]
+    logdets = jax.jit(diagnostics.log_volumes)(metric, eval_codes)
+    pairs = geodesic_pairs(config, data)
+    starts, ends = codes[pairs[:, 0]], codes[pairs[:, 1]]
+    ratios, geodesics = jax.jit(diagnostics.geodesic_ratios)(metric, starts, ends)
+    report = {
+        "data": config.data,
+        "regularizer": config.regularizer,
+        "weight": config.weight,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "recon_mse": float(jnp.mean((recon - x) ** 2)),
+        "mcn": float(jax.jit(diagnostics.mean_condition_number)(metric, eval_codes)),
+        "vor": float(jax.jit(diagnostics.variance_of_riemannian_metric)(metric, eval_codes)),
+        "logdet_mean": float(jnp.mean(logdets)),
+        "logdet_var": float(jnp.var(logdets)),
+        "geodesic_ratio": float(np.nanmean(np.asarray(ratios))),
+        "geodesics_converged": f"{int(np.sum(np.asarray(geodesics.converged)))}/{len(pairs)}",
+    }
+    truth = data.geodesic_distances(index)
+    if truth is not None:
+        report["spearman_geodesic"] = diagnostics.distance_spearman(eval_codes, truth)
+    arrays = {"codes": np.asarray(codes), "pairs": pairs, "curves": np.asarray(geodesics.curve)}
+    return report, arrays
+
+
+def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> dict:
+    """Write `report.json` and `figures/*.png` for the trained `model`; return the report."""
+    from ._figures import draw_all
+
+    out = Path(out)
+    report, arrays = evaluate(config, data, model)
+    report["figures"] = draw_all(out / "figures", config, data, model, arrays)
+    _write_atomic(out / "report.json", json.dumps(report, indent=2))
+    return report

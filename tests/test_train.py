@@ -1,0 +1,180 @@
+"""`jgeo train` mechanics: outputs, exact resumption, divergence, bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jgeo.cli import main
+from jgeo.train import (
+    CheckpointError,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    _loop,
+    load_config,
+    load_run,
+    make_config,
+    read_rows,
+    train,
+)
+
+TINY = dict(data="swissroll", n=256, hidden=(32, 32), epochs=3, batch_size=64, eval_points=64)
+
+
+def rows_without_time(run: Path) -> list[dict]:
+    return [
+        {k: v for k, v in r.items() if k != "seconds"} for r in read_rows(run / "metrics.jsonl")
+    ]
+
+
+def test_the_default_run_is_digits_isometry_in_two_dimensions():
+    config = TrainConfig()
+    assert (config.data, config.regularizer, config.latent_dim) == ("digits", "isometry", 2)
+
+
+def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
+    report = train(make_config(TINY), tmp_path, progress=False)
+    rows = read_rows(tmp_path / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for key in ["loss", "recon_mse", "mcn", "vor", "logdet_var"]:
+        assert all(np.isfinite(r[key]) for r in rows)
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    for key in ["recon_mse", "mcn", "vor", "logdet_var", "spearman_geodesic", "geodesic_ratio"]:
+        assert np.isfinite(report[key])
+    assert -1 <= report["spearman_geodesic"] <= 1 and report["mcn"] >= 1
+    for name in ["latent", "log_volume", "indicatrices", "geodesics"]:
+        assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+        "2",
+        "3",
+    ]
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    config = make_config({**TINY, "regularizer": "volume", "weight": 0.01})
+    train(config, tmp_path / "straight", progress=False, report=False)
+    train(config, tmp_path / "resumed", progress=False, report=False, stop_after=1)
+    assert len(read_rows(tmp_path / "resumed" / "metrics.jsonl")) == 1
+    train(config, tmp_path / "resumed", progress=False, report=False)
+    assert rows_without_time(tmp_path / "resumed") == rows_without_time(tmp_path / "straight")
+    (_, _, a), (_, _, b) = load_run(tmp_path / "straight"), load_run(tmp_path / "resumed")
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    assert np.array_equal(a(x), b(x))
+    # A finished run is not trained again.
+    before = (tmp_path / "resumed" / "metrics.jsonl").read_text()
+    train(config, tmp_path / "resumed", progress=False, report=False)
+    assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "model, regularizer", [("vae", "flat"), ("ae", "contractive"), ("ae", "curvature")]
+)
+def test_every_model_and_regularizer_trains(tmp_path, model, regularizer):
+    config = make_config({**TINY, "epochs": 1, "model": model, "regularizer": regularizer})
+    train(config, tmp_path, progress=False, report=False)
+    (row,) = read_rows(tmp_path / "metrics.jsonl")
+    assert np.isfinite(row["loss"]) and row["regularizer"] > 0
+
+
+def test_the_volume_regularizer_evens_out_log_volume(tmp_path):
+    rows = {}
+    for regularizer, weight in [("none", 0.0), ("volume", 1.0)]:
+        config = make_config({**TINY, "epochs": 4, "regularizer": regularizer, "weight": weight})
+        train(config, tmp_path / regularizer, progress=False, report=False)
+        rows[regularizer] = read_rows(tmp_path / regularizer / "metrics.jsonl")[-1]
+    assert rows["volume"]["logdet_var"] < 0.5 * rows["none"]["logdet_var"]
+
+
+def test_a_directory_of_another_run_is_refused(tmp_path):
+    train(make_config({**TINY, "epochs": 1}), tmp_path, progress=False, report=False)
+    with pytest.raises(ConfigError, match=r"different configuration \(epochs: 1 → 2\)"):
+        train(make_config({**TINY, "epochs": 2}), tmp_path, progress=False, report=False)
+
+
+def test_a_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    make_epoch = _loop.make_epoch
+
+    def poisoned(*args):
+        epoch = make_epoch(*args)
+
+        def run(params, opt_state, x, index):
+            params, opt_state, (loss, mse, reg) = epoch(params, opt_state, x, index)
+            if int(index) == 2:
+                loss = loss.at[1].set(np.nan)
+            return params, opt_state, (loss, mse, reg)
+
+        return run
+
+    monkeypatch.setattr(_loop, "make_epoch", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"at step 6 \(epoch 2\).*epoch 1"):
+        train(make_config(TINY), tmp_path, progress=False, report=False)
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()] == ["1"]
+    assert len(read_rows(tmp_path / "metrics.jsonl")) == 1
+
+
+def test_a_corrupt_checkpoint_gets_a_clear_error_and_exit_code_2(tmp_path, capsys):
+    config = make_config({**TINY, "epochs": 1})
+    train(config, tmp_path, progress=False, report=False)
+    for path in (tmp_path / "checkpoints" / "1").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_run(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_config_files(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[train]\ndata = "scurve"\nepochs = 5\nhidden = [16, 16]\nweight = 1\n')
+    config = load_config(path, {"epochs": 7})
+    assert (config.data, config.epochs, config.hidden, config.weight) == (
+        "scurve",
+        7,
+        (16, 16),
+        1.0,
+    )
+    cases = {
+        "epochs = 'x'\n": "`epochs` must be an integer",
+        "speed = 3\n": "unknown config key 'speed'",
+        "data = [\n": "not valid TOML",
+        "regularizer = 'sparse'\n": "unknown regularizer 'sparse'",
+        "epochs = 0\n": "`epochs` must be positive",
+        "warmup = 2\n": "`warmup` must be a fraction",
+    }
+    for text, message in cases.items():
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--regularizer", "sparse"], "invalid choice: 'sparse'"),
+        (["--epochs", "0"], "`epochs` must be positive"),
+        (["--model", "conv", "--data", "swissroll"], "needs image data"),
+        (["--config", "missing.toml"], "does not exist"),
+    ],
+)
+def test_cli_rejects_bad_options_with_exit_code_2(tmp_path, capsys, argv, message):
+    try:
+        code = main(["train", "--out", str(tmp_path / "run"), *argv])
+    except SystemExit as exit_:  # argparse's own choice errors
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
+    out = tmp_path / "digits"
+    argv = ["train", "--epochs", "2", "--model", "conv", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    assert "recon_mse" in capsys.readouterr().out
+    (out / "figures" / "interpolation.png").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "figures" / "interpolation.png").exists()
+    assert main(["report", str(tmp_path / "nothing")]) == 2
