@@ -76,7 +76,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", choices=DATASETS, help="data set (default digits)")
     p.add_argument("--regularizer", choices=REGULARIZER_NAMES, help="default isometry")
     p.add_argument("--weight", type=float, help="regularizer weight")
-    p.add_argument("--warmup", type=float, help="fraction of training over which the weight ramps up")
+    p.add_argument("--warmup", type=float, help="fraction of training to ramp the weight up over")
     p.add_argument("--latent-dim", type=int, help="latent dimension d (default 2)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
@@ -110,9 +110,11 @@ def train_command(args) -> int:
     try:
         config = load_config(args.config, overrides) if args.config else make_config(overrides)
         out = args.out or f"runs/{config.data}-{config.regularizer}-s{config.seed}"
-        print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer "
-              f"{config.regularizer} (weight {config.weight}), d = {config.latent_dim}, "
-              f"{config.epochs} epochs, seed {config.seed}")  # fmt: skip
+        regularizer = config.regularizer
+        if regularizer != "none":
+            regularizer += f" (weight {config.weight}, warm-up {config.warmup:.0%})"
+        print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer {regularizer}, "
+              f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
         report = train(config, out, progress=not args.no_progress)
     except (ConfigError, CheckpointError) as error:
         print(f"jgeo train: error: {error}", file=sys.stderr)
