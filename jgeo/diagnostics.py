@@ -9,49 +9,63 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ._geodesics import curve_length
 from ._log_map import ConnectingGeodesic, connecting_geodesic
 from ._metrics import AbstractMetric
 
 Points = Float[Array, "n d"]
 
 
-def metric_eigenvalues(metric: AbstractMetric, zs: Points) -> Float[Array, "n d"]:
-    """Eigenvalues of G at every point, ascending."""
-    return jax.vmap(lambda z: jnp.linalg.eigvalsh(metric(z)))(zs)
+def _condition_numbers(gs):
+    eig = jnp.linalg.eigvalsh(gs)
+    return eig[:, -1] / eig[:, 0]
+
+
+def _affine_invariant_spread(gs):
+    """d²(G, Ḡ) = Σᵢ log² λᵢ(Ḡ⁻¹G) for each G, Ḡ the mean of `gs`."""
+    factor = jnp.linalg.cholesky(jnp.mean(gs, axis=0))
+
+    def one(g):  # eigenvalues of L⁻¹ G L⁻ᵀ are those of Ḡ⁻¹G
+        a = jax.scipy.linalg.solve_triangular(factor, g, lower=True)
+        a = jax.scipy.linalg.solve_triangular(factor, a.T, lower=True)
+        return jnp.sum(jnp.log(jnp.linalg.eigvalsh(0.5 * (a + a.T))) ** 2)
+
+    return jax.vmap(one)(gs)
 
 
 def mean_condition_number(metric: AbstractMetric, zs: Points) -> Float[Array, ""]:
     """MCN: the mean over points of λ_max(G) / λ_min(G); 1 for a (scaled) isometry."""
-    eig = metric_eigenvalues(metric, zs)
-    return jnp.mean(eig[:, -1] / eig[:, 0])
+    return jnp.mean(_condition_numbers(jax.vmap(metric)(zs)))
 
 
 def variance_of_riemannian_metric(metric: AbstractMetric, zs: Points) -> Float[Array, ""]:
     """VoR (Lee et al. 2022): E_z d²(G(z), Ḡ), Ḡ = E_z G(z), with the affine-invariant
     distance d²(A, B) = Σᵢ log² λᵢ(A⁻¹B). Zero iff G is constant over the points."""
-    gs = jax.vmap(metric)(zs)
-    mean = jnp.mean(gs, axis=0)
-    factor = jnp.linalg.cholesky(mean)
-
-    def spread(g):  # eigenvalues of L⁻¹ G L⁻ᵀ = those of Ḡ⁻¹G
-        a = jax.scipy.linalg.solve_triangular(factor, g, lower=True)
-        a = jax.scipy.linalg.solve_triangular(factor, a.T, lower=True)
-        return jnp.sum(jnp.log(jnp.linalg.eigvalsh(0.5 * (a + a.T))) ** 2)
-
-    return jnp.mean(jax.vmap(spread)(gs))
+    return jnp.mean(_affine_invariant_spread(jax.vmap(metric)(zs)))
 
 
 def log_volumes(metric: AbstractMetric, zs: Points) -> Float[Array, " n"]:
     """log det G at every point (twice `jgeo.log_volume`)."""
-    return jax.vmap(lambda z: jnp.linalg.slogdet(metric(z))[1])(zs)
+    return jnp.linalg.slogdet(jax.vmap(metric)(zs))[1]
+
+
+def metric_summary(metric: AbstractMetric, zs: Points) -> dict[str, Float[Array, ""]]:
+    """MCN, VoR, and the mean and variance of log det G, from one evaluation of G at
+    every point: what `jgeo train` records each epoch."""
+    gs = jax.vmap(metric)(zs)
+    logdets = jnp.linalg.slogdet(gs)[1]
+    return {
+        "mcn": jnp.mean(_condition_numbers(gs)),
+        "vor": jnp.mean(_affine_invariant_spread(gs)),
+        "logdet_mean": jnp.mean(logdets),
+        "logdet_var": jnp.var(logdets),
+    }
 
 
 def straight_length(metric: AbstractMetric, x, y, num_points: int = 64) -> Float[Array, ""]:
-    """Riemannian length of the straight latent segment from x to y (midpoint rule)."""
+    """Riemannian length of the straight latent segment from x to y."""
     t = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)[:, None]
-    segment = (1 - t) * x[None] + t * y[None]
-    steps, mids = segment[1:] - segment[:-1], 0.5 * (segment[1:] + segment[:-1])
-    return jnp.sum(jax.vmap(lambda m, s: jnp.sqrt(s @ metric(m) @ s))(mids, steps))
+    return curve_length(metric, (1 - t) * x[None] + t * y[None])
 
 
 def geodesic_ratios(

@@ -1,5 +1,6 @@
 """Diagnostics on metrics whose answers are known."""
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -51,3 +52,14 @@ def test_spearman():
     codes = np.random.default_rng(0).normal(size=(20, 2))
     truth = 3 * np.linalg.norm(codes[:, None] - codes[None], axis=-1)
     assert D.distance_spearman(codes, truth) == pytest.approx(1)
+
+
+def test_summary_agrees_with_the_single_measures(key):
+    decoder = lambda z: jnp.stack([z[0], z[1], z[0] * z[1], jnp.sin(z[0])])  # noqa: E731
+    metric, zs = jgeo.Pullback(decoder), jr.normal(key, (12, 2))
+    summary = D.metric_summary(metric, zs)
+    logdets = D.log_volumes(metric, zs)
+    assert jnp.allclose(summary["mcn"], D.mean_condition_number(metric, zs))
+    assert jnp.allclose(summary["vor"], D.variance_of_riemannian_metric(metric, zs))
+    assert jnp.allclose(summary["logdet_var"], jnp.var(logdets))
+    assert jnp.allclose(logdets, 2 * jax.vmap(lambda z: jgeo.log_volume(metric, z))(zs))

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import diagnostics
 from .._pullback import Pullback
 from ..data import Dataset
 from ._config import TrainConfig
@@ -46,11 +47,15 @@ def _scatter_codes(ax, plane, data: Dataset, **kwargs):
     return ax.scatter(plane[:, 0], plane[:, 1], c=data.color, s=4, cmap=cmap, **kwargs)
 
 
-def _log_volume_map(ax, plt, metric, codes, size=80):
+def _log_volume_field(metric, codes, size=80):
+    """½ log det G on a grid over the codes: axes and values (rows along the second axis)."""
     axes, points = _grid(codes, size)
-    field = jax.jit(jax.vmap(lambda z: 0.5 * jnp.linalg.slogdet(metric(z))[1]))(points)
-    shape = (len(axes[1]), len(axes[0]))
-    image = ax.pcolormesh(*axes, np.asarray(field).reshape(shape), cmap="magma", shading="auto")
+    field = jax.jit(diagnostics.log_volumes)(metric, jnp.asarray(points))
+    return axes, 0.5 * np.asarray(field).reshape(len(axes[1]), len(axes[0]))
+
+
+def _draw_field(ax, plt, field):
+    image = ax.pcolormesh(*field[0], field[1], cmap="magma", shading="auto")
     plt.colorbar(image, ax=ax, label="½ log det G")
 
 
@@ -75,8 +80,9 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
     save(fig, "latent.png")
 
     if codes.shape[1] == 2:
+        field = _log_volume_field(metric, codes)
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
-        _log_volume_map(ax, plt, metric, codes)
+        _draw_field(ax, plt, field)
         ax.scatter(codes[:, 0], codes[:, 1], s=1, c="w", alpha=0.3)
         ax.set_title("log-volume of the pullback metric")
         save(fig, "log_volume.png")
@@ -88,7 +94,7 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
         save(fig, "indicatrices.png")
 
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
-        _log_volume_map(ax, plt, metric, codes)
+        _draw_field(ax, plt, field)
         for k, (i, j) in enumerate(pairs):
             ax.plot(*codes[[i, j]].T, "--", c="c", lw=1, label="straight" if k == 0 else None)
             if np.all(np.isfinite(curves[k])):

@@ -128,15 +128,7 @@ def make_diagnose(graphdef):
     @jax.jit
     def diagnose(params, x):
         model = nnx.merge(graphdef, params)
-        codes = jax.vmap(model.encode)(x)
-        metric = Pullback(model.decoder)
-        logdets = diagnostics.log_volumes(metric, codes)
-        return {
-            "mcn": diagnostics.mean_condition_number(metric, codes),
-            "vor": diagnostics.variance_of_riemannian_metric(metric, codes),
-            "logdet_mean": jnp.mean(logdets),
-            "logdet_var": jnp.var(logdets),
-        }
+        return diagnostics.metric_summary(Pullback(model.decoder), jax.vmap(model.encode)(x))
 
     return diagnose
 

@@ -37,7 +37,7 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
     index = eval_index(config, len(x))
     metric = Pullback(model.decoder)
     eval_codes = codes[index]
-    logdets = jax.jit(diagnostics.log_volumes)(metric, eval_codes)
+    summary = jax.jit(diagnostics.metric_summary)(metric, eval_codes)
     pairs = geodesic_pairs(config, data)
     starts, ends = codes[pairs[:, 0]], codes[pairs[:, 1]]
     ratios, geodesics = jax.jit(diagnostics.geodesic_ratios)(metric, starts, ends)
@@ -48,10 +48,7 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
         "seed": config.seed,
         "epochs": config.epochs,
         "recon_mse": float(jnp.mean((recon - x) ** 2)),
-        "mcn": float(jax.jit(diagnostics.mean_condition_number)(metric, eval_codes)),
-        "vor": float(jax.jit(diagnostics.variance_of_riemannian_metric)(metric, eval_codes)),
-        "logdet_mean": float(jnp.mean(logdets)),
-        "logdet_var": float(jnp.var(logdets)),
+        **{k: float(v) for k, v in summary.items()},
         "geodesic_ratio": float(np.nanmean(np.asarray(ratios))),
         "geodesics_converged": f"{int(np.sum(np.asarray(geodesics.converged)))}/{len(pairs)}",
     }
