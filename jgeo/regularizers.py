@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._linalg import logdet
+from ._pullback import Pullback
 
 Fn = Callable[[Float[Array, " n"]], Float[Array, " m"]]
 Batch = Float[Array, "batch n"]
@@ -121,13 +121,12 @@ def log_det_metric(
     steps: int = 8,
     exact_max_dim: int = 8,
 ) -> Float[Array, ""]:
-    """log det G(z): exact (d JVPs and a Cholesky factorisation) for d ≤ `exact_max_dim`,
+    """log det G(z): exact (d JVPs and a QR factorisation of J) for d ≤ `exact_max_dim`,
     otherwise stochastic Lanczos quadrature with `probes` Rademacher probes of `steps`
     Lanczos steps each, every step one JVP + VJP."""
     d = z.shape[-1]
-    if d <= exact_max_dim:
-        jac = jax.jacfwd(decoder)(z)
-        return logdet(jac.T @ jac)
+    if d <= exact_max_dim:  # the pullback's QR path: twice its log-volume
+        return 2 * Pullback(decoder, dim=d).log_volume(z)
     if key is None:
         raise ValueError(
             f"`key` is needed for the stochastic log-determinant (d = {d} > exact_max_dim)."
