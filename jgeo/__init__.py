@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from . import diagnostics as diagnostics, regularizers as regularizers
+from . import diagnostics as diagnostics, dynamics as dynamics, regularizers as regularizers
 from ._connection import (
     christoffel as christoffel,
     geodesic_acceleration as geodesic_acceleration,
@@ -49,4 +49,7 @@ from ._pullback import (
     StochasticPullback as StochasticPullback,
 )
 
-__version__ = importlib.metadata.version("jgeo")
+try:
+    __version__ = importlib.metadata.version("jgeo")
+except importlib.metadata.PackageNotFoundError:  # a source checkout on the path, not installed
+    __version__ = "0+unknown"

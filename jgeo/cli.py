@@ -13,6 +13,7 @@ checkpoint.
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def demo(seed: int = 0) -> int:
@@ -77,6 +78,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--regularizer", choices=REGULARIZER_NAMES, help="default isometry")
     p.add_argument("--weight", type=float, help="regularizer weight")
     p.add_argument("--warmup", type=float, help="fraction of training to ramp the weight up over")
+    p.add_argument(
+        "--reg-fraction",
+        type=float,
+        help="fraction of each batch the regularizer is evaluated on (cost ∝ fraction)",
+    )
     p.add_argument("--latent-dim", type=int, help="latent dimension d (default 2)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
@@ -85,6 +91,11 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--n", type=int, help="number of data points (synthetic sets)")
     p.add_argument("--noise", type=float, help="noise added to synthetic data")
+    p.add_argument(
+        "--probe-every",
+        type=int,
+        help="record learning-dynamics probes every N epochs (default 1; 0: off)",
+    )
     p.add_argument("--config", metavar="FILE.toml", help="config file; options given here win")
     p.add_argument(
         "--out", metavar="DIR", help="run directory (default runs/DATA-REGULARIZER-sSEED)"
@@ -97,6 +108,7 @@ _NOT_CONFIG = {"command", "config", "out", "no_progress", "seed_demo", "dir"}
 
 
 def train_command(args) -> int:
+    from .dynamics import DynamicsError
     from .train import (
         CheckpointError,
         ConfigError,
@@ -116,7 +128,7 @@ def train_command(args) -> int:
         print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer {regularizer}, "
               f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
         report = train(config, out, progress=not args.no_progress)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, DynamicsError) as error:
         print(f"jgeo train: error: {error}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
@@ -131,6 +143,8 @@ def _print_report(out, report: dict) -> None:
     values = "  ".join(f"{k} {report[k]:.4g}" for k in keys if k in report)
     print(f"{values}\nwrote {out}/report.json, metrics.jsonl, checkpoints/, figures/ "
           f"({', '.join(report.get('figures', []))})")  # fmt: skip
+    if (Path(out) / "dynamics.jsonl").exists():
+        print(f"probes in {out}/dynamics.jsonl: draw them with `jgeo dynamics {out}`")
 
 
 def report_command(args) -> int:
@@ -145,6 +159,18 @@ def report_command(args) -> int:
     return 0
 
 
+def dynamics_command(args) -> int:
+    from .dynamics import DynamicsError, write_dynamics_report
+
+    try:
+        page = write_dynamics_report(args.dir)
+    except DynamicsError as error:
+        print(f"jgeo dynamics: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {page} and {Path(args.dir) / 'figures'}/dynamics_*.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="jgeo", description="Riemannian geometry of learned latent spaces."
@@ -153,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     _train_parser(sub)
     report_parser = sub.add_parser("report", help="redraw the report and figures of a run")
     report_parser.add_argument("dir", metavar="DIR")
+    dynamics_parser = sub.add_parser(
+        "dynamics", help="draw the learning dynamics of a run (DIR/dynamics.html)"
+    )
+    dynamics_parser.add_argument("dir", metavar="DIR")
     demo_parser = sub.add_parser("demo", help="print a short curvature demo (the default)")
     demo_parser.add_argument("--seed", type=int, default=0, dest="seed_demo")
     args = parser.parse_args(argv)
@@ -160,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return train_command(args)
     if args.command == "report":
         return report_command(args)
+    if args.command == "dynamics":
+        return dynamics_command(args)
     return demo(getattr(args, "seed_demo", 0))
 
 

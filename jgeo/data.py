@@ -174,3 +174,16 @@ def load(
         truth=None if truth is None else truth.astype(np.float32),
         image_shape=(8, 8) if name == "digits" else None,
     )
+
+
+def class_pairs(n: int, labels: np.ndarray | None, count: int, rng: np.random.Generator):
+    """`count` random pairs (count, 2) of distinct indices below `n`; of different labels
+    where `labels` are given (the interpolations a researcher looks at)."""
+    if n < 2 or (labels is not None and len(np.unique(labels)) < 2):
+        raise ValueError("pairs need at least two points (of two different labels).")
+    pairs = []
+    while len(pairs) < count:
+        i, j = rng.integers(n, size=2)
+        if i != j and (labels is None or labels[i] != labels[j]):
+            pairs.append((i, j))
+    return np.array(pairs, dtype=np.int64).reshape(count, 2)

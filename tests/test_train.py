@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jgeo import dynamics
 from jgeo.cli import main
 from jgeo.train import (
     CheckpointError,
@@ -20,7 +21,16 @@ from jgeo.train import (
     train,
 )
 
-TINY = dict(data="swissroll", n=256, hidden=(32, 32), epochs=3, batch_size=64, eval_points=64)
+# Probes are off here (each run would compile them); tests/test_dynamics.py has them on.
+TINY = dict(
+    data="swissroll",
+    n=256,
+    hidden=(32, 32),
+    epochs=3,
+    batch_size=64,
+    eval_points=64,
+    probe_every=0,
+)
 
 
 def rows_without_time(run: Path) -> list[dict]:
@@ -53,12 +63,19 @@ def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
-    config = make_config({**TINY, "regularizer": "volume", "weight": 0.01})
+    config = make_config({**TINY, "regularizer": "volume", "weight": 0.01, "probe_every": 1})
     train(config, tmp_path / "straight", progress=False, report=False)
     train(config, tmp_path / "resumed", progress=False, report=False, stop_after=1)
     assert len(read_rows(tmp_path / "resumed" / "metrics.jsonl")) == 1
     train(config, tmp_path / "resumed", progress=False, report=False)
     assert rows_without_time(tmp_path / "resumed") == rows_without_time(tmp_path / "straight")
+    # The probes too: the resumed run's CKA to the previous probe comes from the stored codes.
+    straight, resumed = dynamics.load(tmp_path / "straight"), dynamics.load(tmp_path / "resumed")
+    drop_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop_time(resumed.rows) == drop_time(straight.rows)
+    assert resumed.arrays.keys() == straight.arrays.keys()
+    for name, value in straight.arrays.items():
+        np.testing.assert_array_equal(resumed.arrays[name], value, err_msg=name)
     (_, _, a), (_, _, b) = load_run(tmp_path / "straight"), load_run(tmp_path / "resumed")
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
     assert np.array_equal(a(x), b(x))
@@ -178,3 +195,5 @@ def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     assert (out / "figures" / "interpolation.png").exists()
     assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert main(["dynamics", str(out)]) == 0  # probes are on by default
+    assert (out / "dynamics.html").exists() and (out / "figures" / "dynamics_fields.gif").exists()

@@ -28,6 +28,7 @@ class TrainConfig:
     regularizer: str = "isometry"
     weight: float = 0.05
     warmup: float = 0.1
+    reg_fraction: float = 0.5
     latent_dim: int = 2
     epochs: int = 200
     seed: int = 0
@@ -43,6 +44,10 @@ class TrainConfig:
     noise: float = 0.0
     classes: tuple[int, ...] | None = None
     eval_points: int = 256
+    probe_every: int = 1
+    probe_samples: int = 128
+    probe_pairs: int = 4
+    probe_grid: int = 16
 
     def __post_init__(self):
         choices = {
@@ -60,9 +65,21 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"`{name}` must be positive, got {getattr(self, name)!r}.")
+        for name in ["probe_every", "probe_pairs", "probe_grid"]:
+            if not getattr(self, name) >= 0:
+                raise ConfigError(
+                    f"`{name}` must be non-negative (0 turns it off), got {getattr(self, name)!r}."
+                )
+        if self.probe_samples < 8:
+            raise ConfigError(f"`probe_samples` must be at least 8, got {self.probe_samples!r}.")
         if not 0 <= self.warmup <= 1:
             raise ConfigError(
                 f"`warmup` must be a fraction of training in [0, 1], got {self.warmup!r}."
+            )
+        if not 0 < self.reg_fraction <= 1:
+            raise ConfigError(
+                "`reg_fraction` must be a fraction of the batch in (0, 1], "
+                f"got {self.reg_fraction!r}."
             )
         for name in ["weight", "weight_decay", "clip_norm", "beta", "noise"]:
             if not getattr(self, name) >= 0:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import diagnostics
 from .._pullback import Pullback
-from ..data import Dataset
+from ..data import Dataset, class_pairs
 from ._config import TrainConfig
 from ._loop import _write_atomic, eval_index
 
@@ -17,16 +17,9 @@ NUM_PAIRS = 8
 
 
 def geodesic_pairs(config: TrainConfig, data: Dataset) -> np.ndarray:
-    """Fixed pairs of data indices for geodesics: for labelled data, pairs of different
-    classes (the interpolations a researcher looks at)."""
+    """Fixed pairs of data indices for geodesics, of different classes where labelled."""
     rng = np.random.default_rng(config.seed + 2)
-    n = len(data.x)
-    pairs = []
-    while len(pairs) < NUM_PAIRS:
-        i, j = rng.integers(n, size=2)
-        if i != j and (data.labels is None or data.labels[i] != data.labels[j]):
-            pairs.append((i, j))
-    return np.array(pairs)
+    return class_pairs(len(data.x), data.labels, NUM_PAIRS, rng)
 
 
 def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:

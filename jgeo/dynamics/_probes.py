@@ -1,0 +1,153 @@
+"""What a probe measures: the geometry of the latent space at one moment of training,
+on a probe set fixed for the whole run."""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import diagnostics
+from .._pullback import Pullback
+from ..data import Dataset, class_pairs
+from ._topology import linear_cka, topology
+
+
+class ProbeSet(NamedTuple):
+    """The fixed inputs of every probe of a run.
+
+    **Fields:**
+
+    - `index`: data indices of the fixed samples (S,), whose codes are tracked: maxmin
+      landmarks of the data, evenly spread over it, so that gaps in the sample are not
+      mistaken for gaps in the data by the topology.
+    - `pairs`: (P, 2) positions in `index` of the pairs whose geodesic is measured (of
+      different classes where the data is labelled).
+    - `planes`: (2, S, d) tangent vectors u, v per sample, spanning the 2-plane of its
+      sectional curvature: random for d > 2; for d = 2 the coordinate basis, whose
+      sectional curvature is the Gaussian curvature.
+    - `grid`: side of the latent grid of the fields (d = 2 only; 0 for none).
+    """
+
+    index: np.ndarray
+    pairs: np.ndarray
+    planes: np.ndarray
+    grid: int
+
+
+def probe_set(
+    data: Dataset, latent_dim: int, *, samples: int, pairs: int, grid: int, seed: int
+) -> ProbeSet:
+    """The probe set of a run, a deterministic function of its arguments."""
+    rng = np.random.default_rng([seed, 3])
+    n = len(data.x)
+    index = np.sort(maxmin_landmarks(data.x, min(samples, n), int(rng.integers(n))))
+    labels = None if data.labels is None else data.labels[index]
+    if latent_dim == 2:
+        planes = np.broadcast_to(np.eye(2)[:, None], (2, len(index), 2))
+    else:
+        planes = rng.standard_normal((2, len(index), latent_dim))
+    return ProbeSet(
+        index=index,
+        pairs=class_pairs(len(index), labels, pairs, rng),
+        planes=planes.astype(np.float32),
+        grid=grid if latent_dim == 2 else 0,
+    )
+
+
+def maxmin_landmarks(x, count: int, first: int = 0) -> np.ndarray:
+    """Indices of `count` points of `x` (n, D) chosen by farthest-point sampling from
+    `first`: each next point is the one farthest from those chosen (de Silva & Carlsson
+    2004), so the landmarks cover the data at a nearly uniform spacing."""
+    x = np.asarray(x, np.float64)
+    chosen = [first]
+    distance = np.linalg.norm(x - x[first], axis=1)
+    for _ in range(count - 1):
+        chosen.append(int(np.argmax(distance)))
+        distance = np.minimum(distance, np.linalg.norm(x - x[chosen[-1]], axis=1))
+    return np.array(chosen)
+
+
+def grid_points(codes, side: int, pad: float = 0.1):
+    """A side × side grid over the bounding box of `codes` (n, 2), widened by `pad` of
+    its size on each side; returns the points (side², 2) and the extent
+    (x_min, x_max, y_min, y_max). The grid follows the codes, so fields at different
+    epochs compare the same region of the representation, not the same coordinates."""
+    lo, hi = jnp.min(codes, 0), jnp.max(codes, 0)
+    lo, hi = lo - pad * (hi - lo), hi + pad * (hi - lo)
+    t = jnp.linspace(0.0, 1.0, side, dtype=codes.dtype)
+    xs, ys = lo[0] + t * (hi[0] - lo[0]), lo[1] + t * (hi[1] - lo[1])
+    gx, gy = jnp.meshgrid(xs, ys)  # row i is y = ys[i], as imshow(origin="lower") draws
+    return jnp.stack([gx.ravel(), gy.ravel()], -1), jnp.stack([lo[0], hi[0], lo[1], hi[1]])
+
+
+def measure_geometry(
+    encode: Callable,
+    decode: Callable,
+    x,
+    probes: ProbeSet,
+    *,
+    geodesic_points: int = 8,
+    geodesic_rtol: float = 1e-3,
+) -> dict:
+    """The jit-compatible part of a probe: codes of the samples `x` (S, D), the metric
+    summary there (MCN, VoR, mean and variance of log det G), curvature at the codes,
+    geodesic/straight length ratios on the fixed pairs and, for d = 2, log-volume and
+    Gaussian-curvature fields on the grid.
+
+    The geodesics are minimal-energy curves of `geodesic_points` points solved to
+    `geodesic_rtol`: coarse, since a probe runs every epoch — on a trained digits
+    decoder their ratios agree with 12 points at 1e-4 to 2e-4, at a third of the cost.
+    """
+    codes = jax.vmap(encode)(x)
+    metric = Pullback(decode)
+    out = {"codes": codes, **diagnostics.metric_summary(metric, codes)}
+    pairs = jnp.asarray(probes.pairs)
+    out["ratios"], _ = diagnostics.geodesic_ratios(
+        metric, codes[pairs[:, 0]], codes[pairs[:, 1]], method="energy",
+        num_points=geodesic_points, rtol=geodesic_rtol,
+    )  # fmt: skip
+    # The metric's own kernels (not the checked public functions): a probe reports NaN
+    # where the metric is singular, e.g. on a fold of the decoder, instead of raising.
+    u, v = jnp.asarray(probes.planes, codes.dtype)
+    out["curvature"] = jax.vmap(metric.sectional_curvature)(codes, u, v)
+    if probes.grid:
+        grid, out["extent"] = grid_points(codes, probes.grid)
+        shape = (probes.grid, probes.grid)
+        e1, e2 = jnp.eye(2, dtype=codes.dtype)
+        curvature = jax.vmap(lambda z: metric.sectional_curvature(z, e1, e2))(grid)
+        out["gaussian_curvature"] = curvature.reshape(shape)
+        out["log_volume"] = jax.vmap(metric.log_volume)(grid).reshape(shape)
+    return out
+
+
+def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tuple[dict, dict]:
+    """The host part of a probe, from `measure_geometry`'s output: one row of scalars
+    (with topology of the codes and CKA to the previous probe's codes) and the arrays to
+    keep (codes, fields, persistence diagrams)."""
+    g = {k: np.asarray(v) for k, v in geometry.items()}
+    codes, ratios = g["codes"], g["ratios"]
+    curvature = g["curvature"][np.isfinite(g["curvature"])]
+    topo = topology(codes, threshold)
+    finite = np.isfinite(ratios)
+    row = {
+        "logvol_mean": float(g["logdet_mean"]) / 2,  # log-volume = ½ log det G
+        "logvol_var": float(g["logdet_var"]) / 4,
+        "mcn": float(g["mcn"]),
+        "vor": float(g["vor"]),
+        "curvature_mean": float(np.mean(curvature)) if curvature.size else None,
+        "curvature_abs_mean": float(np.mean(np.abs(curvature))) if curvature.size else None,
+        "geodesic_ratio": float(np.mean(ratios[finite])) if finite.any() else None,
+        "geodesics_converged": int(finite.sum()),
+        "betti0": topo.betti0,
+        "betti1": topo.betti1,
+        "h0_persistence": topo.h0_persistence,
+        "h1_persistence": topo.h1_persistence,
+        "cka_previous": None if previous_codes is None else linear_cka(previous_codes, codes),
+    }
+    arrays = {"codes": codes, "ratios": ratios, "h0": topo.h0, "h1": topo.h1}
+    for name in ["extent", "log_volume", "gaussian_curvature"]:
+        if name in g:
+            arrays[name] = g[name]
+    return row, arrays

@@ -1,0 +1,281 @@
+"""`jgeo dynamics DIR`: figures of the probes of a run and a static HTML page."""
+
+import html
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._geodesics import curve_length
+from .._pullback import Pullback
+from ._store import Dynamics, load
+
+SCALARS = [
+    ("logvol_mean", "mean log-volume"),
+    ("logvol_var", "variance of log-volume"),
+    ("mcn", "mean condition number"),
+    ("vor", "variance of the metric (VoR)"),
+    ("curvature_mean", "mean curvature"),
+    ("curvature_abs_mean", "mean |curvature|"),
+    ("geodesic_ratio", "geodesic / straight length"),
+    ("betti0", "Betti-0 (components)"),
+    ("betti1", "Betti-1 (loops)"),
+    ("h0_persistence", "largest H0 persistence"),
+    ("h1_persistence", "largest H1 persistence"),
+    ("cka_previous", "linear CKA to previous probe"),
+]
+
+
+def _pick(count: int, k: int) -> list[int]:
+    """Up to `k` evenly spaced probe positions, first and last included."""
+    return sorted({int(round(i)) for i in np.linspace(0, count - 1, min(k, count))})
+
+
+def trajectory_lengths(dynamics: Dynamics, decoder) -> np.ndarray:
+    """Length of each fixed sample's path through latent space over training (its codes
+    at successive probes joined by segments), measured by the pullback metric of
+    `decoder` — usually the final one: how far a code moved in the geometry the model
+    ends with."""
+    codes = jnp.asarray(np.swapaxes(dynamics.arrays["codes"], 0, 1))  # (S, P, d)
+    metric = Pullback(decoder)
+    return np.asarray(jax.jit(jax.vmap(lambda c: curve_length(metric, c)))(codes))
+
+
+def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
+    panels = [(k, t) for k, t in SCALARS if k in dynamics.rows[0]]
+    if metrics:
+        panels.insert(0, ("recon_mse", "reconstruction MSE"))
+    cols, rows = 4, -(-len(panels) // 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows))
+    epochs = dynamics.arrays["epochs"]
+    for ax, (key, title) in zip(axes.flat, panels):
+        if key == "recon_mse":
+            ax.plot([r["epoch"] for r in metrics], [r["recon_mse"] for r in metrics], "k-")
+            ax.set_yscale("log")
+        else:
+            ax.plot(epochs, dynamics.series(key), "-", marker="." if len(epochs) < 40 else None)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def _field_limits(fields: np.ndarray, symmetric: bool):
+    finite = fields[np.isfinite(fields)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    if symmetric:  # curvature: a few huge values near folds would wash out the map
+        # (floored: below 1e-6 the values of a flat metric are float32 rounding noise)
+        bound = max(float(np.percentile(np.abs(finite), 95)), 1e-6)
+        return -bound, bound
+    return float(np.percentile(finite, 1)), float(np.percentile(finite, 99))
+
+
+def _fields_figure(plt, dynamics: Dynamics, picks: list[int]):
+    a = dynamics.arrays
+    rows = [("log_volume", "log-volume", "magma", False),
+            ("gaussian_curvature", "Gaussian curvature", "RdBu_r", True)]  # fmt: skip
+    fig, axes = plt.subplots(2, len(picks), figsize=(2.6 * len(picks) + 1, 5.4), squeeze=False)
+    for r, (key, label, cmap, symmetric) in enumerate(rows):
+        vmin, vmax = _field_limits(a[key], symmetric)
+        for c, p in enumerate(picks):
+            ax = axes[r, c]
+            image = ax.imshow(a[key][p], origin="lower", extent=a["extent"][p], cmap=cmap,
+                              vmin=vmin, vmax=vmax, aspect="auto")  # fmt: skip
+            ax.scatter(*a["codes"][p].T, s=1, c="white" if r == 0 else "black", alpha=0.5)
+            ax.set_title(f"epoch {a['epochs'][p]}", fontsize=9)
+            ax.tick_params(labelsize=6)
+        fig.colorbar(image, ax=axes[r].tolist(), label=label, shrink=0.9)
+    return fig
+
+
+def _fields_animation(plt, dynamics: Dynamics, path: Path, frames: int = 60) -> None:
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    a = dynamics.arrays
+    vmin, vmax = _field_limits(a["log_volume"], symmetric=False)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    image = ax.imshow(a["log_volume"][0], origin="lower", extent=a["extent"][0], cmap="magma",
+                      vmin=vmin, vmax=vmax, aspect="auto")  # fmt: skip
+    dots = ax.scatter(*a["codes"][0].T, s=2, c="white", alpha=0.6)
+    fig.colorbar(image, ax=ax, label="log-volume")
+
+    def frame(p):
+        image.set_data(a["log_volume"][p])
+        image.set_extent(a["extent"][p])
+        ax.set_xlim(a["extent"][p][:2])
+        ax.set_ylim(a["extent"][p][2:])
+        dots.set_offsets(a["codes"][p])
+        ax.set_title(f"epoch {a['epochs'][p]}")
+        return image, dots
+
+    animation = FuncAnimation(fig, frame, frames=_pick(len(a["epochs"]), frames), blit=False)
+    animation.save(path, writer=PillowWriter(fps=8))
+    plt.close(fig)
+
+
+def _trajectories_figure(plt, dynamics: Dynamics, lengths: np.ndarray | None):
+    from ..train._figures import _plane
+
+    a = dynamics.arrays
+    codes = a["codes"]  # (P, S, d)
+    flat = _plane(codes.reshape(-1, codes.shape[-1])).reshape(*codes.shape[:2], 2)
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    if "log_volume" in a:
+        image = ax.imshow(a["log_volume"][-1], origin="lower", extent=a["extent"][-1],
+                          cmap="magma", aspect="auto", alpha=0.85)  # fmt: skip
+        fig.colorbar(image, ax=ax, label="final log-volume")
+    colour = plt.get_cmap("tab10" if np.allclose(a["color"], np.round(a["color"])) else "viridis")
+    span = np.ptp(a["color"]) or 1.0
+    for s in range(codes.shape[1]):
+        c = colour((a["color"][s] - a["color"].min()) / span if colour.name == "viridis"
+                   else int(a["color"][s]) % 10)  # fmt: skip
+        ax.plot(flat[:, s, 0], flat[:, s, 1], "-", color=c, lw=0.6, alpha=0.7)
+        ax.plot(flat[-1, s, 0], flat[-1, s, 1], "o", color=c, ms=2.5)
+    title = "trajectories of fixed samples over training"
+    if lengths is not None:
+        title += (
+            f"\nlength under the final metric: median {np.median(lengths):.3g}, "
+            f"max {np.max(lengths):.3g}"
+        )
+    ax.set_title(title, fontsize=9)
+    if codes.shape[-1] != 2:
+        ax.set_xlabel("principal axis 1")
+        ax.set_ylabel("principal axis 2")
+    return fig
+
+
+def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: float):
+    epochs = dynamics.arrays["epochs"]
+    fig, axes = plt.subplots(1, len(picks), figsize=(3 * len(picks), 3.2), squeeze=False)
+    for ax, p in zip(axes[0], picks):
+        for dim, colour in [(0, "tab:blue"), (1, "tab:orange")]:
+            pairs = dynamics.diagram(dim, epochs[p])
+            ax.scatter(pairs[:, 0], pairs[:, 1], s=8, c=colour, label=f"H{dim}")
+        top = max(1e-3, *[dynamics.diagram(d, epochs[p])[:, 1].max(initial=0) for d in (0, 1)])
+        ax.plot([0, top], [0, top], "k-", lw=0.5)
+        ax.plot([0, top], [threshold, top + threshold], "k:", lw=0.5)
+        row = dynamics.rows[p]
+        ax.set_title(f"epoch {epochs[p]}: β0 = {row['betti0']}, β1 = {row['betti1']}", fontsize=9)
+        ax.set_xlabel("birth (fraction of diameter)", fontsize=8)
+        ax.set_ylabel("death", fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _table(dynamics: Dynamics) -> str:
+    keys = ["epoch", *[k for k, _ in SCALARS if k in dynamics.rows[0]], "seconds"]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+
+    def cell(value):
+        if value is None:
+            return "<td>–</td>"
+        return f"<td>{value:.4g}</td>" if isinstance(value, float) else f"<td>{value}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r[k]) for k in keys) + "</tr>\n" for r in dynamics.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
+
+
+def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Path:
+    """Draw the probes of the run in `run_dir` into `run_dir/figures/dynamics_*.png`
+    (scalar time series, log-volume and curvature maps over epochs and their GIF for
+    d = 2, trajectories over the final log-volume map, persistence diagrams) and write
+    `run_dir/dynamics.html`, a static page of them with the table of probes. Trajectory
+    lengths under the final metric need the run's last checkpoint and are left out
+    without one. Returns the page's path.
+
+    **Raises:** `DynamicsError` for missing or damaged dynamics files.
+    """
+    from ..train import load_run, read_rows
+    from ..train._figures import _plt
+
+    run_dir = Path(run_dir)
+    dynamics = load(run_dir)
+    figures = run_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    metrics = read_rows(run_dir / "metrics.jsonl")
+    picks = _pick(len(dynamics.rows), 6)
+    try:
+        _, _, model = load_run(run_dir)
+        lengths = trajectory_lengths(dynamics, model.decoder)
+    except (ValueError, OSError):  # no checkpoint (yet): draw what the probes hold
+        lengths = None
+    drawn = {}
+
+    def save(name, fig, caption):
+        fig.savefig(figures / name, dpi=110)
+        plt.close(fig)
+        drawn[name] = caption
+
+    save("dynamics_scalars.png", _scalars_figure(plt, dynamics, metrics),
+         "Scalars of every probe over training.")  # fmt: skip
+    if "log_volume" in dynamics.arrays:
+        save("dynamics_fields.png", _fields_figure(plt, dynamics, picks),
+             "Log-volume (top) and Gaussian curvature (bottom) on the latent grid, which "
+             "follows the codes (dots); curvature clipped at its 95th percentile.")  # fmt: skip
+        _fields_animation(plt, dynamics, figures / "dynamics_fields.gif")
+        drawn["dynamics_fields.gif"] = "The log-volume map and the codes at every probe."
+    save("dynamics_trajectories.png", _trajectories_figure(plt, dynamics, lengths),
+         "Paths of the fixed samples' codes over training, ending at the dots.")  # fmt: skip
+    save("dynamics_persistence.png",
+         _persistence_figure(plt, dynamics, _pick(len(dynamics.rows), 4), threshold),
+         f"Persistence diagrams of the codes (scaled to unit diameter); points above the "
+         f"dotted line (lifetime > {threshold}) count in the Betti numbers.")  # fmt: skip
+
+    summary = {"probes": len(dynamics.rows), "first epoch": int(dynamics.arrays["epochs"][0]),
+               "last epoch": int(dynamics.arrays["epochs"][-1]),
+               "samples": int(dynamics.arrays["codes"].shape[1]),
+               "probe seconds (median)": float(np.median(dynamics.series("seconds")))}  # fmt: skip
+    if lengths is not None:
+        summary["trajectory length, final metric (median)"] = float(np.median(lengths))
+        summary["trajectory length, final metric (max)"] = float(np.max(lengths))
+    config = {}
+    if (run_dir / "config.json").exists():
+        config = json.loads((run_dir / "config.json").read_text())
+    page = _page(run_dir, config, summary, drawn, _table(dynamics))
+    path = run_dir / "dynamics.html"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path
+
+
+def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str) -> str:
+    def items(d):
+        def text(v):
+            return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
+
+        return "".join(f"<li><b>{html.escape(str(k))}</b>: {text(v)}</li>" for k, v in d.items())
+
+    shown = {k: config[k] for k in ["data", "model", "regularizer", "weight", "latent_dim",
+                                     "epochs", "seed", "probe_every"] if k in config}  # fmt: skip
+    images = "".join(
+        f'<figure><img src="figures/{html.escape(name)}" alt="{html.escape(name)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>\n"
+        for name, caption in figures.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>jgeo dynamics: {html.escape(run_dir.name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} figcaption {{ color: #555; }}
+table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ccc;
+padding: 2px 6px; text-align: right; }} .scroll {{ max-height: 480px; overflow: auto; }}
+</style></head><body>
+<h1>Learning dynamics of the latent geometry</h1>
+<p>Run <code>{html.escape(str(run_dir))}</code></p>
+<ul>{items(shown)}</ul>
+<ul>{items(summary)}</ul>
+{images}
+<h2>Probes</h2>
+<div class="scroll">{table}</div>
+</body></html>
+"""

@@ -1,0 +1,175 @@
+"""Learning-dynamics probes: known values on known decoders, topology, storage, report."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jgeo import dynamics
+from jgeo.cli import main
+from jgeo.data import load
+from jgeo.dynamics._probes import maxmin_landmarks
+from jgeo.train import make_config, train
+
+
+def _probes(d: int, samples: int = 40, grid: int = 6):
+    data = load("swissroll", n=200)
+    return dynamics.probe_set(data, d, samples=samples, pairs=3, grid=grid, seed=0)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_a_linear_decoder_has_constant_volume_zero_curvature_and_straight_geodesics(d):
+    a = jax.random.normal(jax.random.key(0), (5, d))
+    probes = _probes(d)
+    x = jax.random.normal(jax.random.key(1), (len(probes.index), d))
+    measure = jax.jit(
+        lambda x: dynamics.measure_geometry(lambda z: z, lambda z: a @ z + 1, x, probes)
+    )
+    out = measure(x)
+    row, arrays = dynamics.summarise(out, None)
+    log_volume = 0.5 * np.linalg.slogdet(np.asarray(a.T @ a))[1]
+    assert row["logvol_mean"] == pytest.approx(log_volume, abs=1e-4)
+    assert row["logvol_var"] < 1e-8
+    assert row["mcn"] == pytest.approx(np.linalg.cond(np.asarray(a.T @ a)), rel=1e-3)
+    assert row["curvature_abs_mean"] < 1e-4
+    assert row["geodesic_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert row["geodesics_converged"] == 3 and row["cka_previous"] is None
+    if d == 2:  # the fields on the grid over the codes
+        assert arrays["log_volume"].shape == (6, 6)
+        np.testing.assert_allclose(arrays["log_volume"], log_volume, atol=1e-4)
+        np.testing.assert_allclose(arrays["gaussian_curvature"], 0.0, atol=1e-4)
+        lo, hi = np.asarray(x).min(0), np.asarray(x).max(0)
+        np.testing.assert_allclose(arrays["extent"][::2], lo - 0.1 * (hi - lo), rtol=1e-5)
+    else:
+        assert "log_volume" not in arrays
+
+
+def test_curvature_probe_of_a_sphere_patch_is_one():
+    # The decoder (u, v) ↦ a point of the unit sphere: Gaussian curvature 1 everywhere.
+    def sphere(z):
+        lat, lon = z
+        return jnp.stack([jnp.cos(lat) * jnp.cos(lon), jnp.cos(lat) * jnp.sin(lon), jnp.sin(lat)])
+
+    probes = _probes(2)
+    x = 0.5 * jax.random.uniform(jax.random.key(2), (len(probes.index), 2), minval=-1)
+    out = dynamics.measure_geometry(lambda z: z, sphere, x, probes)
+    np.testing.assert_allclose(out["curvature"], 1.0, rtol=1e-3)
+    np.testing.assert_allclose(out["gaussian_curvature"], 1.0, rtol=1e-3)
+    assert np.all(np.asarray(out["ratios"]) <= 1 + 1e-4)  # great circles beat coordinate lines
+
+
+def _circle(n, radius=1.0, centre=(0.0, 0.0)):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([centre[0] + radius * np.cos(t), centre[1] + radius * np.sin(t)], -1)
+
+
+@pytest.mark.parametrize(
+    "points, betti",
+    [
+        (_circle(60), (1, 1)),
+        (np.concatenate([_circle(80), _circle(40, 0.5)]), (2, 2)),
+        (np.concatenate([_circle(40, 0.3), _circle(40, 0.3, (2.0, 0.0))]), (2, 2)),
+        (np.random.default_rng(0).normal(size=(100, 2)) * 0.1, (1, 0)),
+    ],
+)
+def test_betti_numbers_of_known_shapes(points, betti):
+    topo = dynamics.topology(points)
+    assert (topo.betti0, topo.betti1) == betti
+    # Scale-free: the same shape ten times larger has the same diagrams.
+    np.testing.assert_allclose(dynamics.topology(10 * points).h1, topo.h1, atol=1e-5)
+
+
+def test_topology_rejects_diverged_or_collapsed_codes():
+    with pytest.raises(ValueError, match="NaN"):
+        dynamics.topology(np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="collapsed"):
+        dynamics.topology(np.ones((5, 2)))
+
+
+def test_linear_cka_sees_through_rotation_and_scale_only():
+    x = np.random.default_rng(0).normal(size=(200, 3))
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
+    assert dynamics.linear_cka(x, 3.0 * x @ q + 1.0) == pytest.approx(1.0)
+    assert dynamics.linear_cka(x, np.random.default_rng(2).normal(size=(200, 3))) < 0.1
+    assert dynamics.linear_cka(x, x * [1.0, 1.0, 0.0]) < 1.0
+    with pytest.raises(ValueError, match="equal n"):
+        dynamics.linear_cka(x, x[:10])
+
+
+def test_maxmin_landmarks_cover_the_data_evenly():
+    x = np.random.default_rng(0).normal(size=(500, 2))
+    index = maxmin_landmarks(x, 30)
+    chosen = x[index]
+    gaps = np.linalg.norm(chosen[:, None] - chosen[None], axis=-1) + np.eye(30) * 1e9
+    cover = np.linalg.norm(x[:, None] - chosen[None], axis=-1).min(1).max()
+    # Farthest-point sampling: every point is closer to a landmark than any two landmarks.
+    assert len(set(index.tolist())) == 30 and cover <= gaps.min() + 1e-12
+
+
+RUN = dict(data="circles", n=1000, regularizer="none", epochs=30)
+
+
+@pytest.fixture(scope="module")
+def circles_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("circles")
+    train(make_config(RUN), out, progress=False, report=False)
+    return out
+
+
+def test_two_circles_end_with_two_components_and_two_loops(circles_run):
+    record = dynamics.load(circles_run)
+    assert [r["epoch"] for r in record.rows] == list(range(1, 31))
+    assert (record.rows[-1]["betti0"], record.rows[-1]["betti1"]) == (2, 2)
+    assert record.arrays["codes"].shape == (30, 128, 2)
+    assert record.arrays["log_volume"].shape == (30, 16, 16)
+    assert record.rows[-1]["cka_previous"] > 0.99  # the representation has settled
+    # A map R² → R² has a flat pullback metric: curvature is rounding noise after epoch 1.
+    assert np.nanmax(record.series("curvature_abs_mean")[1:]) < 1e-3
+
+
+def test_the_report_page_shows_every_figure(circles_run):
+    assert main(["dynamics", str(circles_run)]) == 0
+    page = (circles_run / "dynamics.html").read_text()
+    for name in ["scalars.png", "fields.png", "fields.gif", "trajectories.png", "persistence.png"]:
+        assert f'src="figures/dynamics_{name}"' in page
+        assert (circles_run / "figures" / f"dynamics_{name}").stat().st_size > 1000
+    assert page.count("<tr>") == 31  # header + one row per probe
+    lengths = dynamics.trajectory_lengths(dynamics.load(circles_run), lambda z: 2.0 * z)
+    codes = dynamics.load(circles_run).arrays["codes"]
+    euclidean = np.linalg.norm(np.diff(codes, axis=0), axis=-1).sum(0)
+    np.testing.assert_allclose(lengths, 2.0 * euclidean, rtol=1e-4)
+
+
+def test_volume_regularization_evens_out_volume_over_twenty_probes(tmp_path):
+    config = dict(data="swissroll", n=600, regularizer="volume", weight=0.1, epochs=20)
+    train(make_config(config), tmp_path, progress=False, report=False)
+    variance = dynamics.load(tmp_path).series("logvol_var")
+    assert len(variance) == 20
+    assert variance[-1] < 0.25 * variance[:5].max()
+
+
+def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_path, capsys):
+    with pytest.raises(dynamics.DynamicsError, match="does not exist"):
+        dynamics.load(tmp_path)
+    for name in ["dynamics.jsonl", "dynamics.npz", "config.json"]:
+        (tmp_path / name).write_bytes((circles_run / name).read_bytes())
+    rows = (tmp_path / "dynamics.jsonl").read_text()
+    lines = rows.splitlines(keepends=True)
+    (tmp_path / "dynamics.jsonl").write_text("".join(lines[:14]) + lines[14][:30])  # cut mid-line
+    with pytest.raises(dynamics.DynamicsError, match="line 15 is truncated"):
+        dynamics.load(tmp_path)
+    assert main(["dynamics", str(tmp_path)]) == 2
+    assert "truncated" in capsys.readouterr().err
+    (tmp_path / "dynamics.jsonl").write_text(rows)
+    blob = (tmp_path / "dynamics.npz").read_bytes()
+    (tmp_path / "dynamics.npz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(dynamics.DynamicsError, match="dynamics.npz is damaged"):
+        dynamics.load(tmp_path)
+    # One probe more in the rows than in the arrays (an interruption between the two
+    # writes) is not an error: the common probes are returned.
+    (tmp_path / "dynamics.npz").write_bytes(blob)
+    extra = {**json.loads(lines[-1]), "epoch": 31}
+    (tmp_path / "dynamics.jsonl").write_text(rows + json.dumps(extra) + "\n")
+    assert len(dynamics.load(tmp_path).rows) == 30
