@@ -2,7 +2,13 @@
 
 import importlib.metadata
 
-from . import diagnostics as diagnostics, dynamics as dynamics, regularizers as regularizers
+from . import (
+    diagnostics as diagnostics,
+    dynamics as dynamics,
+    optim as optim,
+    regularizers as regularizers,
+    stats as stats,
+)
 from ._connection import (
     christoffel as christoffel,
     geodesic_acceleration as geodesic_acceleration,

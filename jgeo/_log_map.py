@@ -20,6 +20,7 @@ from ._custom_types import PointLike, Scalar, Tangent
 from ._geodesics import ODESolver, curve_energy, curve_length, exp_map, geodesic
 from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
+from ._pullback import AbstractPullback
 
 BVPMethod = Literal["hybrid", "energy", "shooting"]
 _SEED_TOL = 1e-3  # energy-stage tolerance when it only seeds shooting
@@ -48,20 +49,41 @@ class ConnectingGeodesic(eqx.Module):
     converged: Bool[Array, ""]
 
 
+_SUBDIVISIONS = 4
+
+
 def _minimise_energy(metric, x, y, curve0, max_steps, tol):
     """Energy-minimising discrete curve between x and y, from the straight line.
 
-    The discrete energy ½ (n − 1) Σᵢ ‖Lᵢᵀ Δᵢ‖² (gᵢ = Lᵢ Lᵢᵀ at segment midpoints) is a
-    sum of squares, so Levenberg–Marquardt minimises it in a few iterations where a
-    quasi-Newton method crawls (the problem's conditioning grows like n²).
+    The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares, so Levenberg–Marquardt
+    minimises it in a few iterations where a quasi-Newton method crawls (the problem's
+    conditioning grows like n²). For a pullback, the residuals are the chords of the
+    decoded curve, each segment decoded at a few sub-steps: no derivatives of the
+    decoder in the residual, and no "tunnelling" — with g taken at segment midpoints (or
+    chords of whole segments), a long segment whose midpoint sits on the crest of a
+    ridge of the metric (a stochastic decoder's wall of variance) crosses it at almost
+    no cost. Otherwise rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
     """
     interior0 = curve0[1:-1]
 
-    def residuals(interior, _):
-        curve = jnp.concatenate([x[None], interior, y[None]])
-        steps, mids = curve[1:] - curve[:-1], 0.5 * (curve[1:] + curve[:-1])
-        factors = jax.vmap(lambda m: jnp.linalg.cholesky(metric(m)))(mids)
-        return jnp.einsum("nij,ni->nj", factors, steps)
+    if isinstance(metric, AbstractPullback):
+        # Each segment is decoded at `_SUBDIVISIONS` sub-steps, so that a jump across
+        # a symmetric ridge (equal φ on both sides) still pays for the climb.
+        t = jnp.linspace(0.0, 1.0, _SUBDIVISIONS + 1, dtype=x.dtype)[:, None, None]
+
+        def residuals(interior, _):
+            curve = jnp.concatenate([x[None], interior, y[None]])
+            fine = (1 - t) * curve[None, :-1] + t * curve[None, 1:]  # (s + 1, n − 1, d)
+            points = jax.vmap(jax.vmap(metric.embedding))(fine)
+            return jnp.sqrt(_SUBDIVISIONS) * (points[1:] - points[:-1])
+
+    else:
+
+        def residuals(interior, _):
+            curve = jnp.concatenate([x[None], interior, y[None]])
+            steps, mids = curve[1:] - curve[:-1], 0.5 * (curve[1:] + curve[:-1])
+            factors = jax.vmap(lambda m: jnp.linalg.cholesky(metric(m)))(mids)
+            return jnp.einsum("nij,ni->nj", factors, steps)
 
     solver = optx.LevenbergMarquardt(rtol=tol, atol=tol)
     sol = optx.least_squares(residuals, solver, interior0, max_steps=max_steps, throw=False)

@@ -1,0 +1,145 @@
+"""Statistics on manifolds: closed forms of Fréchet means, tangent PCA, interpolation,
+and geodesic k-medoids on the "Latent Space Oddity" toy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import jgeo
+from jgeo import stats
+
+
+def _stereographic(p):
+    return p[..., :2] / (1 - p[..., 2:3])
+
+
+def _around(centre, angle, count=4):
+    """`count` points at geodesic distance `angle` from `centre` on the unit sphere, in
+    directions spread evenly around it."""
+    e1 = np.cross(centre, [0.0, 0.0, 1.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(centre, e1)
+    turns = 2 * np.pi * np.arange(count) / count
+    return np.array(
+        [np.cos(angle) * centre + np.sin(angle) * (np.cos(a) * e1 + np.sin(a) * e2) for a in turns]
+    )
+
+
+def test_frechet_mean_of_symmetric_points_on_the_sphere_is_their_centre():
+    centre = np.array([0.3, -0.2, -0.9]) / np.linalg.norm([0.3, -0.2, -0.9])
+    points = jnp.asarray(_stereographic(_around(centre, 0.5)))
+    metric = jgeo.StereographicSphere(2)
+    result = jax.jit(lambda p: stats.frechet_mean(metric, p))(points)
+    assert result.converged and result.log_maps_failed == 0
+    np.testing.assert_allclose(result.mean, _stereographic(centre), atol=1e-6)
+    # ... which is not the mean of the coordinates.
+    assert np.max(np.abs(points.mean(0) - _stereographic(centre))) > 1e-5
+
+
+def _mobius_add(u, v):
+    uv, uu, vv = u @ v, u @ u, v @ v
+    return ((1 + 2 * uv + vv) * u + (1 - uu) * v) / (1 + 2 * uv + uu * vv)
+
+
+def test_frechet_mean_in_the_poincare_ball_is_the_centre_of_symmetry():
+    # Symmetric points about the origin, moved by the Möbius translation to c (an isometry).
+    c = jnp.array([0.4, -0.3])
+    base = 0.5 * jnp.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    points = jnp.stack([_mobius_add(c, p) for p in base])
+    result = stats.frechet_mean(jgeo.PoincareBall(2), points)
+    assert result.converged
+    np.testing.assert_allclose(result.mean, c, atol=1e-6)
+
+
+def test_frechet_mean_under_a_linear_decoder_is_the_euclidean_weighted_mean():
+    a = jnp.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]])
+    points = jax.random.normal(jax.random.key(0), (7, 2))
+    weights = jnp.arange(1.0, 8.0)
+    metric = jgeo.Pullback(lambda z: a @ z)
+    result = stats.frechet_mean(metric, points, weights, init=jnp.array([2.0, -1.0]))
+    np.testing.assert_allclose(result.mean, weights @ points / weights.sum(), atol=1e-8)
+
+
+def test_tangent_pca_of_a_great_circle_arc_finds_one_component():
+    centre = np.array([0.0, 0.6, -0.8])
+    direction = np.array([1.0, 0.0, 0.0])
+    angles = np.linspace(-0.6, 0.6, 9)
+    arc = np.cos(angles)[:, None] * centre + np.sin(angles)[:, None] * direction
+    result = stats.tangent_pca(jgeo.StereographicSphere(2), jnp.asarray(_stereographic(arc)))
+    assert result.explained_variance_ratio[0] > 0.99
+    np.testing.assert_allclose(result.base, _stereographic(centre), atol=1e-6)
+    # Components are G-orthonormal tangent vectors at the base.
+    g = jgeo.StereographicSphere(2)(result.base)
+    np.testing.assert_allclose(result.components @ g @ result.components.T, np.eye(2), atol=1e-8)
+    # The first points along the image of the arc's direction.
+    step = _stereographic(arc[5]) - _stereographic(arc[4])
+    cosine = (
+        abs(result.components[0] @ step)
+        / np.linalg.norm(result.components[0])
+        / np.linalg.norm(step)
+    )
+    assert cosine > 0.99
+
+
+def test_geodesic_interpolation_is_evenly_spaced_in_arc_length():
+    metric = jgeo.PoincareBall(2)
+    x, y = jnp.array([-0.5, 0.2]), jnp.array([0.6, 0.3])
+    path = stats.geodesic_interpolation(metric, x, y, 6)
+    np.testing.assert_allclose(path[0], x, atol=1e-9)
+    np.testing.assert_allclose(path[-1], y, atol=1e-6)
+    steps = jax.vmap(lambda a, b: jgeo.distance(metric, a, b))(path[:-1], path[1:])
+    np.testing.assert_allclose(steps, jgeo.distance(metric, x, y) / 5, rtol=1e-5)
+
+
+def test_pairwise_distances_in_batches_match_one_by_one():
+    metric = jgeo.PoincareBall(2)
+    points = 0.5 * jax.random.uniform(jax.random.key(1), (5, 2), minval=-1)
+    matrix = stats.pairwise_distances(metric, points, batch_size=3)  # 10 pairs, 4 batches
+    i, j = np.triu_indices(5, 1)
+    upper = jax.jit(jax.vmap(lambda a, b: jgeo.distance(metric, a, b)))(points[i], points[j])
+    expected = np.zeros((5, 5))
+    expected[i, j] = expected[j, i] = upper
+    np.testing.assert_allclose(matrix, expected, atol=1e-8)
+
+
+def test_kmedoids_finds_well_separated_clusters_and_treats_failures_as_far():
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(size=(10, 2)) * 0.1, rng.normal(size=(10, 2)) * 0.1 + 5])
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    d[0, 15] = d[15, 0] = np.nan
+    result = stats.kmedoids(jnp.asarray(d), 2, jax.random.key(0))
+    assert adjusted_rand_score(np.repeat([0, 1], 10), np.asarray(result.labels)) == 1.0
+    with pytest.raises(ValueError, match="1 ≤ `k` ≤ n"):
+        stats.kmedoids(jnp.asarray(d), 21, jax.random.key(0))
+
+
+def test_geodesic_kmedoids_separates_what_a_stochastic_decoder_keeps_apart():
+    # "Latent Space Oddity" (Arvanitidis et al. 2018): two long bands of codes; the RBF
+    # variance of a Gaussian decoder grows between them, so its expected metric makes
+    # the gap expensive to cross. Euclidean k-medoids cuts the bands in halves.
+    m = 12
+    xs = np.linspace(-4, 4, m)
+    codes = jnp.asarray(
+        np.concatenate([np.stack([xs, np.full(m, 0.8)], 1), np.stack([xs, np.full(m, -0.8)], 1)])
+    )
+    truth = np.repeat([0, 1], m)
+
+    def std(z):
+        precision = jnp.sum(jnp.exp(-jnp.sum((z[None] - codes) ** 2, -1) / (2 * 0.3**2))) + 1e-3
+        return jnp.full(2, 1 / jnp.sqrt(precision))
+
+    metric = jgeo.StochasticPullback(lambda z: z, std)
+    key = jax.random.key(0)
+    solve = jax.jit(
+        lambda c: stats.geodesic_kmedoids(metric, c, 2, key, method="energy", rtol=1e-3)
+    )
+    result, distances = solve(codes)
+    assert not np.any(np.isnan(distances))
+    geodesic_ari = adjusted_rand_score(truth, np.asarray(result.labels))
+    euclidean = stats.kmedoids(jnp.linalg.norm(codes[:, None] - codes[None], axis=-1), 2, key)
+    euclidean_ari = adjusted_rand_score(truth, np.asarray(euclidean.labels))
+    assert geodesic_ari >= 0.9 and euclidean_ari < 0.5
+    # Crossing the gap costs more than walking the whole band.
+    assert distances[0, m].item() > distances[0, m - 1].item()
