@@ -7,6 +7,7 @@ from . import (
     dynamics as dynamics,
     optim as optim,
     regularizers as regularizers,
+    sharding as sharding,
     stats as stats,
 )
 from ._connection import (
@@ -54,6 +55,7 @@ from ._pullback import (
     Pullback as Pullback,
     StochasticPullback as StochasticPullback,
 )
+from .sharding import make_mesh as make_mesh, shard_batch as shard_batch
 
 try:
     __version__ = importlib.metadata.version("jgeo")

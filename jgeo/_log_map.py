@@ -49,7 +49,7 @@ class ConnectingGeodesic(eqx.Module):
     converged: Bool[Array, ""]
 
 
-_SUBDIVISIONS = 4
+_SUBDIVISIONS = 2
 
 
 def _minimise_energy(metric, x, y, curve0, max_steps, tol):

@@ -96,6 +96,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         type=int,
         help="record learning-dynamics probes every N epochs (default 1; 0: off)",
     )
+    p.add_argument("--devices", type=int, help="train data-parallel over N devices (default 1)")
     p.add_argument("--config", metavar="FILE.toml", help="config file; options given here win")
     p.add_argument(
         "--out", metavar="DIR", help="run directory (default runs/DATA-REGULARIZER-sSEED)"

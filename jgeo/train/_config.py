@@ -48,6 +48,7 @@ class TrainConfig:
     probe_samples: int = 128
     probe_pairs: int = 4
     probe_grid: int = 16
+    devices: int = 1
 
     def __post_init__(self):
         choices = {
@@ -61,7 +62,7 @@ class TrainConfig:
                 raise ConfigError(
                     f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}."
                 )
-        positive = ["latent_dim", "epochs", "batch_size", "learning_rate", "eval_points"]
+        positive = ["latent_dim", "epochs", "batch_size", "learning_rate", "eval_points", "devices"]
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"`{name}` must be positive, got {getattr(self, name)!r}.")
@@ -86,6 +87,11 @@ class TrainConfig:
                 raise ConfigError(f"`{name}` must be non-negative, got {getattr(self, name)!r}.")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ConfigError(f"`hidden` must be a list of positive widths, got {self.hidden!r}.")
+        if self.batch_size % self.devices:
+            raise ConfigError(
+                f"`batch_size` ({self.batch_size}) must be a multiple of `devices` "
+                f"({self.devices}): each device trains on an equal share of every batch."
+            )
         if self.model == "conv" and self.data != "digits":
             raise ConfigError('model "conv" needs image data: use --data digits.')
         if self.classes is not None and self.data != "digits":

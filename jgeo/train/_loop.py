@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .. import data as datasets, diagnostics, dynamics
+from .. import data as datasets, diagnostics, dynamics, sharding
 from .._pullback import Pullback
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
@@ -91,7 +91,7 @@ def _loss_fn(graphdef, config: TrainConfig):
     return loss
 
 
-def make_epoch(graphdef, tx, config: TrainConfig, n: int):
+def make_epoch(graphdef, tx, config: TrainConfig, n: int, mesh=None):
     """`epoch(params, opt_state, x, index)` → new params and state, and the per-step
     loss, reconstruction MSE and regularizer value. The batch order and every random
     draw are functions of (seed, epoch index, step index): reruns are identical."""
@@ -114,7 +114,10 @@ def make_epoch(graphdef, tx, config: TrainConfig, n: int):
             rows, i = inputs
             grad_fn = jax.value_and_grad(loss, has_aux=True)
             weight = config.weight * _ramp((index - 1) * steps + i)
-            (value, (mse, reg)), grads = grad_fn(params, x[rows], jr.fold_in(key, i), weight)
+            batch_x = x[rows]
+            if mesh is not None:  # data parallel: each device takes a share of the batch
+                batch_x = jax.lax.with_sharding_constraint(batch_x, sharding.batch_sharding(mesh))
+            (value, (mse, reg)), grads = grad_fn(params, batch_x, jr.fold_in(key, i), weight)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), (value, mse, reg)
 
@@ -242,7 +245,8 @@ def train(
     opt_state = tx.init(params)
     x = jnp.asarray(data.x)
     x_eval = x[eval_index(config, len(x))]
-    epoch_fn = make_epoch(graphdef, tx, config, len(x))
+    mesh = _mesh(config)
+    epoch_fn = make_epoch(graphdef, tx, config, len(x), mesh)
     diagnose = make_diagnose(graphdef)
 
     checkpoints = Checkpoints(out / "checkpoints")
@@ -252,6 +256,8 @@ def train(
         like = {"params": params, "opt_state": opt_state}
         restored = checkpoints.restore(latest, like)
         params, opt_state, start = restored["params"], restored["opt_state"], latest
+    if mesh is not None:  # parameters, optimiser state and the data on every device
+        params, opt_state, x = sharding.replicate(mesh, (params, opt_state, x))
     metrics_path = out / "metrics.jsonl"
     # Rows past the checkpoint (written before an interruption) are recomputed identically.
     rows = [r for r in read_rows(metrics_path) if r["epoch"] <= start]
@@ -304,6 +310,16 @@ def train(
     if not report or last < config.epochs:
         return {}
     return write_report(out, config, data, nnx.merge(graphdef, params))
+
+
+def _mesh(config: TrainConfig):
+    """The data-parallel mesh of a run, or None on one device."""
+    if config.devices == 1:
+        return None
+    try:
+        return sharding.make_mesh(config.devices)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def load_run(out: str | Path):
