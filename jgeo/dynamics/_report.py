@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._geodesics import curve_length
+from .._io import write_atomic
 from .._pullback import Pullback
 from ._store import Dynamics, load
 
@@ -241,9 +242,7 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
         config = json.loads((run_dir / "config.json").read_text())
     page = _page(run_dir, config, summary, drawn, _table(dynamics))
     path = run_dir / "dynamics.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_atomic(path, page)
     return path
 
 

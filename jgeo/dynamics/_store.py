@@ -7,7 +7,6 @@ each one would cost more than the probe itself); `Recorder.close` compresses it.
 
 import io
 import json
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._io import write_atomic
 from ._probes import summarise
 
 ROWS, ARRAYS = "dynamics.jsonl", "dynamics.npz"
@@ -54,12 +54,6 @@ class Dynamics(NamedTuple):
         """The H`dim` persistence pairs (k, 2) of the probe at `epoch`."""
         pairs = self.arrays[f"h{dim}"]
         return pairs[pairs[:, 0] == epoch, 1:]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -180,6 +174,6 @@ class Recorder:
                 stacked[name] = np.stack(parts)
         buffer = io.BytesIO()
         (np.savez_compressed if compress else np.savez)(buffer, **stacked, **self.static)
-        _write_atomic(self.arrays_path, buffer.getvalue())
+        write_atomic(self.arrays_path, buffer.getvalue())
         text = "".join(json.dumps(r) + "\n" for r in self.rows)
-        _write_atomic(self.rows_path, text.encode())
+        write_atomic(self.rows_path, text)

@@ -3,7 +3,6 @@ after every epoch, an atomic checkpoint after every epoch, resumption on rerun."
 
 import concurrent.futures
 import json
-import os
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import optax
 from flax import nnx
 
 from .. import data as datasets, diagnostics, dynamics, sharding
+from .._io import write_atomic
 from .._pullback import Pullback
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
@@ -178,12 +178,6 @@ def _make_recorder(config: TrainConfig, data, x, graphdef, out: Path, start: int
     return make_probe(graphdef, x[probes.index], probes), recorder
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -237,7 +231,7 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_same_config(out, config)
-    _write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
+    write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
 
     data, model, tx = build(config)
     graphdef, state = nnx.split(model)
@@ -296,7 +290,7 @@ def train(
                 began = time.perf_counter()
                 geometry = jax.block_until_ready(pending.result()(params))
                 recorder.record(epoch, row["step"], geometry, began)
-            _write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+            write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
             checkpoints.save(epoch, {"params": params, "opt_state": opt_state})
             if bar is not None:
                 bar.update(1)

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import diagnostics
+from .._io import write_atomic
 from .._pullback import Pullback
 from ..data import Dataset, class_pairs
 from ._config import TrainConfig
-from ._loop import _write_atomic, eval_index
+from ._loop import eval_index
 
 NUM_PAIRS = 8
 
@@ -59,5 +60,5 @@ def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> 
     out = Path(out)
     report, arrays = evaluate(config, data, model)
     report["figures"] = draw_all(out / "figures", config, data, model, arrays)
-    _write_atomic(out / "report.json", json.dumps(report, indent=2))
+    write_atomic(out / "report.json", json.dumps(report, indent=2))
     return report
