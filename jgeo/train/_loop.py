@@ -178,7 +178,9 @@ def _make_recorder(config: TrainConfig, data, x, graphdef, out: Path, start: int
     return make_probe(graphdef, x[probes.index], probes), recorder
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a run's `metrics.jsonl` (one dict per epoch; [] if there is none yet)."""
+    path = Path(path)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -257,7 +259,8 @@ def train(
     rows = [r for r in read_rows(metrics_path) if r["epoch"] <= start]
     probe, recorder = _make_recorder(config, data, x, graphdef, out, start)
     if probe is not None:  # compiled in the background while the first epochs train
-        pending = concurrent.futures.ThreadPoolExecutor(1).submit(_compile, probe, params)
+        compiler = concurrent.futures.ThreadPoolExecutor(1)
+        pending = compiler.submit(_compile, probe, params)
 
     steps = _steps_per_epoch(config, len(x))
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
@@ -301,6 +304,7 @@ def train(
         checkpoints.close()
         if recorder is not None:
             recorder.close()
+            compiler.shutdown(wait=False)  # its one task is done or no longer needed
     if not report or last < config.epochs:
         return {}
     return write_report(out, config, data, nnx.merge(graphdef, params))
