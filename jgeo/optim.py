@@ -233,10 +233,6 @@ def riemannian_adam(
     return optax.GradientTransformation(init, update)
 
 
-class LatentNaturalGradientState(NamedTuple):
-    pass
-
-
 def natural_gradient(
     metric: AbstractMetric, z: jax.Array, grad: jax.Array, damping: float = 0.0
 ) -> jax.Array:
@@ -264,7 +260,7 @@ def latent_natural_gradient(
     Parameters must be latent codes (d,) or (B, d), or a tree of them."""
 
     def init(params):
-        return LatentNaturalGradientState()
+        return optax.EmptyState()  # stateless: the metric is all it needs
 
     def update(grads, state, params):
         if params is None:

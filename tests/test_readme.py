@@ -16,7 +16,7 @@ def test_usage_example_runs():
     assert len(example.strip().splitlines()) <= 10
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)
-    assert namespace["K_map"].shape == (64 * 64,)
+    assert namespace["K_map"].shape == (32 * 32,)
     assert jnp.all(jnp.isfinite(namespace["K_map"]))
     point = namespace["grid"][100]
     expected = jgeo.gaussian_curvature(namespace["metric"], point)
