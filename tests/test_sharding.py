@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -70,3 +71,14 @@ def test_shard_batch_needs_a_divisible_batch_axis():
     assert jgeo.shard_batch(mesh, np.ones((3, 2))).shape == (3, 2)
     with pytest.raises(ValueError, match="batch axis"):
         jgeo.shard_batch(mesh, np.float32(1.0))
+
+
+def test_only_process_zero_writes_run_files(tmp_path, monkeypatch):
+    # A second process of a multi-host run: it trains (collectives need every process)
+    # and takes part in orbax checkpoints, but writes no run file of its own.
+    monkeypatch.setattr("jgeo._io.jax", SimpleNamespace(process_index=lambda: 1))
+    config = make_config(dict(data="swissroll", n=128, hidden=[16, 16], epochs=2,
+                              batch_size=64, eval_points=32, probe_every=1))  # fmt: skip
+    report = train(config, tmp_path, progress=False)
+    assert report["figures"] == [] and report["recon_mse"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]

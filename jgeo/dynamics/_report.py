@@ -2,6 +2,7 @@
 
 import html
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._geodesics import curve_length
-from .._io import write_atomic
+from .._io import is_writer, save_figure, write_atomic
 from .._pullback import Pullback
 from ._store import Dynamics, load
 
@@ -116,7 +117,10 @@ def _fields_animation(plt, dynamics: Dynamics, path: Path, frames: int = 60) -> 
         return image, dots
 
     animation = FuncAnimation(fig, frame, frames=_pick(len(a["epochs"]), frames), blit=False)
-    animation.save(path, writer=PillowWriter(fps=8))
+    if is_writer():  # PillowWriter writes to a path: a hidden one, then renamed
+        hidden = path.with_name("." + path.name)
+        animation.save(hidden, writer=PillowWriter(fps=8))
+        os.replace(hidden, path)
     plt.close(fig)
 
 
@@ -211,8 +215,7 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     drawn = {}
 
     def save(name, fig, caption):
-        fig.savefig(figures / name, dpi=110)
-        plt.close(fig)
+        save_figure(fig, figures / name)
         drawn[name] = caption
 
     save("dynamics_scalars.png", _scalars_figure(plt, dynamics, metrics),

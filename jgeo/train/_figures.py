@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import diagnostics
+from .._io import save_figure
 from .._pullback import Pullback
 from ..data import Dataset
 from ._config import TrainConfig
@@ -69,8 +70,7 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
 
     def save(fig, name):
         fig.tight_layout()
-        fig.savefig(directory / name, dpi=110)
-        plt.close(fig)
+        save_figure(fig, directory / name)
         written.append(name)
 
     fig, ax = plt.subplots(figsize=(5, 4.5))

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import diagnostics
-from .._io import write_atomic
+from .._io import is_writer, write_atomic
 from .._pullback import Pullback
 from ..data import Dataset, class_pairs
 from ._config import TrainConfig
@@ -59,6 +59,7 @@ def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> 
 
     out = Path(out)
     report, arrays = evaluate(config, data, model)
-    report["figures"] = draw_all(out / "figures", config, data, model, arrays)
+    figures = draw_all(out / "figures", config, data, model, arrays) if is_writer() else []
+    report["figures"] = figures
     write_atomic(out / "report.json", json.dumps(report, indent=2))
     return report
