@@ -3,7 +3,11 @@ parameters. jgeo's kernels and geodesic solves are per-point functions under `vm
 `jax.jit(jax.vmap(kernel))` applied to a batch sharded along its first axis runs on
 every device at once and returns results sharded the same way; nothing here is
 specific to one host (under `jax.distributed.initialize`, `jax.devices()` spans all
-processes)."""
+processes).
+
+Geodesic solves on sharded batches need `throw=False`: a failed solve raises on its own
+device, and the other devices then wait for it at the next all-reduce of their loops.
+"""
 
 import jax
 import numpy as np

@@ -44,6 +44,17 @@ for name, (solve, args) in solves.items():
     result[f"{name}_max_difference"] = float(jnp.max(jnp.abs(out - reference)))
     result[f"{name}_output_spec"] = str(out.sharding.spec)
 
+# Failures in a sharded batch: on the saturating tanh decoder some pairs cannot be
+# joined; with throw=False they come back unconverged (NaN) on any device, as on one.
+connect = jax.jit(jax.vmap(lambda z, y: jgeo.connecting_geodesic(metric, z, y, throw=False)))
+reference = connect(z, y)
+out = connect(jgeo.shard_batch(mesh, z), jgeo.shard_batch(mesh, y))
+result["failed_pairs"] = int(jnp.sum(~reference.converged))
+result["same_failures"] = bool(jnp.array_equal(out.converged, reference.converged))
+result["failure_length_difference"] = float(
+    jnp.nanmax(jnp.abs(jnp.where(reference.converged, out.length - reference.length, 0.0)))
+)
+
 config = dict(data="swissroll", n=256, hidden=[32, 32], epochs=3, batch_size=64,
               eval_points=64, probe_every=0, regularizer="isometry")  # fmt: skip
 rows = {}

@@ -48,6 +48,12 @@ def test_sharded_geodesic_solves_equal_unsharded_and_stay_sharded(four_devices, 
     assert four_devices[f"{solve}_output_spec"] == "P('data',)"
 
 
+def test_failed_solves_in_a_sharded_batch_are_reported_not_raised(four_devices):
+    assert four_devices["failed_pairs"] > 0  # the case exercises failures
+    assert four_devices["same_failures"]
+    assert four_devices["failure_length_difference"] < 1e-6
+
+
 def test_four_device_training_matches_one_device(four_devices):
     one, four = four_devices["rows_1"], four_devices["rows_4"]
     assert [r["epoch"] for r in four] == [1, 2, 3]
