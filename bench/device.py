@@ -24,6 +24,7 @@ jax.config.update("jax_enable_x64", True)  # float64 for the CPU reference; floa
 
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
+from _decoder import decoder  # noqa: E402
 from _timing import environment, print_table, time_jitted, write_json  # noqa: E402
 
 import jgeo  # noqa: E402
@@ -107,7 +108,7 @@ def main() -> None:
     print_table(cost, ["step", "median_s", "× plain", "compile_s"])
     write_json(args.json, result)
 
-    mlp = eqx.nn.MLP(2, 784, 256, depth=2, activation=jnp.tanh, key=jr.key(1))
+    mlp = decoder(jr.key(1))
     metric = jgeo.Pullback(mlp)
     k1, k2 = jr.split(jr.key(2))
     xs, ys = jr.normal(k1, (args.pairs, 2)), jr.normal(k2, (args.pairs, 2))

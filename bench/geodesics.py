@@ -12,10 +12,10 @@ import argparse
 import importlib.util
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+from _decoder import decoder
 from _timing import environment, print_table, time_jitted, write_json
 
 import jgeo
@@ -127,7 +127,7 @@ def _geomstats_exp_maps(xs, vs, starts, velocities, expected, n_gs):
 
 
 def decoder_log_maps(n: int) -> list[dict]:
-    mlp = eqx.nn.MLP(2, 784, 256, depth=2, activation=jnp.tanh, key=jr.key(1))
+    mlp = decoder(jr.key(1))
     metric = jgeo.Pullback(mlp)
     k1, k2 = jr.split(jr.key(2))
     xs, ys = jr.normal(k1, (n, 2)), jr.normal(k2, (n, 2))

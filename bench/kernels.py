@@ -10,17 +10,13 @@ naive time ÷ jgeo time. Compile time is reported separately.
 
 import argparse
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+from _decoder import decoder
 from _timing import environment, print_table, time_jitted, write_json
 
 import jgeo
-
-
-def decoder(key, d: int) -> eqx.nn.MLP:
-    return eqx.nn.MLP(d, 784, 256, depth=2, activation=jnp.tanh, key=key, dtype=jnp.float32)
 
 
 def batched(kernel):
@@ -67,7 +63,7 @@ def run(batch: int) -> list[dict]:
         ),
     ]:
         kz, kv, kd = jr.split(jr.fold_in(key, d), 3)
-        mlp = decoder(kd, d)
+        mlp = decoder(kd, d, jnp.float32)
         metric = jgeo.Pullback(mlp)
         z = jr.normal(kz, (batch, d), jnp.float32)
         v = jr.normal(kv, (batch, d), jnp.float32)
