@@ -24,6 +24,7 @@ from ._curvature import (
 )
 from ._geodesics import (
     Geodesic as Geodesic,
+    GeodesicResult as GeodesicResult,
     ODESolver as ODESolver,
     curve_energy as curve_energy,
     curve_length as curve_length,
@@ -43,6 +44,7 @@ from ._log_map import (
 )
 from ._metrics import (
     AbstractMetric as AbstractMetric,
+    AbstractSpaceForm as AbstractSpaceForm,
     Euclidean as Euclidean,
     MetricField as MetricField,
     PoincareBall as PoincareBall,

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
@@ -20,14 +21,35 @@ _NONFINITE = (
 )
 
 
-def as_point(x: ArrayLike, name: str = "x") -> Array:
-    """Validate one point (or tangent vector) of shape (d,) with a floating dtype."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
+_OUTSIDE = (
+    "`{name}` lies outside the domain of {metric}, {domain}, where its formulas do not "
+    "define a metric. Pass points of the domain; with `throw=False` the geodesic "
+    "functions report such a point as a failure (NaN) instead. Set the environment "
+    "variable EQX_ON_ERROR=nan to get NaNs instead of this error."
+)
+SUPPORTED_DTYPES = (jnp.dtype("float32"), jnp.dtype("float64"))
+
+
+def check_dtype(dtype, name: str) -> None:
+    """Floating point of a precision the solvers support: float32 or float64."""
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
-            f"`{name}` must have a floating-point dtype, got {x.dtype}; "
+            f"`{name}` must have a floating-point dtype, got {dtype}; "
             f"pass e.g. `jnp.asarray({name}, dtype=float)`."
         )
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"`{name}` has dtype {dtype}, but jgeo computes in float32 or float64 (its "
+            f"linear solves and ODE tolerances are not defined below single precision); "
+            f"pass `{name}.astype(jnp.float32)` and cast the result back if needed."
+        )
+
+
+def as_point(x: ArrayLike, name: str = "x") -> Array:
+    """Validate one point (or tangent vector) of shape (d,), float32 or float64."""
+    x = jnp.asarray(x)
+    check_dtype(x.dtype, name)
     if x.ndim != 1:
         raise ValueError(
             f"`{name}` must be a single point of shape (d,), got shape {x.shape}; "
@@ -36,15 +58,27 @@ def as_point(x: ArrayLike, name: str = "x") -> Array:
     return x
 
 
-def metric_point(metric: AbstractMetric, x: ArrayLike) -> Array:
-    """Validate `metric` and a point `x` of it."""
+def has_domain(metric: AbstractMetric) -> bool:
+    """Whether the metric is defined on part of Rᵈ only (it overrides `contains`)."""
+    return type(metric).contains is not AbstractMetric.contains
+
+
+def metric_point(
+    metric: AbstractMetric, x: ArrayLike, name: str = "x", *, throw: bool = True
+) -> Array:
+    """Validate `metric` and a point `x` of it: its shape and dtype now, and (with
+    `throw`) that it lies in the metric's domain when the computation runs, also under
+    jit and vmap. Without `throw` the caller reports `metric.contains(x)` itself."""
     if not isinstance(metric, AbstractMetric):
         raise TypeError(
             f"`metric` must be a jgeo metric such as `jgeo.Pullback(decoder)`, got "
             f"{type(metric).__name__}; wrap a function x ↦ g(x) as `jgeo.MetricField(fn)`."
         )
-    x = as_point(x, "x")
-    metric.check_point(x, "x")
+    x = as_point(x, name)
+    metric.check_point(x, name)
+    if throw and has_domain(metric):
+        message = _OUTSIDE.format(name=name, metric=type(metric).__name__, domain=metric.domain)
+        x = eqx.error_if(x, ~metric.contains(x), message)
     return x
 
 
@@ -56,6 +90,16 @@ def as_tangent(x: Array, v: ArrayLike, name: str) -> Array:
             f"`{name}` must be a tangent vector of shape {x.shape} like `x`, got {v.shape}."
         )
     return v.astype(x.dtype)
+
+
+def check_values(x: Array, bad, message: str) -> Array:
+    """Raise `ValueError(message)` now if `bad` is concretely true; under a transform,
+    where the values are not known yet, raise when the computation runs."""
+    if isinstance(bad, jax.core.Tracer) or isinstance(x, jax.core.Tracer):
+        return eqx.error_if(x, bad, message)
+    if bool(bad):
+        raise ValueError(message)
+    return x
 
 
 def choose(method: Method, fast: Callable, generic: Callable) -> Callable:

@@ -1,15 +1,39 @@
 """Geodesics as initial value problems: the exponential map, sampled geodesics,
 parallel transport (diffrax), and the length and energy of discrete curves."""
 
+from typing import Literal
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ._checks import as_point, as_tangent, metric_point
+from ._checks import as_tangent, has_domain, metric_point
 from ._custom_types import Point, PointLike, Scalar, Tangent
 from ._metrics import AbstractMetric
+
+
+class GeodesicResult(diffrax.RESULTS):
+    """diffrax's result codes, and one for a geodesic that leaves the metric's domain."""
+
+    outside_domain = (
+        "the geodesic starts or ends outside the metric's domain (e.g. it crossed the "
+        "boundary of a Poincaré model, which no geodesic reaches in finite time: a sign "
+        "of too loose an ODE tolerance in float32). Use the closed form (method='auto') "
+        "where the metric has one, or tighten `ODESolver(rtol=..., atol=...)`."
+    )
+    lost_accuracy = (
+        "the geodesic ODE lost accuracy: the speed g(ẋ, ẋ), constant along a geodesic, "
+        "drifted by more than √rtol (near a boundary of the domain, or a nearly singular "
+        "metric, in float32). Tighten `ODESolver(rtol=..., atol=...)`, solve in float64, "
+        "or use the closed form (method='auto') where the metric has one."
+    )
+    not_finite = (
+        "the closed-form geodesic is not finite here: it passes through a point the chart "
+        "does not cover (the north pole of a stereographic sphere), or the log map is "
+        "asked between antipodal points, where no single shortest geodesic exists."
+    )
 
 
 class Geodesic(eqx.Module):
@@ -20,19 +44,22 @@ class Geodesic(eqx.Module):
     - `ts`: the times, shape (n,).
     - `xs`, `vs`: positions and velocities at `ts`, shape (n, d). Where the solve failed
       (`succeeded` is False) they are NaN, so a failure cannot pass for a result.
-    - `result`: the `diffrax.RESULTS` code of the solve.
-    - `num_steps`: accepted plus rejected steps taken.
+    - `result`: a `GeodesicResult` (diffrax's `RESULTS`, plus `outside_domain`).
+    - `num_steps`: accepted plus rejected steps taken (0 for a closed form).
     """
 
     ts: Float[Array, " n"]
     xs: Float[Array, "n d"]
     vs: Float[Array, "n d"]
-    result: diffrax.RESULTS
+    result: GeodesicResult
     num_steps: Int[Array, ""]
 
     @property
     def succeeded(self) -> Bool[Array, ""]:
-        return self.result == diffrax.RESULTS.successful
+        return self.result == GeodesicResult.successful
+
+
+GeodesicMethod = Literal["auto", "ode"]
 
 
 class ODESolver(eqx.Module):
@@ -55,13 +82,20 @@ class ODESolver(eqx.Module):
     max_steps: int = eqx.field(static=True, default=4096)
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
 
-    def solve(self, metric, y0: tuple[Array, ...], vector_field, ts: Array, throw: bool):
-        dtype = y0[0].dtype
+    def tolerances(self, dtype) -> tuple[float, float]:
+        """(rtol, atol) for solves in `dtype`."""
         default = 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
-        controller = diffrax.PIDController(
-            rtol=default if self.rtol is None else self.rtol,
-            atol=default if self.atol is None else self.atol,
+        return (
+            default if self.rtol is None else self.rtol,
+            default if self.atol is None else self.atol,
         )
+
+    def solve(self, metric, y0: tuple[Array, ...], vector_field, ts: Array, throw: bool):
+        """diffeqsolve from t = 0 to ts[-1], saving at `ts`. A metric with a domain stops
+        the solve where the state leaves it (a terminating event)."""
+        dtype = y0[0].dtype
+        rtol, atol = self.tolerances(dtype)
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
         return diffrax.diffeqsolve(
             diffrax.ODETerm(vector_field),
             self.solver,
@@ -75,7 +109,18 @@ class ODESolver(eqx.Module):
             max_steps=self.max_steps,
             throw=throw,
             adjoint=self.adjoint,
+            event=_leaves_domain if has_domain(metric) else None,
         )
+
+
+_leaves_domain = diffrax.Event(lambda t, y, metric, **_: ~metric.contains(y[0]))
+
+
+def _solve_result(sol) -> "GeodesicResult":
+    """diffrax's result code; the domain event becomes `outside_domain`."""
+    result = GeodesicResult.promote(sol.result)
+    left = result == GeodesicResult.event_occurred
+    return GeodesicResult.where(left, GeodesicResult.outside_domain, result)
 
 
 def _geodesic_field(t, state, metric):
@@ -102,10 +147,54 @@ def _mask(succeeded: Array, *arrays: Array) -> tuple[Array, ...]:
     return tuple(jnp.where(succeeded, a, jnp.nan) for a in arrays)
 
 
+def use_closed_form(metric: AbstractMetric, method: str) -> bool:
+    """Whether `method` ("auto" or "ode") picks the metric's closed-form geodesics."""
+    if method not in ("auto", "ode"):
+        raise ValueError(f'`method` must be "auto" or "ode", got {method!r}.')
+    return method == "auto" and metric.closed_form_geodesics
+
+
+def _check_speed(metric, xs: Array, vs: Array, result, ode: ODESolver) -> "GeodesicResult":
+    """`lost_accuracy` where the speed g(ẋ, ẋ), a first integral of the geodesic equation,
+    drifted by more than √rtol between the saved points: this catches solutions that
+    stay in the domain but are wrong, e.g. a float32 geodesic of the Poincaré ball that
+    runs into the boundary and comes back through the ball with reversed velocity."""
+    rtol, atol = ode.tolerances(xs.dtype)
+    speeds = jax.vmap(lambda x, v: v @ metric(x) @ v)(xs, vs)
+    drift = jnp.max(jnp.abs(speeds - speeds[0]))
+    held = drift <= jnp.sqrt(rtol) * (jnp.abs(speeds[0]) + atol)
+    ok = result != GeodesicResult.successful
+    return GeodesicResult.where(held | ok, result, GeodesicResult.lost_accuracy)
+
+
+def _closed_form_result(*outputs: Array) -> GeodesicResult:
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in outputs]))
+    return GeodesicResult.where(finite, GeodesicResult.successful, GeodesicResult.not_finite)
+
+
+def _finish(metric, x, ends: Array, result, throw: bool, *outputs: Array):
+    """Check the start `x` and the points `ends` (n, d) against the metric's domain,
+    then NaN the `outputs` of a failure, or raise on it if `throw`.
+
+    **Returns:** the final result code and the (masked) outputs."""
+    inside = metric.contains(x) & jnp.all(jax.vmap(metric.contains)(ends))
+    failed_before = result != GeodesicResult.successful
+    result = GeodesicResult.where(inside | failed_before, result, GeodesicResult.outside_domain)
+    succeeded = result == GeodesicResult.successful
+    if throw:
+        outputs = result.error_if(outputs, ~succeeded)
+    return result, _mask(succeeded, *outputs)
+
+
 _SOLVER_DOC = """
+    - `method`: `"auto"` (default) uses the metric's closed form where it has one
+      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
+      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
+      closed forms are tested against).
     - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
     - `throw`: if True, a failed solve raises (also under jit); if False, the failed
       output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
+      A point outside the metric's domain (`metric.contains`) is such a failure.
 """
 
 
@@ -115,26 +204,37 @@ def geodesic(
     v: ArrayLike,
     ts: ArrayLike,
     *,
+    method: GeodesicMethod = "auto",
     ode: ODESolver = ODESolver(),
     throw: bool = True,
 ) -> Geodesic:
     """The geodesic γ with γ(0) = x, γ'(0) = v, sampled at times `ts` ≥ 0.
 
     Solves ẍᵏ = −Γᵏᵢⱼ ẋⁱ ẋʲ as a first-order system in (x, v) with the metric's fast
-    `geodesic_acceleration`.
+    `geodesic_acceleration`; with a closed form, γ(t) = exp_x(t v) and γ'(t) is v
+    transported to γ(t).
 
     **Arguments:**
 
     - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,).
     - `ts`: increasing times, shape (n,); the solve runs from 0 to `ts[-1]`.
     """
-    x = metric_point(metric, x)
+    x = metric_point(metric, x, throw=False)
     v = as_tangent(x, v, "v")
     ts = _times(ts, x)
-    sol = ode.solve(metric, (x, v), _geodesic_field, ts, throw)
-    succeeded = sol.result == diffrax.RESULTS.successful
-    xs, vs = _mask(succeeded, sol.ys[0], sol.ys[1])
-    return Geodesic(ts, xs, vs, sol.result, sol.stats["num_steps"])
+    if use_closed_form(metric, method):
+        xs = jax.vmap(lambda t: metric.exp_map(x, t * v))(ts)
+        vs = jax.vmap(lambda t: metric.parallel_transport(x, t * v, v))(ts)
+        result, steps = _closed_form_result(xs, vs), jnp.zeros((), jnp.int32)
+    else:
+        sol = ode.solve(metric, (x, v), _geodesic_field, ts, throw)
+        xs, vs = sol.ys
+        result, steps = _solve_result(sol), sol.stats["num_steps"]
+        result = _check_speed(
+            metric, jnp.concatenate([x[None], xs]), jnp.concatenate([v[None], vs]), result, ode
+        )
+    result, (xs, vs) = _finish(metric, x, xs, result, throw, xs, vs)
+    return Geodesic(ts, xs, vs, result, steps)
 
 
 geodesic.__doc__ += _SOLVER_DOC
@@ -145,6 +245,7 @@ def exp_map(
     x: PointLike,
     v: ArrayLike,
     *,
+    method: GeodesicMethod = "auto",
     ode: ODESolver = ODESolver(),
     throw: bool = True,
 ) -> Point:
@@ -154,8 +255,12 @@ def exp_map(
 
     **Arguments:** as for `geodesic`, without `ts`:
     """
-    x = as_point(x, "x")
-    return geodesic(metric, x, v, jnp.ones((1,), x.dtype), ode=ode, throw=throw).xs[-1]
+    x = metric_point(metric, x, throw=False)
+    if use_closed_form(metric, method):
+        y = metric.exp_map(x, as_tangent(x, v, "v"))
+        return _finish(metric, x, y[None], _closed_form_result(y), throw, y)[1][0]
+    path = geodesic(metric, x, v, jnp.ones((1,), x.dtype), method="ode", ode=ode, throw=throw)
+    return path.xs[-1]
 
 
 exp_map.__doc__ += _SOLVER_DOC
@@ -167,6 +272,7 @@ def parallel_transport(
     v: ArrayLike,
     w: ArrayLike,
     *,
+    method: GeodesicMethod = "auto",
     ode: ODESolver = ODESolver(),
     throw: bool = True,
 ) -> Tangent:
@@ -179,11 +285,16 @@ def parallel_transport(
 
     **Arguments:** `metric`, `x`, `v` as for `exp_map`; `w` a tangent vector at `x`;
     """
-    x = metric_point(metric, x)
+    x = metric_point(metric, x, throw=False)
     v, w = as_tangent(x, v, "v"), as_tangent(x, w, "w")
-    sol = ode.solve(metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), throw)
-    succeeded = sol.result == diffrax.RESULTS.successful
-    return _mask(succeeded, sol.ys[2][-1])[0]
+    if use_closed_form(metric, method):
+        end, out = metric.exp_map(x, v), metric.parallel_transport(x, v, w)
+        result = _closed_form_result(end, out)
+    else:
+        sol = ode.solve(metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), throw)
+        end, out = sol.ys[0][-1], sol.ys[2][-1]
+        result = _solve_result(sol)
+    return _finish(metric, x, end[None], result, throw, out)[1][0]
 
 
 parallel_transport.__doc__ += _SOLVER_DOC
@@ -194,7 +305,7 @@ def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:
     c = jnp.asarray(c)
     if c.ndim != 2 or c.shape[0] < 2:
         raise ValueError(f"`c` must be a discrete curve of shape (n ≥ 2, d), got {c.shape}.")
-    metric_point(metric, c[0])
+    metric_point(metric, c[0], throw=False)  # shapes only
     steps = c[1:] - c[:-1]
     mids = 0.5 * (c[1:] + c[:-1])
     return jax.vmap(lambda m, s: s @ metric(m) @ s)(mids, steps)

@@ -22,7 +22,7 @@ from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
 from ._pullback import AbstractPullback
 
-BVPMethod = Literal["hybrid", "energy", "shooting"]
+BVPMethod = Literal["auto", "hybrid", "energy", "shooting"]
 _SEED_TOL = 1e-3  # energy-stage tolerance when it only seeds shooting
 
 
@@ -104,7 +104,7 @@ def connecting_geodesic(
     x: PointLike,
     y: PointLike,
     *,
-    method: BVPMethod = "hybrid",
+    method: BVPMethod = "auto",
     num_points: int = 16,
     graph: GeodesicGraph | None = None,
     energy_steps: int = 100,
@@ -118,10 +118,12 @@ def connecting_geodesic(
     **Arguments:**
 
     - `metric`, `x`, `y`: the metric and two points of shape (d,).
-    - `method`: `"energy"` minimises the energy of a curve of `num_points` points
+    - `method`: `"auto"` (default) uses the metric's closed-form log map where it has
+      one (`Euclidean`, the Poincaré models, `StereographicSphere`, products of them),
+      else `"hybrid"`. `"energy"` minimises the energy of a curve of `num_points` points
       (robust, first-order accurate in the spacing); `"shooting"` solves exp_x(v) = y by
       Newton's method from v = y − x (accurate to the ODE tolerance, but needs a good
-      start); `"hybrid"` (default) shoots from the energy solution's velocity.
+      start); `"hybrid"` shoots from the energy solution's velocity.
     - `num_points`: points of the discretised curve (and of the returned `curve`).
     - `graph`: a `geodesic_graph` of reference points; the energy stage then starts from
       the graph's shortest path instead of the straight line (for far-apart points, or
@@ -131,13 +133,18 @@ def connecting_geodesic(
       shooting residual and of the ODE solves (a hundredth of them).
     - `throw`: raise if the method does not converge (default); if False, report it in
       `converged` and fill the outputs with NaN, so a batch under `jax.vmap` goes on.
+      A point outside the metric's domain (`metric.contains`) never converges.
     """
-    x = metric_point(metric, x)
+    x = metric_point(metric, x, throw=False)
     y = as_point(y, "y").astype(x.dtype)
     if y.shape != x.shape:
         raise ValueError(f"`y` must be a point of shape {x.shape} like `x`, got {y.shape}.")
-    if method not in ("hybrid", "energy", "shooting"):
-        raise ValueError(f'`method` must be "hybrid", "energy" or "shooting", got {method!r}.')
+    if method not in ("auto", "hybrid", "energy", "shooting"):
+        raise ValueError(
+            f'`method` must be "auto", "hybrid", "energy" or "shooting", got {method!r}.'
+        )
+    if method == "auto":
+        method = "closed_form" if metric.closed_form_geodesics else "hybrid"
     if num_points < 3:
         raise ValueError(f"`num_points` must be at least 3, got {num_points}.")
     default = 1e-8 if x.dtype == jnp.float64 else 1e-4
@@ -151,7 +158,9 @@ def connecting_geodesic(
     # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients use reverse.
     ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
 
-    if method == "shooting":
+    if method == "closed_form":
+        velocity, converged = metric.log_map(x, y), jnp.array(True)
+    elif method == "shooting":
         velocity, converged = y - x, jnp.array(True)
     else:
         if graph is None:
@@ -166,10 +175,18 @@ def connecting_geodesic(
         velocity = _initial_velocity(curve)
 
     residual = jnp.zeros((), x.dtype)
-    if method != "energy":
+    ts = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)
+    if method == "closed_form":
+        curve = jax.vmap(lambda t: metric.exp_map(x, t * velocity))(ts)
+        residual = jnp.max(jnp.abs(curve[-1] - y))
+        converged = jnp.all(jnp.isfinite(curve)) & (
+            residual <= atol + rtol * jnp.max(jnp.abs(y))
+        )
+        length = metric.distance(x, y)
+    elif method != "energy":
 
         def miss(v, _):
-            return exp_map(metric, x, v, ode=ode, throw=False) - y
+            return exp_map(metric, x, v, method="ode", ode=ode, throw=False) - y
 
         if graph is None:  # Newton: about 3 steps from the energy solution
             solver = optx.Newton(rtol=rtol, atol=atol)
@@ -181,8 +198,7 @@ def connecting_geodesic(
             solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
             sol = optx.least_squares(miss, solver, velocity, max_steps=shooting_steps, throw=False)
         velocity = sol.value
-        ts = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)
-        curve = geodesic(metric, x, velocity, ts, ode=ode, throw=False).xs
+        curve = geodesic(metric, x, velocity, ts, method="ode", ode=ode, throw=False).xs
         residual = jnp.max(jnp.abs(curve[-1] - y))
         # The solver's own test is on the step; also demand that the endpoint is hit.
         converged = (sol.result == optx.RESULTS.successful) & (
@@ -192,6 +208,9 @@ def connecting_geodesic(
     else:
         length = curve_length(metric, curve)
 
+    # Both ends, and every point of the curve, must lie in the metric's domain.
+    converged &= metric.contains(x) & metric.contains(y)
+    converged &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
     energy = curve_energy(metric, curve)
     out = ConnectingGeodesic(velocity, curve, length, energy, residual, converged)
     out = jax.tree_util.tree_map(

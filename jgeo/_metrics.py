@@ -9,16 +9,16 @@ which validate their arguments and dispatch here.
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jax.scipy.linalg import block_diag
-from jaxtyping import Array
+from jaxtyping import Array, Bool
 
-from . import _autodiff
+from . import _autodiff, _closed_forms as cf
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
 
 
@@ -58,13 +58,22 @@ class AbstractMetric(eqx.Module):
 
     - `dim`: the dimension d of the points, or `None` when only the first call can tell
       (a decoder of unknown latent size).
+
+    A metric defined on part of Rᵈ only (the Poincaré models) says so in `contains`:
+    every public function checks its points against it, and raises (or, with
+    `throw=False`, reports a failure) instead of computing with the formula outside.
     """
 
     dim: eqx.AbstractVar[int | None]
+    domain: ClassVar[str] = "all of Rᵈ"
 
     @abc.abstractmethod
     def __call__(self, x: Point) -> MetricMatrix:
         """The metric matrix gᵢⱼ(x), symmetric positive definite, shape (d, d)."""
+
+    def contains(self, x: Point) -> Bool[Array, ""]:
+        """Whether `x` lies in the open set the metric is defined on (`domain`)."""
+        return jnp.all(jnp.isfinite(x))
 
     def check_point(self, x: Point, name: str = "x") -> None:
         """Raise a clear error (at trace time) if `x` is not a point of this metric."""
@@ -90,6 +99,40 @@ class AbstractMetric(eqx.Module):
 
     def log_volume(self, x: Point) -> Scalar:
         return _autodiff.log_volume(self, x)
+
+    # Closed-form geodesics. A metric that has them returns True here and overrides the
+    # four methods; `jgeo.exp_map` and friends then use them instead of solving the
+    # geodesic equation (which stays available with `method="ode"`).
+
+    @property
+    def closed_form_geodesics(self) -> bool:
+        """Whether `exp_map`, `log_map`, `distance`, `parallel_transport` are closed forms."""
+        return False
+
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        """exp_x(v) in closed form (only where `closed_form_geodesics`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form exp map.")
+
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        """log_x(y) in closed form (only where `closed_form_geodesics`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form log map.")
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        """The geodesic distance in closed form (only where `closed_form_geodesics`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form distance.")
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        """Transport of w along t ↦ exp_x(t v), t ∈ [0, 1], in closed form (only where
+        `closed_form_geodesics`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form transport.")
+
+
+class AbstractSpaceForm(AbstractMetric):
+    """A metric of constant curvature whose geodesics are known in closed form."""
+
+    @property
+    def closed_form_geodesics(self) -> bool:
+        return True
 
 
 def check_dim(dim: int | None, owner: str) -> None:
@@ -128,8 +171,8 @@ class MetricField(AbstractMetric):
         return self.fn(x)
 
 
-class Euclidean(AbstractMetric):
-    """The flat metric gᵢⱼ = δᵢⱼ on Rᵈ."""
+class Euclidean(AbstractSpaceForm):
+    """The flat metric gᵢⱼ = δᵢⱼ on Rᵈ; geodesics are straight lines."""
 
     dim: int = eqx.field(static=True)
 
@@ -139,16 +182,32 @@ class Euclidean(AbstractMetric):
     def __call__(self, x: Point) -> MetricMatrix:
         return jnp.eye(self.dim, dtype=x.dtype)
 
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        return x + v
 
-class PoincareBall(AbstractMetric):
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        return y - x
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        return cf.safe_norm(y - x)[0]
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        return w
+
+
+class PoincareBall(AbstractSpaceForm):
     """Poincaré ball model of hyperbolic space, curvature −1: g = (2 / (1 − ‖x‖²))² I.
 
-    Defined for ‖x‖ < 1; on the boundary sphere the metric is infinite and kernels
-    raise. (Outside the ball the same formula is again a metric of curvature −1, the
-    ball's inversion, but it is not a point of the model.)
+    Defined for ‖x‖ < 1: every function raises on a point on or outside the unit
+    sphere (or reports it, with `throw=False`). (Outside the ball the same formula is
+    again a metric of curvature −1, the ball's inversion, but it is not a point of the
+    model.) Geodesics are closed forms through Möbius addition (Ganea et al. 2018): the
+    exp map never leaves the ball, also in float32 at large velocities, where a point
+    is kept a few machine epsilons inside the unit sphere.
     """
 
     dim: int = eqx.field(static=True)
+    domain: ClassVar[str] = "the open unit ball ‖x‖ < 1"
 
     def __check_init__(self):
         check_dim(self.dim, "PoincareBall")
@@ -157,11 +216,31 @@ class PoincareBall(AbstractMetric):
         factor = 2.0 / (1.0 - x @ x)
         return factor**2 * jnp.eye(self.dim, dtype=x.dtype)
 
+    def contains(self, x: Point) -> Bool[Array, ""]:
+        return x @ x < 1
 
-class PoincareHalfSpace(AbstractMetric):
-    """Poincaré upper half-space model, curvature −1: g = I / x_d², for x_d > 0."""
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        return cf.ball_exp(x, v)
+
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        return cf.ball_log(x, y)
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        return cf.ball_distance(x, y)
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        return cf.ball_transport(x, v, w)
+
+
+class PoincareHalfSpace(AbstractSpaceForm):
+    """Poincaré upper half-space model, curvature −1: g = I / x_d², for x_d > 0.
+
+    Geodesics in closed form, through the ball: the inversion in the sphere of radius
+    √2 about −e_d is an isometry onto the Poincaré ball.
+    """
 
     dim: int = eqx.field(static=True)
+    domain: ClassVar[str] = "the upper half-space x_d > 0"
 
     def __check_init__(self):
         check_dim(self.dim, "PoincareHalfSpace")
@@ -169,12 +248,30 @@ class PoincareHalfSpace(AbstractMetric):
     def __call__(self, x: Point) -> MetricMatrix:
         return jnp.eye(self.dim, dtype=x.dtype) / x[-1] ** 2
 
+    def contains(self, x: Point) -> Bool[Array, ""]:
+        return (x[-1] > 0) & jnp.all(jnp.isfinite(x))
 
-class StereographicSphere(AbstractMetric):
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        return cf.half_space_exp(x, v)
+
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        return cf.half_space_log(x, y)
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        return cf.half_space_distance(x, y)
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        return cf.half_space_transport(x, v, w)
+
+
+class StereographicSphere(AbstractSpaceForm):
     """The round sphere of radius r in stereographic coordinates, curvature 1/r².
 
     g = (2r² / (r² + ‖x‖²))² I: projection from the north pole onto the equatorial
-    plane, so the south pole is x = 0 and the equator is ‖x‖ = r.
+    plane, so the south pole is x = 0 and the equator is ‖x‖ = r. Geodesics are
+    great circles, in closed form through the embedding in Rᵈ⁺¹; the north pole is not
+    in the chart, so a geodesic through it has no coordinates there (the exp map
+    returns infinity, and the log map of antipodal points is NaN).
     """
 
     dim: int = eqx.field(static=True)
@@ -186,9 +283,24 @@ class StereographicSphere(AbstractMetric):
             raise ValueError(f"StereographicSphere: `radius` must be > 0, got {self.radius}.")
 
     def __call__(self, x: Point) -> MetricMatrix:
-        r2 = jnp.square(jnp.asarray(self.radius, x.dtype))
+        r2 = jnp.square(self._radius(x))
         factor = 2.0 * r2 / (r2 + x @ x)
         return factor**2 * jnp.eye(self.dim, dtype=x.dtype)
+
+    def _radius(self, x: Point) -> Array:
+        return jnp.asarray(self.radius, x.dtype)
+
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        return cf.sphere_exp(x, v, self._radius(x))
+
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        return cf.sphere_log(x, y, self._radius(x))
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        return cf.sphere_distance(x, y, self._radius(x))
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        return cf.sphere_transport(x, v, w, self._radius(x))
 
 
 class Product(AbstractMetric):
@@ -229,6 +341,13 @@ class Product(AbstractMetric):
         for factor, part in zip(self.factors, self._split(x)):
             factor.check_point(part, name)
 
+    @property
+    def domain(self) -> str:
+        return " × ".join(f"({factor.domain})" for factor in self.factors)
+
+    def contains(self, x: Point) -> Bool[Array, ""]:
+        return jnp.all(jnp.stack(self._per_factor(lambda m, y: m.contains(y), x)))
+
     def __call__(self, x: Point) -> MetricMatrix:
         return block_diag(*self._per_factor(lambda m, y: m(y), x))
 
@@ -252,11 +371,33 @@ class Product(AbstractMetric):
         return self._block_diagonal(self._per_factor(lambda m, y: m.christoffel(y), x))
 
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
-        parts = zip(self.factors, self._split(x), self._split(v))
-        return jnp.concatenate([m.geodesic_acceleration(y, w) for m, y, w in parts])
+        return jnp.concatenate(self._blockwise("geodesic_acceleration", x, v))
 
     def riemann(self, x: Point) -> RiemannArray:
         return self._block_diagonal(self._per_factor(lambda m, y: m.riemann(y), x))
 
     def log_volume(self, x: Point) -> Scalar:
         return sum(self._per_factor(lambda m, y: m.log_volume(y), x))
+
+    # Geodesics of a product are products of geodesics: closed when every factor's is.
+
+    @property
+    def closed_form_geodesics(self) -> bool:
+        return all(factor.closed_form_geodesics for factor in self.factors)
+
+    def _blockwise(self, method: str, *args: Point) -> list:
+        """Each factor's `method` on its own coordinates of every argument."""
+        parts = zip(self.factors, *(self._split(a) for a in args))
+        return [getattr(factor, method)(*rest) for factor, *rest in parts]
+
+    def exp_map(self, x: Point, v: Tangent) -> Point:
+        return jnp.concatenate(self._blockwise("exp_map", x, v))
+
+    def log_map(self, x: Point, y: Point) -> Tangent:
+        return jnp.concatenate(self._blockwise("log_map", x, y))
+
+    def distance(self, x: Point, y: Point) -> Scalar:
+        return cf.safe_norm(jnp.stack(self._blockwise("distance", x, y)))[0]
+
+    def parallel_transport(self, x: Point, v: Tangent, w: Tangent) -> Tangent:
+        return jnp.concatenate(self._blockwise("parallel_transport", x, v, w))

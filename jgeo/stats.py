@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ._checks import check_dtype, check_values
 from ._geodesics import exp_map, geodesic
 from ._log_map import connecting_geodesic
 from ._metrics import AbstractMetric
@@ -22,11 +23,26 @@ Points = Float[Array, "n d"]
 
 def _check_points(points, name="points") -> Array:
     points = jnp.asarray(points)
-    if points.ndim != 2 or points.shape[0] < 1 or not jnp.issubdtype(points.dtype, jnp.floating):
-        raise ValueError(
-            f"`{name}` must be a floating array of shape (n, d), got {points.dtype}{points.shape}."
-        )
+    if points.ndim != 2 or points.shape[0] < 1:
+        raise ValueError(f"`{name}` must be an array of shape (n, d), got shape {points.shape}.")
+    check_dtype(points.dtype, name)
     return points
+
+
+def _check_weights(weights, n: int, dtype) -> Array:
+    """Weights (n,), finite and ≥ 0 with a positive sum, normalised to sum to 1."""
+    weights = jnp.asarray(weights)
+    if weights.shape != (n,):
+        raise ValueError(f"`weights` must have shape ({n},) like `points`, got {weights.shape}.")
+    check_dtype(jnp.result_type(weights.dtype, jnp.float32), "weights")
+    weights = weights.astype(dtype)
+    bad = ~jnp.all(jnp.isfinite(weights) & (weights >= 0)) | ~(jnp.sum(weights) > 0)
+    message = (
+        "`weights` must be finite and ≥ 0 with a positive sum (a Fréchet mean is a convex "
+        "combination); give a zero weight to leave a point out, never a negative one."
+    )
+    weights = check_values(weights, bad, message)
+    return weights / jnp.sum(weights)
 
 
 class FrechetMean(NamedTuple):
@@ -60,20 +76,21 @@ def frechet_mean(
 
     **Arguments:**
 
-    - `points` (n, d), `weights` (n,) ≥ 0 (normalised; default uniform).
+    - `points` (n, d), float32 or float64; `weights` (n,), finite and ≥ 0 with a positive
+      sum (normalised; default uniform). A zero weight leaves its point out.
     - `init`: the starting point (default: the weighted coordinate mean).
     - `step_size`: 1 is Newton-like where the space is nearly flat; lower it on strongly
       curved spaces if the iteration oscillates.
     - `max_steps`, `tol`: stop when the G-norm of the gradient is below `tol` (default
       1e-6 in float64, 1e-3 in float32) or after `max_steps`.
     - further keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`).
+
+    **Raises:** `ValueError` for negative, non-finite or all-zero weights (at run time
+    under `jax.jit`), `TypeError` for points that are not float32 or float64.
     """
     points = _check_points(points)
     n, _ = points.shape
-    weights = jnp.ones(n, points.dtype) if weights is None else jnp.asarray(weights, points.dtype)
-    if weights.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) like `points`, got {weights.shape}.")
-    weights = weights / jnp.sum(weights)
+    weights = _check_weights(jnp.ones(n) if weights is None else weights, n, points.dtype)
     if tol is None:
         tol = 1e-6 if points.dtype == jnp.float64 else 1e-3
     mean0 = weights @ points if init is None else jnp.asarray(init, points.dtype)

@@ -111,10 +111,40 @@ def test_singular_metric_raises_not_nan():
 
 
 def test_boundary_of_poincare_ball_raises():
-    with pytest.raises(eqx.EquinoxRuntimeError, match="outside the metric's domain"):
+    with pytest.raises(eqx.EquinoxRuntimeError, match="lies outside the domain of PoincareBall"):
         jgeo.scalar_curvature(jgeo.PoincareBall(2), jnp.array([1.0, 0.0]))
 
 
 def test_parallel_plane_raises():
     with pytest.raises(eqx.EquinoxRuntimeError, match="`u` and `v` are parallel"):
         jgeo.sectional_curvature(jgeo.PoincareBall(3), X3, X3, 2 * X3)
+
+
+def test_half_precision_is_refused_at_the_boundary():
+    x16 = jnp.array([0.1, 0.2], jnp.float16)
+    with pytest.raises(TypeError, match="dtype float16.*float32 or float64.*astype"):
+        jgeo.scalar_curvature(jgeo.PoincareBall(2), x16)
+    with pytest.raises(TypeError, match="`points` has dtype bfloat16"):
+        jgeo.stats.frechet_mean(jgeo.PoincareBall(2), jnp.zeros((3, 2), jnp.bfloat16))
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [[1.0, -1.0, 1.0], [0.0, 0.0, 0.0], [1.0, jnp.nan, 1.0]],
+    ids=["negative", "all-zero", "nan"],
+)
+def test_frechet_mean_refuses_bad_weights(weights):
+    points = jnp.array([[0.1, 0.0], [0.0, 0.2], [-0.1, -0.1]])
+    message = "`weights` must be finite and ≥ 0 with a positive sum"
+    with pytest.raises(ValueError, match=message):
+        jgeo.stats.frechet_mean(jgeo.Euclidean(2), points, jnp.array(weights))
+    # Under jit the values are checked when the computation runs (jax.jit wraps the error).
+    mean = jax.jit(lambda w: jgeo.stats.frechet_mean(jgeo.Euclidean(2), points, w).mean)
+    with pytest.raises(Exception, match=message):
+        mean(jnp.array(weights))
+
+
+def test_frechet_mean_with_a_zero_weight_leaves_the_point_out():
+    points = jnp.array([[0.1, 0.0], [0.0, 0.2], [5.0, 5.0]])
+    result = jgeo.stats.frechet_mean(jgeo.Euclidean(2), points, jnp.array([1.0, 3.0, 0.0]))
+    assert jnp.allclose(result.mean, jnp.array([0.025, 0.15]))
