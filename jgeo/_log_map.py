@@ -179,9 +179,7 @@ def connecting_geodesic(
     if method == "closed_form":
         curve = jax.vmap(lambda t: metric.exp_map(x, t * velocity))(ts)
         residual = jnp.max(jnp.abs(curve[-1] - y))
-        converged = jnp.all(jnp.isfinite(curve)) & (
-            residual <= atol + rtol * jnp.max(jnp.abs(y))
-        )
+        converged = jnp.all(jnp.isfinite(curve)) & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
         length = metric.distance(x, y)
     elif method != "energy":
 

@@ -6,8 +6,10 @@
 - `jgeo demo` (or plain `jgeo`): curvature of a sphere against the closed form, and of a
   random decoder by two independent methods.
 
-Exit codes: 0 success, 1 training diverged (NaN loss), 2 bad options, config file or
-checkpoint.
+Exit codes: 0 success; 1 training diverged (NaN loss); 2 anything the user can fix —
+bad options, config files, data, a run directory that is unusable, locked by another
+process, or holds damaged files (one line on stderr naming the problem and the fix,
+never a traceback); 130 interrupted by Ctrl-C (the line says how to resume).
 """
 
 import argparse
@@ -108,16 +110,22 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 _NOT_CONFIG = {"command", "config", "out", "no_progress", "seed_demo", "dir"}
 
 
+def _fail(command: str, error: BaseException) -> int:
+    print(f"jgeo {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _os_error(command: str, error: OSError) -> int:
+    """A file-system failure (full disk, read-only mount, permissions) as one line."""
+    from ._io import reason
+
+    fix = "free space or choose a writable --out directory (a rerun resumes the run)"
+    return _fail(command, f"cannot write the run: {reason(error)}. To go on, {fix}.")
+
+
 def train_command(args) -> int:
-    from .dynamics import DynamicsError
-    from .train import (
-        CheckpointError,
-        ConfigError,
-        TrainingDiverged,
-        load_config,
-        make_config,
-        train,
-    )
+    from ._io import RunError
+    from .train import TrainingDiverged, TrainingInterrupted, load_config, make_config, train
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     try:
@@ -129,12 +137,16 @@ def train_command(args) -> int:
         print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer {regularizer}, "
               f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
         report = train(config, out, progress=not args.no_progress)
-    except (ConfigError, CheckpointError, DynamicsError) as error:
-        print(f"jgeo train: error: {error}", file=sys.stderr)
-        return 2
+    except RunError as error:
+        return _fail("train", error)
+    except OSError as error:
+        return _os_error("train", error)
     except TrainingDiverged as error:
         print(f"jgeo train: stopped: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as error:
+        print(f"jgeo train: {error}", file=sys.stderr)
+        return 130
     _print_report(out, report)
     return 0
 
@@ -149,25 +161,32 @@ def _print_report(out, report: dict) -> None:
 
 
 def report_command(args) -> int:
-    from .train import CheckpointError, ConfigError, load_run, write_report
+    from ._io import RunError, run_lock
+    from .train import load_run, write_report
 
     try:
-        config, data, model = load_run(args.dir)
-    except (ConfigError, CheckpointError) as error:
-        print(f"jgeo report: error: {error}", file=sys.stderr)
-        return 2
-    _print_report(args.dir, write_report(args.dir, config, data, model))
+        with run_lock(args.dir, f"jgeo report {args.dir}", create=False):
+            config, data, model = load_run(args.dir)
+            report = write_report(args.dir, config, data, model)
+    except RunError as error:
+        return _fail("report", error)
+    except OSError as error:
+        return _os_error("report", error)
+    _print_report(args.dir, report)
     return 0
 
 
 def dynamics_command(args) -> int:
-    from .dynamics import DynamicsError, write_dynamics_report
+    from ._io import RunError, run_lock
+    from .dynamics import write_dynamics_report
 
     try:
-        page = write_dynamics_report(args.dir)
-    except DynamicsError as error:
-        print(f"jgeo dynamics: error: {error}", file=sys.stderr)
-        return 2
+        with run_lock(args.dir, f"jgeo dynamics {args.dir}", create=False):
+            page = write_dynamics_report(args.dir)
+    except RunError as error:
+        return _fail("dynamics", error)
+    except OSError as error:
+        return _os_error("dynamics", error)
     print(f"wrote {page} and {Path(args.dir) / 'figures'}/dynamics_*.png")
     return 0
 
@@ -187,13 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = sub.add_parser("demo", help="print a short curvature demo (the default)")
     demo_parser.add_argument("--seed", type=int, default=0, dest="seed_demo")
     args = parser.parse_args(argv)
-    if args.command == "train":
-        return train_command(args)
-    if args.command == "report":
-        return report_command(args)
-    if args.command == "dynamics":
-        return dynamics_command(args)
-    return demo(getattr(args, "seed_demo", 0))
+    commands = {"train": train_command, "report": report_command, "dynamics": dynamics_command}
+    try:
+        if args.command in commands:
+            return commands[args.command](args)
+        return demo(getattr(args, "seed_demo", 0))
+    except KeyboardInterrupt:  # outside a training loop (which says where it stopped)
+        print(f"jgeo {args.command or 'demo'}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

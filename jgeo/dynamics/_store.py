@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._io import write_atomic
+from .._io import RunError, write_atomic
 from ._probes import summarise
 
 ROWS, ARRAYS = "dynamics.jsonl", "dynamics.npz"
@@ -24,7 +24,7 @@ _STACKED = ("codes", "ratios", "extent", "log_volume", "gaussian_curvature")
 _DIAGRAMS = ("h0", "h1")
 
 
-class DynamicsError(ValueError):
+class DynamicsError(RunError, ValueError):
     """Missing or damaged dynamics files; the command line exits with code 2."""
 
 

@@ -14,6 +14,7 @@ from ._config import (
 )
 from ._loop import (
     TrainingDiverged as TrainingDiverged,
+    TrainingInterrupted as TrainingInterrupted,
     load_run as load_run,
     read_rows as read_rows,
     train as train,

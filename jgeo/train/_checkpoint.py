@@ -1,35 +1,147 @@
-"""Checkpoints with orbax: written to a temporary directory and renamed when complete,
-so an interrupted save never replaces the last good checkpoint."""
+"""Checkpoints with orbax, sealed by a manifest.
 
+Orbax writes each step to a temporary directory and renames it when complete, so an
+interrupted save never replaces the last good checkpoint. It does not notice damage
+afterwards: bytes changed inside a data file load as wrong numbers. So every step gets
+a manifest, `checkpoints/STEP/jgeo_manifest.json`, written atomically once orbax has
+finished: the SHA-256 of every file of the step, and the configuration the run was
+trained with. A step whose files do not match its manifest (or that has none: the
+process died between the two writes) is damaged; a run resumes from the newest step
+that verifies, and a report never reads a damaged one.
+"""
+
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
+import jax
 import orbax.checkpoint as ocp
 
+from .._io import RunError, is_writer, write_atomic
 
-class CheckpointError(RuntimeError):
+MANIFEST = "jgeo_manifest.json"
+
+
+class CheckpointError(RunError, RuntimeError):
     """A checkpoint that cannot be read; the command line exits with code 2."""
+
+
+def _digests(step_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file under `step_dir` but the manifest, by relative path."""
+    digests = {}
+    for path in sorted(step_dir.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            digests[path.relative_to(step_dir).as_posix()] = hashlib.sha256(
+                path.read_bytes()
+            ).hexdigest()
+    return digests
 
 
 class Checkpoints:
     """The `checkpoints/` directory of a run: one step per completed epoch, the last
-    `keep` kept."""
+    `keep` kept, each sealed by a manifest holding the run's configuration."""
 
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.keep = keep
+        self._manager = None  # opened on first use: scanning creates nothing
 
-    def latest(self) -> int | None:
-        return self._manager.latest_step()
+    @property
+    def manager(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True)
+            self._manager = ocp.CheckpointManager(self.directory, options=options)
+        return self._manager
 
-    def save(self, step: int, tree) -> None:
-        self._manager.save(step, args=ocp.args.StandardSave(tree))
-        self._manager.wait_until_finished()
+    def steps(self) -> list[int]:
+        """The steps on disk, newest first (orbax's unfinished temporaries excluded)."""
+        if not self.directory.is_dir():
+            return []
+        names = (p.name for p in self.directory.iterdir() if p.is_dir())
+        return sorted((int(n) for n in names if n.isdigit()), reverse=True)
+
+    def problem(self, step: int) -> str | None:
+        """What is wrong with `step` (None if its files match its manifest)."""
+        step_dir = self.directory / str(step)
+        try:
+            manifest = json.loads((step_dir / MANIFEST).read_text())
+            expected = manifest["files"]
+        except FileNotFoundError:
+            return "it has no manifest (the process stopped before sealing it)"
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return f"its manifest is unreadable ({type(error).__name__})"
+        actual = _digests(step_dir)
+        for name in sorted(expected.keys() | actual.keys()):
+            if name not in actual:
+                return f"file {name} is missing"
+            if name not in expected:
+                return f"file {name} is not in its manifest"
+            if actual[name] != expected[name]:
+                return f"file {name} does not match its checksum"
+        return None
+
+    def config(self, step: int) -> dict:
+        """The configuration stored in `step`'s manifest."""
+        return json.loads((self.directory / str(step) / MANIFEST).read_text())["config"]
+
+    def newest_sound(self) -> tuple[int | None, list[tuple[int, str]]]:
+        """The newest step that verifies (None if no step does), and the damaged steps
+        newer than it as (step, problem)."""
+        damaged = []
+        for step in self.steps():
+            problem = self.problem(step)
+            if problem is None:
+                return step, damaged
+            damaged.append((step, problem))
+        return None, damaged
+
+    def set_aside(self, step: int, place: Path) -> Path:
+        """Move the damaged `step` to `place/STEP` (kept for inspection, out of orbax's
+        way, so that the step can be trained and saved again)."""
+        target = place / str(step)
+        if is_writer():
+            place.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            (self.directory / str(step)).rename(target)
+        return target
+
+    def save(self, step: int, tree, config: dict) -> None:
+        """Save `tree` at `step` and seal it with a manifest holding `config`.
+
+        **Raises:** `CheckpointError` if the disk lacks room for it (checked first: orbax
+        fails on a full disk in its background threads, with pages of tracebacks) or the
+        write fails."""
+        self._check_space(step, tree)
+        try:
+            self.manager.save(step, args=ocp.args.StandardSave(tree))
+            self.manager.wait_until_finished()
+            step_dir = self.directory / str(step)
+            manifest = {"step": step, "config": config, "files": _digests(step_dir)}
+            write_atomic(step_dir / MANIFEST, json.dumps(manifest, indent=1))
+        except Exception as error:  # a full or read-only disk surfaces as many types
+            raise CheckpointError(
+                f"checkpoint {step} could not be written to {self.directory} "
+                f"({type(error).__name__}: {str(error)[:200]}). Free space or fix the file "
+                "system, then rerun the same command: it resumes from the last checkpoint."
+            ) from None
+
+    def _check_space(self, step: int, tree) -> None:
+        needed = 2 * sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(tree)) + 2**20
+        self.directory.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise CheckpointError(
+                f"no room for checkpoint {step} in {self.directory}: {free / 2**20:.1f} MiB "
+                f"free, about {needed / 2**20:.1f} MiB needed. Free space, then rerun the "
+                "same command: it resumes from the last checkpoint."
+            )
 
     def restore(self, step: int, like):
         """The tree saved at `step`, with the structure of `like`."""
         try:
-            return self._manager.restore(step, args=ocp.args.StandardRestore(like))
+            return self.manager.restore(step, args=ocp.args.StandardRestore(like))
         except Exception as error:  # orbax raises many types for damaged files
             raise CheckpointError(
                 f"checkpoint {self.directory / str(step)} cannot be read ({type(error).__name__}: "
@@ -38,4 +150,8 @@ class Checkpoints:
             ) from None
 
     def close(self) -> None:
-        self._manager.close()
+        if self._manager is not None:
+            try:
+                self._manager.close()
+            except Exception:  # a failed save was reported already; closing adds nothing
+                pass

@@ -3,6 +3,8 @@ after every epoch, an atomic checkpoint after every epoch, resumption on rerun."
 
 import concurrent.futures
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,11 +16,11 @@ import optax
 from flax import nnx
 
 from .. import data as datasets, diagnostics, dynamics, sharding
-from .._io import write_atomic
+from .._io import LOCK, RunError, deferred_interrupt, run_lock, write_atomic
 from .._pullback import Pullback
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
-from ._checkpoint import Checkpoints
+from ._checkpoint import CheckpointError, Checkpoints
 from ._config import ConfigError, TrainConfig, make_config
 
 
@@ -41,8 +43,9 @@ def build(config: TrainConfig):
         seed=config.seed,
     )
     steps = _steps_per_epoch(config, len(data.x)) * config.epochs
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, min(100, steps // 10 + 1), steps, 0.05 * config.learning_rate
+    warmup = min(100, steps // 10 + 1)
+    schedule = optax.warmup_cosine_decay_schedule(  # at least one step of decay
+        0.0, config.learning_rate, warmup, max(steps, warmup + 1), 0.05 * config.learning_rate
     )
     tx = optax.chain(
         optax.clip_by_global_norm(config.clip_norm),
@@ -179,33 +182,86 @@ def _make_recorder(config: TrainConfig, data, x, graphdef, out: Path, start: int
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """The rows of a run's `metrics.jsonl` (one dict per epoch; [] if there is none yet)."""
+    """The rows of a run's `metrics.jsonl` (one dict per epoch; [] if there is none yet).
+
+    **Raises:** `RunError` naming the line when the file is truncated or not JSON rows."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or "epoch" not in row:
+            raise RunError(
+                f"{path} line {number} is truncated or not a metrics row. Restore the file; "
+                f"or delete it and {path.parent / 'checkpoints'} to train the run again."
+            )
+        rows.append(row)
+    return rows
+
+
+def _read_config(path: Path) -> TrainConfig:
+    """The config stored in a run's `config.json`."""
+    try:
+        return make_config(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as error:
+        raise ConfigError(
+            f"{path} is damaged ({error}); restore it, or use a new --out directory."
+        ) from None
+
+
+def _differences(stored: TrainConfig, asked: TrainConfig) -> str:
+    theirs, ours = stored.to_dict(), asked.to_dict()
+    return "; ".join(f"{k}: {v!r} → {ours[k]!r}" for k, v in theirs.items() if ours[k] != v)
 
 
 def _check_same_config(out: Path, config: TrainConfig) -> None:
     stored_path = out / "config.json"
-    if not stored_path.exists():
-        return
-    try:
-        stored = make_config(json.loads(stored_path.read_text()))
-    except (json.JSONDecodeError, ConfigError) as error:
+    if stored_path.exists() and (stored := _read_config(stored_path)) != config:
         raise ConfigError(
-            f"{stored_path} is damaged ({error}); use a new --out directory."
-        ) from None
-    if stored != config:
-        changed = [
-            f"{k}: {v!r} → {config.to_dict()[k]!r}"
-            for k, v in stored.to_dict().items()
-            if config.to_dict()[k] != v
-        ]
-        raise ConfigError(
-            f"{out} holds a run with a different configuration ({'; '.join(changed)}). "
+            f"{out} holds a run with a different configuration ({_differences(stored, config)}). "
             "Rerun with the same options to resume it, or choose a new --out directory."
         )
+
+
+def _sound_checkpoint(out: Path, checkpoints: Checkpoints, config: TrainConfig | None):
+    """The newest checkpoint step that verifies, and its config, checked against
+    `config` (if given). Damaged newer steps are moved to `out/damaged-checkpoints/`
+    with a message on stderr; None if there is no checkpoint.
+
+    **Raises:** `CheckpointError` if checkpoints exist but none verifies; `ConfigError`
+    if the checkpoint was trained with another configuration than `config`."""
+    step, damaged = checkpoints.newest_sound()
+    if step is None and damaged:
+        problems = "; ".join(f"step {s}: {p}" for s, p in damaged)
+        raise CheckpointError(
+            f"no checkpoint in {checkpoints.directory} verifies ({problems}). Delete "
+            f"{checkpoints.directory} (and metrics.jsonl) to train the run again from the "
+            "start, or use a new --out directory."
+        )
+    if step is None:
+        return None, None
+    trained = make_config(checkpoints.config(step))
+    if config is not None and trained != config:
+        raise ConfigError(
+            f"the checkpoints in {out} were trained with a different configuration "
+            f"({_differences(trained, config)}). Rerun with the run's own options to "
+            "resume it, or choose a new --out directory."
+        )
+    for bad, problem in damaged:
+        moved = checkpoints.set_aside(bad, out / "damaged-checkpoints")
+        print(f"jgeo: checkpoint {bad} is damaged ({problem}): moved to {moved}; resuming "
+              f"from checkpoint {step}.", file=sys.stderr)  # fmt: skip
+    return step, trained
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT); its message says where and how to resume."""
 
 
 def train(
@@ -220,22 +276,50 @@ def train(
 
     **Arguments:**
 
-    - `config`: the run. `out`: its directory (created; a rerun resumes from the last
-      checkpoint and ends with the same result as an uninterrupted run).
+    - `config`: the run. `out`: its directory (created; a rerun resumes from the newest
+      checkpoint that verifies and ends with the same result as an uninterrupted run).
     - `progress`: show a progress bar. `stop_after`: stop after this epoch, as an
       interruption would (for tests). `report`: write `report.json` and figures at the end.
 
-    **Raises:** `ConfigError` if `out` holds a different run; `CheckpointError` for an
-    unreadable checkpoint; `TrainingDiverged` (naming the step) if the loss is not finite.
+    Only one process may write a run directory: the run holds a lock on it (see
+    `jgeo._io.run_lock`). Nothing is written into `out` before the configuration, the
+    data and the stored run (if any) have been checked. A damaged checkpoint (its files
+    do not match their checksums) is moved to `out/damaged-checkpoints/` and training
+    resumes from the newest one that verifies.
+
+    **Raises:** `ConfigError` if `out` holds a different run; `CheckpointError` if no
+    checkpoint verifies or one cannot be read; `RunLocked` if another process holds
+    `out`; `RunError` for an unusable directory or damaged run files; `TrainingDiverged`
+    (naming the step) if the loss is not finite; `TrainingInterrupted` on Ctrl-C.
     """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a directory; choose a directory path.")
+    created = not out.exists()
+    try:
+        with run_lock(out, f"jgeo train --out {out}"):
+            return _train(config, out, progress, stop_after, report)
+    except RunError:
+        if created and _only_lock(out):  # refused before anything was written
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _only_lock(out: Path) -> bool:
+    return out.is_dir() and [p.name for p in out.iterdir()] in ([], [LOCK])
+
+
+def _train(config: TrainConfig, out: Path, progress, stop_after, report) -> dict:
     from ._report import write_report
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_same_config(out, config)
-    write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
-
+    rows_path = out / "metrics.jsonl"
+    stored_rows = read_rows(rows_path)
+    checkpoints = Checkpoints(out / "checkpoints")
+    start, _ = _sound_checkpoint(out, checkpoints, config)
+    start = start or 0
     data, model, tx = build(config)
+    write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
     graphdef, state = nnx.split(model)
     params = nnx.to_pure_dict(state)
     opt_state = tx.init(params)
@@ -245,18 +329,13 @@ def train(
     epoch_fn = make_epoch(graphdef, tx, config, len(x), mesh)
     diagnose = make_diagnose(graphdef)
 
-    checkpoints = Checkpoints(out / "checkpoints")
-    start = 0
-    latest = checkpoints.latest()
-    if latest is not None:
-        like = {"params": params, "opt_state": opt_state}
-        restored = checkpoints.restore(latest, like)
-        params, opt_state, start = restored["params"], restored["opt_state"], latest
+    if start:
+        restored = checkpoints.restore(start, {"params": params, "opt_state": opt_state})
+        params, opt_state = restored["params"], restored["opt_state"]
     if mesh is not None:  # parameters, optimiser state and the data on every device
         params, opt_state, x = sharding.replicate(mesh, (params, opt_state, x))
-    metrics_path = out / "metrics.jsonl"
     # Rows past the checkpoint (written before an interruption) are recomputed identically.
-    rows = [r for r in read_rows(metrics_path) if r["epoch"] <= start]
+    rows = [r for r in stored_rows if r["epoch"] <= start]
     probe, recorder = _make_recorder(config, data, x, graphdef, out, start)
     if probe is not None:  # compiled in the background while the first epochs train
         compiler = concurrent.futures.ThreadPoolExecutor(1)
@@ -265,6 +344,7 @@ def train(
     steps = _steps_per_epoch(config, len(x))
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
     bar = _progress(progress, config.epochs, start)
+    done = start
     try:
         for epoch in range(start + 1, last + 1):
             began = time.perf_counter()
@@ -293,11 +373,20 @@ def train(
                 began = time.perf_counter()
                 geometry = jax.block_until_ready(pending.result()(params))
                 recorder.record(epoch, row["step"], geometry, began)
-            write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-            checkpoints.save(epoch, {"params": params, "opt_state": opt_state})
+            with deferred_interrupt():  # the epoch's files are written whole
+                write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
+                state = {"params": params, "opt_state": opt_state}
+                checkpoints.save(epoch, state, config.to_dict())
+                done = epoch
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", mcn=f"{row['mcn']:.2f}")
+    except KeyboardInterrupt:
+        kept = f"checkpoint {done} is kept" if done else "no epoch was completed"
+        raise TrainingInterrupted(
+            f"interrupted during epoch {done + 1} of {config.epochs}; {kept} in {out}. "
+            "Rerun the same command to resume."
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -321,24 +410,45 @@ def _mesh(config: TrainConfig):
 
 
 def load_run(out: str | Path):
-    """The config, data set and final model of the run in `out` (for `jgeo report`)."""
+    """The config, data set and final model of the run in `out` (for `jgeo report`).
+
+    The model is the newest checkpoint's, which must verify against its manifest; the
+    config is the one that checkpoint was trained with (`config.json`, if present, must
+    agree with it, and is restored from it if missing).
+
+    **Raises:** `ConfigError` for a directory that is no run or a `config.json` that
+    disagrees with the checkpoint; `CheckpointError` for a damaged newest checkpoint.
+    """
     out = Path(out)
+    checkpoints = Checkpoints(out / "checkpoints")
+    steps = checkpoints.steps()
+    if not steps:
+        what = "no checkpoint yet" if (out / "config.json").exists() else "no config.json"
+        raise ConfigError(
+            f"{out} is not a trained jgeo run ({what}): run `jgeo train --out {out}` first."
+        )
+    if (problem := checkpoints.problem(steps[0])) is not None:
+        raise CheckpointError(
+            f"checkpoint {checkpoints.directory / str(steps[0])} is damaged ({problem}). "
+            f"Rerun `jgeo train --out {out}` with the run's options: it sets the damaged "
+            "step aside and trains it again from the newest one that verifies."
+        )
+    config = make_config(checkpoints.config(steps[0]))
     config_path = out / "config.json"
-    if not config_path.exists():
-        raise ConfigError(f"{out} is not a jgeo run directory (no config.json).")
-    try:
-        config = make_config(json.loads(config_path.read_text()))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{config_path} is not valid JSON: {error}") from None
+    if config_path.exists():
+        if (stored := _read_config(config_path)) != config:
+            raise ConfigError(
+                f"{config_path} disagrees with the configuration its checkpoint was trained "
+                f"with ({_differences(config, stored)}); restore it or delete it (the "
+                "checkpoint's own is then used)."
+            )
+    else:
+        write_atomic(config_path, json.dumps(config.to_dict(), indent=2))
     data, model, tx = build(config)
     graphdef, state = nnx.split(model)
     params = nnx.to_pure_dict(state)
-    checkpoints = Checkpoints(out / "checkpoints")
-    latest = checkpoints.latest()
-    if latest is None:
-        raise ConfigError(f"{out} has no checkpoint yet: run `jgeo train --out {out}` first.")
     like = {"params": params, "opt_state": tx.init(params)}
-    params = checkpoints.restore(latest, like)["params"]
+    params = checkpoints.restore(steps[0], like)["params"]
     checkpoints.close()
     return config, data, nnx.merge(graphdef, params)
 
