@@ -22,13 +22,15 @@ from flax import nnx
 
 from jgeo.nn import make_model
 from jgeo.train import TrainConfig, make_config, train
+from jgeo.train._config import DEFAULT_WEIGHTS
 from jgeo.train._loop import _loss_fn
 
 # (weight, warm-up fraction) per regularizer, chosen from a sweep (weights 0.002–1,
 # warm-up 0–0.5) on these seeds: the weight ramps up linearly over the warm-up fraction
 # of training. Without warm-up the isometry weight that prevents folds costs 2× in
 # reconstruction; a long warm-up lets folds form first.
-SWISS = {"none": (0.0, 0.0), "isometry": (0.05, 0.1), "volume": (0.002, 0.5)}
+# The swiss-roll pairs are the defaults `jgeo train` uses (jgeo.train._config).
+SWISS = {name: DEFAULT_WEIGHTS[name] for name in ("none", "isometry", "volume")}
 DIGITS = {"none": (0.0, 0.0), "isometry": (0.03, 0.5)}
 
 

@@ -173,3 +173,11 @@ def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_pat
     extra = {**json.loads(lines[-1]), "epoch": 31}
     (tmp_path / "dynamics.jsonl").write_text(rows + json.dumps(extra) + "\n")
     assert len(dynamics.load(tmp_path).rows) == 30
+    # A truncated metrics.jsonl beside sound probe files: one line, exit code 2.
+    (tmp_path / "dynamics.jsonl").write_text(rows)
+    metrics = (circles_run / "metrics.jsonl").read_text()
+    (tmp_path / "metrics.jsonl").write_text(metrics[: len(metrics) // 2])
+    capsys.readouterr()
+    assert main(["dynamics", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.jsonl line" in err and "is truncated" in err and len(err.splitlines()) == 1

@@ -43,6 +43,18 @@ def test_the_default_run_is_digits_isometry_in_two_dimensions():
     assert (config.data, config.regularizer, config.latent_dim) == ("digits", "isometry", 2)
 
 
+def test_each_regularizer_has_its_own_default_weight_recorded_in_the_config():
+    # From the sweep in bench/training.py: volume at isometry's 0.05 cost 1.6× the
+    # reconstruction error on the swiss roll.
+    volume = make_config({"regularizer": "volume"})
+    assert (volume.weight, volume.warmup) == (0.002, 0.5)
+    assert (TrainConfig().weight, TrainConfig().warmup) == (0.05, 0.1)
+    assert make_config({"regularizer": "none"}).weight == 0.0
+    assert make_config({"regularizer": "volume", "weight": 0.01}).weight == 0.01
+    assert volume.to_dict()["weight"] == 0.002  # what config.json records
+    assert make_config(volume.to_dict()) == volume
+
+
 def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
     report = train(make_config(TINY), tmp_path, progress=False)
     rows = read_rows(tmp_path / "metrics.jsonl")
