@@ -44,7 +44,8 @@ class Geodesic(eqx.Module):
     - `ts`: the times, shape (n,).
     - `xs`, `vs`: positions and velocities at `ts`, shape (n, d). Where the solve failed
       (`succeeded` is False) they are NaN, so a failure cannot pass for a result.
-    - `result`: a `GeodesicResult` (diffrax's `RESULTS`, plus `outside_domain`).
+    - `result`: a `GeodesicResult`: diffrax's `RESULTS`, plus `outside_domain`,
+      `lost_accuracy` (the speed drifted: see `geodesic`) and `not_finite`.
     - `num_steps`: accepted plus rejected steps taken (0 for a closed form).
     """
 
@@ -147,7 +148,7 @@ def _mask(succeeded: Array, *arrays: Array) -> tuple[Array, ...]:
     return tuple(jnp.where(succeeded, a, jnp.nan) for a in arrays)
 
 
-def use_closed_form(metric: AbstractMetric, method: str) -> bool:
+def _use_closed_form(metric: AbstractMetric, method: str) -> bool:
     """Whether `method` ("auto" or "ode") picks the metric's closed-form geodesics."""
     if method not in ("auto", "ode"):
         raise ValueError(f'`method` must be "auto" or "ode", got {method!r}.')
@@ -160,11 +161,12 @@ def _check_speed(metric, xs: Array, vs: Array, result, ode: ODESolver) -> "Geode
     stay in the domain but are wrong, e.g. a float32 geodesic of the Poincaré ball that
     runs into the boundary and comes back through the ball with reversed velocity."""
     rtol, atol = ode.tolerances(xs.dtype)
+    xs, vs = jax.lax.stop_gradient((xs, vs))  # a check, not part of what is differentiated
     speeds = jax.vmap(lambda x, v: v @ metric(x) @ v)(xs, vs)
     drift = jnp.max(jnp.abs(speeds - speeds[0]))
     held = drift <= jnp.sqrt(rtol) * (jnp.abs(speeds[0]) + atol)
-    ok = result != GeodesicResult.successful
-    return GeodesicResult.where(held | ok, result, GeodesicResult.lost_accuracy)
+    failed_already = result != GeodesicResult.successful
+    return GeodesicResult.where(held | failed_already, result, GeodesicResult.lost_accuracy)
 
 
 def _closed_form_result(*outputs: Array) -> GeodesicResult:
@@ -218,11 +220,16 @@ def geodesic(
 
     - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,).
     - `ts`: increasing times, shape (n,); the solve runs from 0 to `ts[-1]`.
+
+    **Returns:** a `Geodesic`. An ODE solve fails (NaN outputs; `result` says why) when
+    it runs out of steps, when the state leaves the metric's domain, or when the speed
+    g(ẋ, ẋ), constant along a geodesic, drifts by more than √rtol between `x` and the
+    saved points (`lost_accuracy`).
     """
     x = metric_point(metric, x, throw=False)
     v = as_tangent(x, v, "v")
     ts = _times(ts, x)
-    if use_closed_form(metric, method):
+    if _use_closed_form(metric, method):
         xs = jax.vmap(lambda t: metric.exp_map(x, t * v))(ts)
         vs = jax.vmap(lambda t: metric.parallel_transport(x, t * v, v))(ts)
         result, steps = _closed_form_result(xs, vs), jnp.zeros((), jnp.int32)
@@ -256,7 +263,7 @@ def exp_map(
     **Arguments:** as for `geodesic`, without `ts`:
     """
     x = metric_point(metric, x, throw=False)
-    if use_closed_form(metric, method):
+    if _use_closed_form(metric, method):
         y = metric.exp_map(x, as_tangent(x, v, "v"))
         return _finish(metric, x, y[None], _closed_form_result(y), throw, y)[1][0]
     path = geodesic(metric, x, v, jnp.ones((1,), x.dtype), method="ode", ode=ode, throw=throw)
@@ -287,13 +294,14 @@ def parallel_transport(
     """
     x = metric_point(metric, x, throw=False)
     v, w = as_tangent(x, v, "v"), as_tangent(x, w, "w")
-    if use_closed_form(metric, method):
+    if _use_closed_form(metric, method):
         end, out = metric.exp_map(x, v), metric.parallel_transport(x, v, w)
         result = _closed_form_result(end, out)
     else:
         sol = ode.solve(metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), throw)
         end, out = sol.ys[0][-1], sol.ys[2][-1]
-        result = _solve_result(sol)
+        states = (jnp.stack([x, end]), jnp.stack([v, sol.ys[1][-1]]))
+        result = _check_speed(metric, *states, _solve_result(sol), ode)
     return _finish(metric, x, end[None], result, throw, out)[1][0]
 
 

@@ -113,3 +113,16 @@ def random_like(key, tree):
 def tree_dot(a, b):
     products = jtu.tree_map(lambda x, y: jnp.sum(x * y) if eqx.is_inexact_array(x) else 0.0, a, b)
     return sum(jtu.tree_leaves(products))
+
+
+# A training run small enough for a test (a few seconds on 2 cores). Probes are off (each
+# run would compile them); tests/test_dynamics.py has them on.
+TINY_RUN = dict(
+    data="swissroll",
+    n=256,
+    hidden=(32, 32),
+    epochs=3,
+    batch_size=64,
+    eval_points=64,
+    probe_every=0,
+)

@@ -12,21 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_RUN
 
 from jgeo._io import RunLocked, run_lock
 from jgeo.cli import main
 from jgeo.train import CheckpointError, ConfigError, load_run, make_config, read_rows, train
 from jgeo.train._checkpoint import MANIFEST
 
-TINY = dict(
-    data="swissroll",
-    n=256,
-    hidden=(32, 32),
-    epochs=3,
-    batch_size=64,
-    eval_points=64,
-    probe_every=0,
-)
+TINY = TINY_RUN
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_RUN
 
 from jgeo import dynamics
 from jgeo.cli import main
@@ -20,16 +21,7 @@ from jgeo.train import (
     train,
 )
 
-# Probes are off here (each run would compile them); tests/test_dynamics.py has them on.
-TINY = dict(
-    data="swissroll",
-    n=256,
-    hidden=(32, 32),
-    epochs=3,
-    batch_size=64,
-    eval_points=64,
-    probe_every=0,
-)
+TINY = TINY_RUN
 
 
 def rows_without_time(run: Path) -> list[dict]:
