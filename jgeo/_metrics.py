@@ -356,6 +356,11 @@ class Product(AbstractMetric):
     def _per_factor(self, kernel: Callable, x: Point) -> list:
         return [kernel(factor, part) for factor, part in zip(self.factors, self._split(x))]
 
+    def _blockwise(self, method: str, *args: Point) -> list:
+        """Each factor's `method` on its own coordinates of every argument."""
+        parts = zip(self.factors, *(self._split(a) for a in args))
+        return [getattr(factor, method)(*rest) for factor, *rest in parts]
+
     def _block_diagonal(self, blocks: list) -> Array:
         """Place one rank-r array per factor on the diagonal of a (dim,)*r array."""
         rank = blocks[0].ndim
@@ -384,11 +389,6 @@ class Product(AbstractMetric):
     @property
     def closed_form_geodesics(self) -> bool:
         return all(factor.closed_form_geodesics for factor in self.factors)
-
-    def _blockwise(self, method: str, *args: Point) -> list:
-        """Each factor's `method` on its own coordinates of every argument."""
-        parts = zip(self.factors, *(self._split(a) for a in args))
-        return [getattr(factor, method)(*rest) for factor, *rest in parts]
 
     def exp_map(self, x: Point, v: Tangent) -> Point:
         return jnp.concatenate(self._blockwise("exp_map", x, v))

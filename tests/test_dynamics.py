@@ -118,6 +118,7 @@ def circles_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_two_circles_end_with_two_components_and_two_loops(circles_run):
     record = dynamics.load(circles_run)
     assert [r["epoch"] for r in record.rows] == list(range(1, 31))
@@ -129,6 +130,7 @@ def test_two_circles_end_with_two_components_and_two_loops(circles_run):
     assert np.nanmax(record.series("curvature_abs_mean")[1:]) < 1e-3
 
 
+@pytest.mark.slow
 def test_the_report_page_shows_every_figure(circles_run):
     assert main(["dynamics", str(circles_run)]) == 0
     page = (circles_run / "dynamics.html").read_text()
@@ -142,6 +144,7 @@ def test_the_report_page_shows_every_figure(circles_run):
     np.testing.assert_allclose(lengths, 2.0 * euclidean, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_volume_regularization_evens_out_volume_over_twenty_probes(tmp_path):
     config = dict(data="swissroll", n=600, regularizer="volume", weight=0.1, epochs=20)
     train(make_config(config), tmp_path, progress=False, report=False)
@@ -150,6 +153,7 @@ def test_volume_regularization_evens_out_volume_over_twenty_probes(tmp_path):
     assert variance[-1] < 0.25 * variance[:5].max()
 
 
+@pytest.mark.slow
 def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_path, capsys):
     with pytest.raises(dynamics.DynamicsError, match="does not exist"):
         dynamics.load(tmp_path)

@@ -39,12 +39,14 @@ def four_devices():
     return result
 
 
+@pytest.mark.slow
 def test_sharded_kernels_equal_unsharded_and_stay_sharded(four_devices):
     assert four_devices["devices"] == 4 and four_devices["process_index"] == 0
     assert four_devices["kernel_max_difference"] == 0.0
     assert four_devices["kernel_output_spec"] == "P('data',)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solve", ["exp", "distance"])
 def test_sharded_geodesic_solves_equal_unsharded_and_stay_sharded(four_devices, solve):
     # float32 (no x64 in the subprocess). Observed: identical results; the bound leaves
@@ -53,11 +55,13 @@ def test_sharded_geodesic_solves_equal_unsharded_and_stay_sharded(four_devices, 
     assert four_devices[f"{solve}_output_spec"] == "P('data',)"
 
 
+@pytest.mark.slow
 def test_failed_solves_in_a_sharded_batch_are_reported_not_raised(four_devices):
     assert four_devices["failed_pairs"] > 0  # the case exercises failures
     assert four_devices["same_failures"]
 
 
+@pytest.mark.slow
 def test_four_device_training_matches_one_device(four_devices):
     one, four = four_devices["rows_1"], four_devices["rows_4"]
     assert [r["epoch"] for r in four] == [1, 2, 3]
@@ -83,6 +87,7 @@ def test_shard_batch_needs_a_divisible_batch_axis():
         jgeo.shard_batch(mesh, np.float32(1.0))
 
 
+@pytest.mark.slow
 def test_only_process_zero_writes_run_files(tmp_path, monkeypatch):
     # A second process of a multi-host run: it trains (collectives need every process)
     # and takes part in orbax checkpoints, but writes no run file of its own.

@@ -47,6 +47,7 @@ def test_each_regularizer_has_its_own_default_weight_recorded_in_the_config():
     assert make_config(volume.to_dict()) == volume
 
 
+@pytest.mark.slow
 def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
     report = train(make_config(TINY), tmp_path, progress=False)
     rows = read_rows(tmp_path / "metrics.jsonl")
@@ -65,6 +66,7 @@ def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     config = make_config({**TINY, "regularizer": "volume", "weight": 0.01, "probe_every": 1})
     train(config, tmp_path / "straight", progress=False, report=False)
@@ -88,6 +90,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model, regularizer", [("vae", "flat"), ("ae", "contractive"), ("ae", "curvature")]
 )
@@ -98,6 +101,7 @@ def test_every_model_and_regularizer_trains(tmp_path, model, regularizer):
     assert np.isfinite(row["loss"]) and row["regularizer"] > 0
 
 
+@pytest.mark.slow
 def test_the_volume_regularizer_evens_out_log_volume(tmp_path):
     rows = {}
     for regularizer, weight in [("none", 0.0), ("volume", 1.0)]:
@@ -160,6 +164,7 @@ def test_config_files(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
+@pytest.mark.slow
 def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
     out = tmp_path / "digits"
     argv = ["train", "--epochs", "2", "--model", "conv", "--out", str(out), "--no-progress"]
