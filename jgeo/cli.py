@@ -76,7 +76,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     from .train._config import REGULARIZER_NAMES
 
     p = sub.add_parser("train", help="train a geometry-regularized autoencoder (the main job)")
-    p.add_argument("--data", choices=DATASETS, help="data set (default digits)")
+    p.add_argument(
+        "--data",
+        metavar="NAME|FILE",
+        help=f"{', '.join(DATASETS)} (default digits), or a .npz (x, labels, color) or "
+        ".npy (x) file",
+    )
     p.add_argument("--regularizer", choices=REGULARIZER_NAMES, help="default isometry")
     p.add_argument("--weight", type=float, help="regularizer weight")
     p.add_argument("--warmup", type=float, help="fraction of training to ramp the weight up over")
@@ -130,7 +135,7 @@ def train_command(args) -> int:
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     try:
         config = load_config(args.config, overrides) if args.config else make_config(overrides)
-        out = args.out or f"runs/{config.data}-{config.regularizer}-s{config.seed}"
+        out = args.out or f"runs/{Path(config.data).stem}-{config.regularizer}-s{config.seed}"
         regularizer = config.regularizer
         if regularizer != "none":
             regularizer += f" (weight {config.weight}, warm-up {config.warmup:.0%})"

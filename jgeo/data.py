@@ -12,6 +12,8 @@ import numpy as np
 from scipy.sparse.csgraph import shortest_path
 from sklearn.neighbors import kneighbors_graph
 
+from . import _data_file as data_file
+
 DATASETS = ("digits", "swissroll", "scurve", "sphere", "torus", "circles")
 
 
@@ -25,7 +27,8 @@ class Dataset(NamedTuple):
     - `color`: one number per point for plots: the label, or a ground-truth coordinate.
     - `labels`: integer class labels (N,), or None.
     - `truth`: ground-truth intrinsic coordinates (N, k), or None.
-    - `image_shape`: (H, W) when the points are images, else None.
+    - `image_shape`: (H, W) (or (H, W, C) for several channels) when the points are
+      images, else None.
     """
 
     name: str
@@ -133,6 +136,7 @@ def load(
     noise: float = 0.0,
     seed: int = 0,
     classes: tuple[int, ...] | None = None,
+    scaling: tuple[float, float] | None = None,
 ) -> Dataset:
     """A data set by name.
 
@@ -146,9 +150,17 @@ def load(
       standardising); the ground truth stays noise-free.
     - `seed`: the data are a deterministic function of it.
     - `classes`: digits only: keep these labels, e.g. (0, 1, 3, 6, 7).
+    - `scaling`: for a data file, the (shift, scale) to apply (default: computed from
+      the file, see `jgeo._data_file`).
 
-    **Raises:** `ValueError` naming the argument for an unknown name or a bad size.
+    `name` may also be the path of a `.npz` / `.npy` file of your own (see
+    `jgeo._data_file`): `n` then keeps a random subset of its points.
+
+    **Raises:** `ValueError` naming the argument for an unknown name or a bad size;
+    `DataFileError` naming the file for an unusable data file.
     """
+    if data_file.is_data_file(name):
+        return _from_file(name, n=n, noise=noise, seed=seed, scaling=scaling)
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}: `name` must be one of {', '.join(DATASETS)}.")
     if n is not None and n < 2:
@@ -173,6 +185,31 @@ def load(
         labels=labels,
         truth=None if truth is None else truth.astype(np.float32),
         image_shape=(8, 8) if name == "digits" else None,
+    )
+
+
+def _from_file(path, *, n, noise, seed, scaling) -> Dataset:
+    arrays = data_file.read(path)
+    x = arrays["x"].astype(np.float64)
+    shape = data_file.image_shape(x)
+    shift, scale = data_file.scaling(x) if scaling is None else scaling
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(x))[:n] if n is not None else np.arange(len(x))
+    x = x[pick].reshape(len(pick), -1)
+    if noise > 0:
+        x = x + noise * rng.normal(size=x.shape)
+    labels = arrays["labels"][pick].astype(np.int32) if "labels" in arrays else None
+    if "color" in arrays:
+        color = arrays["color"][pick]
+    else:
+        color = labels if labels is not None else np.zeros(len(pick))
+    return Dataset(
+        name=str(path),
+        x=((x - shift) / scale).astype(np.float32),
+        color=np.asarray(color, np.float32),
+        labels=labels,
+        truth=None,
+        image_shape=shape,
     )
 
 

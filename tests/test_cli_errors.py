@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jgeo.cli import main
@@ -25,6 +26,25 @@ def setup_toml(text: str):
         (tmp / "conf.toml").write_text(text)
 
     return setup
+
+
+def setup_data(name: str, **arrays):
+    """Write tmp/NAME with `arrays` (.npz), or arrays["x"] (.npy), or raw bytes."""
+
+    def setup(tmp: Path) -> None:
+        if "raw" in arrays:
+            (tmp / name).write_bytes(arrays["raw"])
+        elif name.endswith(".npy"):
+            np.save(tmp / name, arrays["x"])
+        else:
+            np.savez(tmp / name, **arrays)
+
+    return setup
+
+
+POINTS = np.random.default_rng(0).normal(size=(200, 3))
+WITH_NAN = POINTS.copy()
+WITH_NAN[[3, 7]] = np.nan
 
 
 def setup_run_file(name: str, text: str):
@@ -64,6 +84,22 @@ CASES = [
     ("dynamics-of-nothing", None, ["dynamics", "RUN"], "not a jgeo run directory"),
     ("dynamics-without-probes", setup_run_file("metrics.jsonl", ""), ["dynamics", "RUN"],
      "dynamics.jsonl does not exist"),
+    ("data-file-missing", None, ["train", "--data", "TMP/mine.npz"], "mine.npz: does not exist"),
+    ("data-file-wrong-kind", None, ["train", "--data", "TMP/mine.csv"], "unknown data"),
+    ("data-file-unreadable", setup_data("mine.npz", raw=b"not a zip"),
+     ["train", "--data", "TMP/mine.npz"], "mine.npz: unreadable as .npz"),
+    ("data-file-without-x", setup_data("mine.npz", points=POINTS),
+     ["train", "--data", "TMP/mine.npz"], "has no array `x` (found: points)"),
+    ("data-file-nan", setup_data("mine.npz", x=WITH_NAN),
+     ["train", "--data", "TMP/mine.npz"], "NaN or infinite values in 2 points"),
+    ("data-file-wrong-rank", setup_data("mine.npy", x=POINTS[:, 0]),
+     ["train", "--data", "TMP/mine.npy"], "`x` has shape (200,)"),
+    ("data-file-labels-length", setup_data("mine.npz", x=POINTS, labels=np.zeros(199, int)),
+     ["train", "--data", "TMP/mine.npz"], "`labels` has shape (199,), but `x` has 200 points"),
+    ("data-file-smaller-than-a-batch", setup_data("mine.npy", x=POINTS[:40]),
+     ["train", "--data", "TMP/mine.npy"], "has 40 points, fewer than a batch (batch_size 128)"),
+    ("conv-on-vectors-from-a-file", setup_data("mine.npy", x=POINTS),
+     ["train", "--data", "TMP/mine.npy", "--model", "conv"], "needs image data"),
 ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
+from .. import _data_file as data_file
 from .._io import RunError
 from ..data import DATASETS
 from ..nn._autoencoder import MODELS
@@ -66,10 +67,16 @@ class TrainConfig:
     probe_pairs: int = 4
     probe_grid: int = 16
     devices: int = 1
+    data_scaling: tuple[float, float] | None = None
+    data_sha256: str | None = None
 
     def __post_init__(self):
+        if not (self.data in DATASETS or data_file.is_data_file(self.data)):
+            raise ConfigError(
+                f"unknown data {self.data!r}: choose one of {', '.join(DATASETS)}, or give "
+                "the path of a .npz or .npy file of your own."
+            )
         choices = {
-            "data": DATASETS,
             "regularizer": REGULARIZER_NAMES,
             "model": MODELS,
             "activation": tuple(ACTIVATIONS),
@@ -118,8 +125,10 @@ class TrainConfig:
                 f"`batch_size` ({self.batch_size}) must be a multiple of `devices` "
                 f"({self.devices}): each device trains on an equal share of every batch."
             )
-        if self.model == "conv" and self.data != "digits":
-            raise ConfigError('model "conv" needs image data: use --data digits.')
+        if self.model == "conv" and self.data in DATASETS and self.data != "digits":
+            raise ConfigError(
+                'model "conv" needs image data: use --data digits or a file of images.'
+            )
         if self.classes is not None and self.data != "digits":
             raise ConfigError("`classes` only applies to --data digits.")
         if self.classes is not None:
@@ -140,6 +149,16 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 def _coerce(name: str, value):
     """Check a TOML/JSON value against the field's type; lists become tuples."""
     default = _FIELDS[name].default
+    if name == "data_scaling":
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ConfigError(f"`data_scaling` must be [shift, scale], got {value!r}.")
+        return tuple(float(v) for v in value)
+    if name == "data_sha256":
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"`data_sha256` must be a string, got {value!r}.")
+        return value
     if name in ("hidden", "classes"):
         if value is None and name == "classes":
             return None
@@ -193,3 +212,25 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     if not isinstance(values, dict):
         raise ConfigError(f"config file {str(path)!r}: [train] must be a table.")
     return make_config({**values, **(overrides or {})})
+
+
+def with_data_file(config: TrainConfig) -> TrainConfig:
+    """For a run on a data file: its absolute path, its SHA-256 and its scaling, read
+    from the file where the config does not hold them yet; where it does, the file must
+    still be the one the run was trained on.
+
+    **Raises:** `DataFileError` for an unusable or changed file."""
+    if not data_file.is_data_file(config.data):
+        return config
+    path = str(Path(config.data).absolute())
+    sha = data_file.digest(path)
+    if config.data_sha256 is None:
+        arrays = data_file.read(path)
+        scale = config.data_scaling or data_file.scaling(arrays["x"])
+        return dataclasses.replace(config, data=path, data_scaling=scale, data_sha256=sha)
+    if sha != config.data_sha256:
+        raise data_file.DataFileError(
+            f"data file {path} has changed since the run was trained (SHA-256 "
+            f"{sha[:12]}… against {config.data_sha256[:12]}…): restore it, or train a new run."
+        )
+    return dataclasses.replace(config, data=path)

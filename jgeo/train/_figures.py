@@ -143,7 +143,9 @@ def _interpolation_figure(plt, model, codes, pair, curve, data: Dataset, steps: 
     for r, (name, zs) in enumerate(rows):
         images = np.asarray(decode(jnp.asarray(zs, jnp.float32))).reshape(-1, *data.image_shape)
         for c, image in enumerate(images):
-            axes[r, c].imshow(image, cmap="gray_r")
+            if image.ndim == 3:  # colour (pixels scaled to [0, 1]) or the channels' mean
+                image = np.clip(image, 0, 1) if image.shape[2] == 3 else image.mean(-1)
+            axes[r, c].imshow(image, cmap="gray_r" if image.ndim == 2 else None)
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(name, fontsize=8)

@@ -15,13 +15,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .. import data as datasets, diagnostics, dynamics, sharding
+from .. import _data_file as data_file, data as datasets, diagnostics, dynamics, sharding
 from .._io import LOCK, RunError, deferred_interrupt, run_lock, write_atomic
 from .._pullback import Pullback
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
 from ._checkpoint import CheckpointError, Checkpoints
-from ._config import ConfigError, TrainConfig, make_config
+from ._config import ConfigError, TrainConfig, make_config, with_data_file
 
 
 class TrainingDiverged(RuntimeError):
@@ -31,17 +31,30 @@ class TrainingDiverged(RuntimeError):
 def build(config: TrainConfig):
     """The data set, the initial model and the optimiser of a config."""
     data = datasets.load(
-        config.data, n=config.n, noise=config.noise, seed=config.seed, classes=config.classes
-    )
-    model = make_model(
-        config.model,
-        data.x.shape[1],
-        config.latent_dim,
-        hidden=config.hidden,
-        activation=config.activation,
-        image_shape=data.image_shape,
+        config.data,
+        n=config.n,
+        noise=config.noise,
         seed=config.seed,
+        classes=config.classes,
+        scaling=config.data_scaling,
     )
+    if data_file.is_data_file(config.data) and len(data.x) < config.batch_size:
+        raise ConfigError(
+            f"data file {config.data} has {len(data.x)} points, fewer than a batch "
+            f"(batch_size {config.batch_size}): lower --batch-size or give more points."
+        )
+    try:
+        model = make_model(
+            config.model,
+            data.x.shape[1],
+            config.latent_dim,
+            hidden=config.hidden,
+            activation=config.activation,
+            image_shape=data.image_shape,
+            seed=config.seed,
+        )
+    except ValueError as error:  # e.g. the conv model on vectors, or odd image sides
+        raise ConfigError(f"{config.data}: {error}") from None
     steps = _steps_per_epoch(config, len(data.x)) * config.epochs
     warmup = min(100, steps // 10 + 1)
     schedule = optax.warmup_cosine_decay_schedule(  # at least one step of decay
@@ -295,6 +308,7 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a directory; choose a directory path.")
+    config = with_data_file(config)
     created = not out.exists()
     try:
         with run_lock(out, f"jgeo train --out {out}"):
@@ -444,7 +458,7 @@ def load_run(out: str | Path):
             )
     else:
         write_atomic(config_path, json.dumps(config.to_dict(), indent=2))
-    data, model, tx = build(config)
+    data, model, tx = build(with_data_file(config))
     graphdef, state = nnx.split(model)
     params = nnx.to_pure_dict(state)
     like = {"params": params, "opt_state": tx.init(params)}
