@@ -15,9 +15,16 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
-from ._checks import as_point, metric_point
+from ._checks import as_point, has_domain, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
-from ._geodesics import ODESolver, curve_energy, curve_length, exp_map, geodesic
+from ._geodesics import (
+    ODESolver,
+    closed_form_curve,
+    curve_energy,
+    curve_length,
+    exp_map,
+    geodesic,
+)
 from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
 from ._pullback import AbstractPullback
@@ -177,7 +184,7 @@ def connecting_geodesic(
     residual = jnp.zeros((), x.dtype)
     ts = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)
     if method == "closed_form":
-        curve = jax.vmap(lambda t: metric.exp_map(x, t * velocity))(ts)
+        curve = closed_form_curve(metric, x, velocity, ts)
         residual = jnp.max(jnp.abs(curve[-1] - y))
         converged = jnp.all(jnp.isfinite(curve)) & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
         length = metric.distance(x, y)
@@ -206,9 +213,9 @@ def connecting_geodesic(
     else:
         length = curve_length(metric, curve)
 
-    # Both ends, and every point of the curve, must lie in the metric's domain.
-    converged &= metric.contains(x) & metric.contains(y)
-    converged &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
+    if has_domain(metric):  # both ends, and every point of the curve, in the domain
+        converged &= metric.contains(x) & metric.contains(y)
+        converged &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
     energy = curve_energy(metric, curve)
     out = ConnectingGeodesic(velocity, curve, length, energy, residual, converged)
     out = jax.tree_util.tree_map(
