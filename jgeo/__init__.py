@@ -4,7 +4,6 @@ import importlib.metadata
 
 from . import (
     diagnostics as diagnostics,
-    dynamics as dynamics,
     optim as optim,
     regularizers as regularizers,
     sharding as sharding,
@@ -58,6 +57,17 @@ from ._pullback import (
     StochasticPullback as StochasticPullback,
 )
 from .sharding import make_mesh as make_mesh, shard_batch as shard_batch
+
+# The application packages import on first use (`jgeo.train`, `jgeo.dynamics`, ...), so
+# that `import jgeo` stays light and each package loads only what it needs.
+_LAZY = ("data", "dynamics", "experiment", "nn", "report", "train")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     __version__ = importlib.metadata.version("jgeo")

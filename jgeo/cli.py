@@ -130,7 +130,8 @@ def _os_error(command: str, error: OSError) -> int:
 
 def train_command(args) -> int:
     from ._io import RunError
-    from .train import TrainingDiverged, TrainingInterrupted, load_config, make_config, train
+    from .experiment import run
+    from .train import TrainingDiverged, TrainingInterrupted, load_config, make_config
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     try:
@@ -141,7 +142,7 @@ def train_command(args) -> int:
             regularizer += f" (weight {config.weight}, warm-up {config.warmup:.0%})"
         print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer {regularizer}, "
               f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
-        report = train(config, out, progress=not args.no_progress)
+        report = run(config, out, progress=not args.no_progress)
     except RunError as error:
         return _fail("train", error)
     except OSError as error:
@@ -183,7 +184,7 @@ def report_command(args) -> int:
 
 def dynamics_command(args) -> int:
     from ._io import RunError, run_lock
-    from .dynamics import write_dynamics_report
+    from .report import write_dynamics_report
 
     try:
         with run_lock(args.dir, f"jgeo dynamics {args.dir}", create=False):

@@ -11,12 +11,14 @@ from jgeo import dynamics
 from jgeo.cli import main
 from jgeo.data import load
 from jgeo.dynamics._probes import maxmin_landmarks
-from jgeo.train import make_config, train
+from jgeo.experiment import run
+from jgeo.report import trajectory_lengths
+from jgeo.train import make_config
 
 
 def _probes(d: int, samples: int = 40, grid: int = 6):
     data = load("swissroll", n=200)
-    return dynamics.probe_set(data, d, samples=samples, pairs=3, grid=grid, seed=0)
+    return dynamics.probe_set(data.x, d, samples=samples, pairs=3, grid=grid, seed=0)
 
 
 @pytest.mark.parametrize("d", [2, 3])
@@ -114,7 +116,7 @@ RUN = dict(data="circles", n=1000, regularizer="none", epochs=30)
 @pytest.fixture(scope="module")
 def circles_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("circles")
-    train(make_config(RUN), out, progress=False, report=False)
+    run(make_config(RUN), out, progress=False, report=False)
     return out
 
 
@@ -138,7 +140,7 @@ def test_the_report_page_shows_every_figure(circles_run):
         assert f'src="figures/dynamics_{name}"' in page
         assert (circles_run / "figures" / f"dynamics_{name}").stat().st_size > 1000
     assert page.count("<tr>") == 31  # header + one row per probe
-    lengths = dynamics.trajectory_lengths(dynamics.load(circles_run), lambda z: 2.0 * z)
+    lengths = trajectory_lengths(dynamics.load(circles_run), lambda z: 2.0 * z)
     codes = dynamics.load(circles_run).arrays["codes"]
     euclidean = np.linalg.norm(np.diff(codes, axis=0), axis=-1).sum(0)
     np.testing.assert_allclose(lengths, 2.0 * euclidean, rtol=1e-4)
@@ -147,7 +149,7 @@ def test_the_report_page_shows_every_figure(circles_run):
 @pytest.mark.slow
 def test_volume_regularization_evens_out_volume_over_twenty_probes(tmp_path):
     config = dict(data="swissroll", n=600, regularizer="volume", weight=0.1, epochs=20)
-    train(make_config(config), tmp_path, progress=False, report=False)
+    run(make_config(config), tmp_path, progress=False, report=False)
     variance = dynamics.load(tmp_path).series("logvol_var")
     assert len(variance) == 20
     assert variance[-1] < 0.25 * variance[:5].max()
@@ -157,7 +159,7 @@ def test_volume_regularization_evens_out_volume_over_twenty_probes(tmp_path):
 def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_path, capsys):
     with pytest.raises(dynamics.DynamicsError, match="does not exist"):
         dynamics.load(tmp_path)
-    for name in ["dynamics.jsonl", "dynamics.npz", "config.json"]:
+    for name in ["dynamics.jsonl", "dynamics.npz", "recorder.json", "config.json"]:
         (tmp_path / name).write_bytes((circles_run / name).read_bytes())
     rows = (tmp_path / "dynamics.jsonl").read_text()
     lines = rows.splitlines(keepends=True)
@@ -174,7 +176,7 @@ def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_pat
     # One probe more in the rows than in the arrays (an interruption between the two
     # writes) is not an error: the common probes are returned.
     (tmp_path / "dynamics.npz").write_bytes(blob)
-    extra = {**json.loads(lines[-1]), "epoch": 31}
+    extra = {**json.loads(lines[-1]), "epoch": 31, "step": 10**6}
     (tmp_path / "dynamics.jsonl").write_text(rows + json.dumps(extra) + "\n")
     assert len(dynamics.load(tmp_path).rows) == 30
     # A truncated metrics.jsonl beside sound probe files: one line, exit code 2.

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import jgeo
+from jgeo.experiment import run
 from jgeo.train import ConfigError, make_config, train
 
 
@@ -94,6 +95,6 @@ def test_only_process_zero_writes_run_files(tmp_path, monkeypatch):
     monkeypatch.setattr("jgeo._io.jax", SimpleNamespace(process_index=lambda: 1))
     config = make_config(dict(data="swissroll", n=128, hidden=[16, 16], epochs=2,
                               batch_size=64, eval_points=32, probe_every=1))  # fmt: skip
-    report = train(config, tmp_path, progress=False)
+    report = run(config, tmp_path, progress=False)  # with the probes' Recorder
     assert report["figures"] == [] and report["recon_mse"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints"]

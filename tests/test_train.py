@@ -9,6 +9,7 @@ from helpers import TINY_RUN
 
 from jgeo import dynamics
 from jgeo.cli import main
+from jgeo.experiment import run
 from jgeo.train import (
     ConfigError,
     TrainConfig,
@@ -69,10 +70,10 @@ def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     config = make_config({**TINY, "regularizer": "volume", "weight": 0.01, "probe_every": 1})
-    train(config, tmp_path / "straight", progress=False, report=False)
-    train(config, tmp_path / "resumed", progress=False, report=False, stop_after=1)
+    run(config, tmp_path / "straight", progress=False, report=False)  # with the probes
+    run(config, tmp_path / "resumed", progress=False, report=False, stop_after=1)
     assert len(read_rows(tmp_path / "resumed" / "metrics.jsonl")) == 1
-    train(config, tmp_path / "resumed", progress=False, report=False)
+    run(config, tmp_path / "resumed", progress=False, report=False)
     assert rows_without_time(tmp_path / "resumed") == rows_without_time(tmp_path / "straight")
     # The probes too: the resumed run's CKA to the previous probe comes from the stored codes.
     straight, resumed = dynamics.load(tmp_path / "straight"), dynamics.load(tmp_path / "resumed")
@@ -88,6 +89,35 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     before = (tmp_path / "resumed" / "metrics.jsonl").read_text()
     train(config, tmp_path / "resumed", progress=False, report=False)
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == before
+
+
+class Counting:
+    """A training callback that notes what it is called with."""
+
+    def __init__(self):
+        self.calls, self.starts, self.closed = [], [], 0
+
+    def start(self, step, params):
+        self.starts.append(step)
+
+    def __call__(self, step, params, *, epoch):
+        self.calls.append((epoch, step, sorted(params)))
+
+    def close(self):
+        self.closed += 1
+
+
+def test_callbacks_see_every_epoch_and_where_a_resumed_run_starts(tmp_path):
+    config = make_config(TINY)
+    steps = 256 // 64
+    first, second = Counting(), Counting()
+    train(config, tmp_path, callbacks=[first], progress=False, report=False, stop_after=2)
+    train(config, tmp_path, callbacks=[second], progress=False, report=False)
+    assert first.starts == [0] and second.starts == [2 * steps]
+    assert [c[:2] for c in first.calls] == [(1, steps), (2, 2 * steps)]
+    assert [c[:2] for c in second.calls] == [(3, 3 * steps)]
+    assert first.calls[0][2] == ["decoder", "encoder"]  # the model's state, a pure dict
+    assert first.closed == second.closed == 1
 
 
 @pytest.mark.slow

@@ -1,10 +1,14 @@
-"""Learning dynamics of latent geometry: probes recorded during training.
+"""Learning dynamics of representations: probes recorded during training.
 
-`jgeo train` probes the latent space every `probe_every` epochs on a probe set fixed
-for the run (`probe_set`): metric summary, curvature, geodesic/straight ratios, the
-codes of fixed samples (trajectories), their persistent homology (Betti numbers) and
-linear CKA to the previous probe. `load(run_dir)` reads them back; `jgeo dynamics DIR`
-draws them (`write_dynamics_report`).
+A `Recorder` probes the representation of any model from any JAX training loop (and
+`jgeo train` records through one): on a probe set fixed for the run (`probe_set`) it
+records the codes of fixed samples (trajectories), their persistent homology (Betti
+numbers), linear CKA to the previous probe and, given a decoder, the metric summary,
+curvature and geodesic/straight ratios of its pullback metric. `load(dir)` reads them
+back; `jgeo dynamics DIR` draws them (`jgeo.report.write_dynamics_report`).
+
+This package does not import `jgeo.train` (nor does `jgeo.train` import it): the
+training loop calls callbacks, and a `Recorder` is one.
 """
 
 from ._probes import (
@@ -14,14 +18,10 @@ from ._probes import (
     probe_set as probe_set,
     summarise as summarise,
 )
-from ._report import (
-    trajectory_lengths as trajectory_lengths,
-    write_dynamics_report as write_dynamics_report,
-)
+from ._recorder import Recorder as Recorder
 from ._store import (
     Dynamics as Dynamics,
     DynamicsError as DynamicsError,
-    Recorder as Recorder,
     load as load,
 )
 from ._topology import Topology as Topology, linear_cka as linear_cka, topology as topology

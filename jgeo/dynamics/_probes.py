@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import diagnostics
 from .._pullback import Pullback
-from ..data import Dataset, class_pairs
+from ..data import class_pairs
 from ._topology import linear_cka, topology
 
 
@@ -36,24 +36,42 @@ class ProbeSet(NamedTuple):
     grid: int
 
 
+# Farthest-point sampling visits every candidate once per sample: on larger data sets it
+# runs on a fixed random subset of this many points.
+LANDMARK_CANDIDATES = 20_000
+
+
 def probe_set(
-    data: Dataset, latent_dim: int, *, samples: int, pairs: int, grid: int, seed: int
+    x, latent_dim: int | None, *, labels=None, samples: int, pairs: int, grid: int, seed: int
 ) -> ProbeSet:
-    """The probe set of a run, a deterministic function of its arguments."""
+    """The probe set of a run, a deterministic function of its arguments: `x` (N, ...)
+    the data (flattened per point for the landmarks), `labels` (N,) or None. With
+    `latent_dim` None the planes are left empty, to be set once it is known
+    (`sectional_planes`)."""
     rng = np.random.default_rng([seed, 3])
-    n = len(data.x)
-    index = np.sort(maxmin_landmarks(data.x, min(samples, n), int(rng.integers(n))))
-    labels = None if data.labels is None else data.labels[index]
-    if latent_dim == 2:
-        planes = np.broadcast_to(np.eye(2)[:, None], (2, len(index), 2))
-    else:
-        planes = rng.standard_normal((2, len(index), latent_dim))
+    x = np.asarray(x).reshape(len(x), -1)
+    candidates = np.arange(len(x))
+    if len(x) > LANDMARK_CANDIDATES:
+        candidates = np.sort(rng.choice(len(x), LANDMARK_CANDIDATES, replace=False))
+    first = int(rng.integers(len(candidates)))
+    chosen = maxmin_landmarks(x[candidates], min(samples, len(candidates)), first)
+    index = np.sort(candidates[chosen])
+    sample_labels = None if labels is None else np.asarray(labels)[index]
     return ProbeSet(
         index=index,
-        pairs=class_pairs(len(index), labels, pairs, rng),
-        planes=planes.astype(np.float32),
-        grid=grid if latent_dim == 2 else 0,
+        pairs=class_pairs(len(index), sample_labels, pairs, rng) if pairs else np.zeros((0, 2), int),
+        planes=(np.zeros((2, len(index), 0), np.float32) if latent_dim is None
+                else sectional_planes(latent_dim, len(index), seed)),
+        grid=grid if latent_dim in (None, 2) else 0,
     )
+
+
+def sectional_planes(latent_dim: int, samples: int, seed: int) -> np.ndarray:
+    """The (2, S, d) tangent vectors spanning each sample's plane of sectional curvature."""
+    if latent_dim == 2:
+        return np.broadcast_to(np.eye(2, dtype=np.float32)[:, None], (2, samples, 2))
+    rng = np.random.default_rng([seed, 4])
+    return rng.standard_normal((2, samples, latent_dim)).astype(np.float32)
 
 
 def maxmin_landmarks(x, count: int, first: int = 0) -> np.ndarray:
@@ -84,24 +102,27 @@ def grid_points(codes, side: int, pad: float = 0.1):
 
 def measure_geometry(
     encode: Callable,
-    decode: Callable,
+    decode: Callable | None,
     x,
     probes: ProbeSet,
     *,
     geodesic_points: int = 8,
     geodesic_rtol: float = 1e-3,
 ) -> dict:
-    """The jit-compatible part of a probe: codes of the samples `x` (S, D), the metric
-    summary there (MCN, VoR, mean and variance of log det G), curvature at the codes,
-    geodesic/straight length ratios on the fixed pairs and, for d = 2, log-volume and
-    Gaussian-curvature fields on the grid.
+    """The jit-compatible part of a probe: the codes of the samples `x` (S, ...) under
+    `encode` (one point → a vector (d,)); with a decoder `decode` (a vector (d,) → one
+    point), also the metric summary of its pullback at the codes (MCN, VoR, mean and
+    variance of log det G), curvature at the codes, geodesic/straight length ratios on
+    the fixed pairs and, for d = 2, log-volume and Gaussian-curvature fields on the grid.
 
     The geodesics are minimal-energy curves of `geodesic_points` points solved to
     `geodesic_rtol`: coarse, since a probe runs every epoch — on a trained digits
     decoder their ratios agree with 12 points at 1e-4 to 2e-4, at a third of the cost.
     """
     codes = jax.vmap(encode)(x)
-    metric = Pullback(decode)
+    if decode is None:
+        return {"codes": codes}
+    metric = Pullback(lambda z: jnp.ravel(decode(z)))
     out = {"codes": codes, **diagnostics.metric_summary(metric, codes)}
     pairs = jnp.asarray(probes.pairs)
     out["ratios"], _ = diagnostics.geodesic_ratios(
@@ -124,14 +145,34 @@ def measure_geometry(
 
 def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tuple[dict, dict]:
     """The host part of a probe, from `measure_geometry`'s output: one row of scalars
-    (with topology of the codes and CKA to the previous probe's codes) and the arrays to
-    keep (codes, fields, persistence diagrams)."""
+    (topology of the codes, CKA to the previous probe's codes and, where a decoder was
+    probed, the metric, curvature and geodesic scalars) and the arrays to keep (codes,
+    ratios, fields, persistence diagrams)."""
     g = {k: np.asarray(v) for k, v in geometry.items()}
-    codes, ratios = g["codes"], g["ratios"]
-    curvature = g["curvature"][np.isfinite(g["curvature"])]
+    codes = g["codes"]
+    row = {}
+    if "ratios" in g:
+        row.update(_metric_row(g))
     topo = topology(codes, threshold)
+    row.update(
+        betti0=topo.betti0,
+        betti1=topo.betti1,
+        h0_persistence=topo.h0_persistence,
+        h1_persistence=topo.h1_persistence,
+        cka_previous=None if previous_codes is None else linear_cka(previous_codes, codes),
+    )
+    arrays = {"codes": codes, "h0": topo.h0, "h1": topo.h1}
+    for name in ["ratios", "extent", "log_volume", "gaussian_curvature"]:
+        if name in g:
+            arrays[name] = g[name]
+    return row, arrays
+
+
+def _metric_row(g: dict) -> dict:
+    curvature = g["curvature"][np.isfinite(g["curvature"])]
+    ratios = g["ratios"]
     finite = np.isfinite(ratios)
-    row = {
+    return {
         "logvol_mean": float(g["logdet_mean"]) / 2,  # log-volume = ½ log det G
         "logvol_var": float(g["logdet_var"]) / 4,
         "mcn": float(g["mcn"]),
@@ -140,14 +181,4 @@ def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tupl
         "curvature_abs_mean": float(np.mean(np.abs(curvature))) if curvature.size else None,
         "geodesic_ratio": float(np.mean(ratios[finite])) if finite.any() else None,
         "geodesics_converged": int(finite.sum()),
-        "betti0": topo.betti0,
-        "betti1": topo.betti1,
-        "h0_persistence": topo.h0_persistence,
-        "h1_persistence": topo.h1_persistence,
-        "cka_previous": None if previous_codes is None else linear_cka(previous_codes, codes),
     }
-    arrays = {"codes": codes, "ratios": ratios, "h0": topo.h0, "h1": topo.h1}
-    for name in ["extent", "log_volume", "gaussian_curvature"]:
-        if name in g:
-            arrays[name] = g[name]
-    return row, arrays

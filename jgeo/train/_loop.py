@@ -1,12 +1,13 @@
 """The training loop: one jitted epoch (a `lax.scan` over jitted steps), diagnostics
-after every epoch, an atomic checkpoint after every epoch, resumption on rerun."""
+after every epoch, callbacks, an atomic checkpoint after every epoch, resumption on rerun."""
 
-import concurrent.futures
 import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .. import _data_file as data_file, data as datasets, diagnostics, dynamics, sharding
+from .. import _data_file as data_file, data as datasets, diagnostics, sharding
 from .._io import LOCK, RunError, deferred_interrupt, run_lock, write_atomic
 from .._pullback import Pullback
 from ..nn import make_model
@@ -55,7 +56,7 @@ def build(config: TrainConfig):
         )
     except ValueError as error:  # e.g. the conv model on vectors, or odd image sides
         raise ConfigError(f"{config.data}: {error}") from None
-    steps = _steps_per_epoch(config, len(data.x)) * config.epochs
+    steps = steps_per_epoch(config, len(data.x)) * config.epochs
     warmup = min(100, steps // 10 + 1)
     schedule = optax.warmup_cosine_decay_schedule(  # at least one step of decay
         0.0, config.learning_rate, warmup, max(steps, warmup + 1), 0.05 * config.learning_rate
@@ -67,7 +68,8 @@ def build(config: TrainConfig):
     return data, model, tx
 
 
-def _steps_per_epoch(config: TrainConfig, n: int) -> int:
+def steps_per_epoch(config: TrainConfig, n: int) -> int:
+    """Optimiser steps in one epoch over `n` points (the last partial batch is dropped)."""
     return max(1, n // min(config.batch_size, n))
 
 
@@ -113,7 +115,7 @@ def make_epoch(graphdef, tx, config: TrainConfig, n: int, mesh=None):
     draw are functions of (seed, epoch index, step index): reruns are identical."""
     loss = _loss_fn(graphdef, config)
     batch = min(config.batch_size, n)
-    steps = _steps_per_epoch(config, n)
+    steps = steps_per_epoch(config, n)
     base = jr.key(config.seed)
     ramp_steps = config.warmup * steps * config.epochs
 
@@ -154,44 +156,6 @@ def make_diagnose(graphdef):
         return diagnostics.metric_summary(Pullback(model.decoder), jax.vmap(model.encode)(x))
 
     return diagnose
-
-
-def make_probe(graphdef, x, probes: dynamics.ProbeSet):
-    """`probe(params)` → `dynamics.measure_geometry` on the fixed samples `x`."""
-
-    @jax.jit
-    def probe(params):
-        model = nnx.merge(graphdef, params)
-        return dynamics.measure_geometry(model.encode, model.decoder, x, probes)
-
-    return probe
-
-
-def _compile(probe, params):
-    import ripser  # noqa: F401  (its first import takes a while too)
-
-    return probe.lower(params).compile()
-
-
-def _make_recorder(config: TrainConfig, data, x, graphdef, out: Path, start: int):
-    """The probe function and the recorder of a run, or (None, None) with probes off."""
-    if not config.probe_every:
-        return None, None
-    probes = dynamics.probe_set(
-        data,
-        config.latent_dim,
-        samples=config.probe_samples,
-        pairs=config.probe_pairs,
-        grid=config.probe_grid,
-        seed=config.seed,
-    )
-    static = {
-        "sample_index": probes.index,
-        "color": np.asarray(data.color)[probes.index],
-        "pairs": probes.pairs,
-    }
-    recorder = dynamics.Recorder(out, start, static)
-    return make_probe(graphdef, x[probes.index], probes), recorder
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -273,6 +237,22 @@ def _sound_checkpoint(out: Path, checkpoints: Checkpoints, config: TrainConfig |
     return step, trained
 
 
+class Callback(Protocol):
+    """What `train` calls, besides the training itself (a `jgeo.dynamics.Recorder` is one).
+
+    - `callback(step, params, epoch=epoch)` after every epoch, before its checkpoint is
+      written: `step` counts optimiser steps so far, `params` is the model's state as a
+      pure dict of arrays (`nnx.to_pure_dict`; `nnx.merge(graphdef, ...)` of the run's
+      model gives the model back).
+    - optional `callback.start(step, params)` once before the first epoch, with the step
+      of the checkpoint training resumes from (0 for a new run): a callback that records
+      something drops what it recorded after that step.
+    - optional `callback.close()` when training ends, by completion, error or Ctrl-C.
+    """
+
+    def __call__(self, step: int, params: Any, *, epoch: int) -> Any: ...
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (SIGINT); its message says where and how to resume."""
 
@@ -281,6 +261,7 @@ def train(
     config: TrainConfig,
     out: str | Path,
     *,
+    callbacks: Sequence[Callback] = (),
     progress: bool = True,
     stop_after: int | None = None,
     report: bool = True,
@@ -291,6 +272,9 @@ def train(
 
     - `config`: the run. `out`: its directory (created; a rerun resumes from the newest
       checkpoint that verifies and ends with the same result as an uninterrupted run).
+    - `callbacks`: called after every epoch, see `Callback`. Training itself records no
+      learning-dynamics probes: `jgeo train` and `jgeo.experiment.run` pass the
+      `jgeo.dynamics.Recorder` that `config.probe_*` describe.
     - `progress`: show a progress bar. `stop_after`: stop after this epoch, as an
       interruption would (for tests). `report`: write `report.json` and figures at the end.
 
@@ -312,7 +296,7 @@ def train(
     created = not out.exists()
     try:
         with run_lock(out, f"jgeo train --out {out}"):
-            return _train(config, out, progress, stop_after, report)
+            return _train(config, out, tuple(callbacks), progress, stop_after, report)
     except RunError:
         if created and _only_lock(out):  # refused before anything was written
             shutil.rmtree(out, ignore_errors=True)
@@ -323,7 +307,7 @@ def _only_lock(out: Path) -> bool:
     return out.is_dir() and [p.name for p in out.iterdir()] in ([], [LOCK])
 
 
-def _train(config: TrainConfig, out: Path, progress, stop_after, report) -> dict:
+def _train(config: TrainConfig, out: Path, callbacks, progress, stop_after, report) -> dict:
     from ._report import write_report
 
     _check_same_config(out, config)
@@ -350,12 +334,10 @@ def _train(config: TrainConfig, out: Path, progress, stop_after, report) -> dict
         params, opt_state, x = sharding.replicate(mesh, (params, opt_state, x))
     # Rows past the checkpoint (written before an interruption) are recomputed identically.
     rows = [r for r in stored_rows if r["epoch"] <= start]
-    probe, recorder = _make_recorder(config, data, x, graphdef, out, start)
-    if probe is not None:  # compiled in the background while the first epochs train
-        compiler = concurrent.futures.ThreadPoolExecutor(1)
-        pending = compiler.submit(_compile, probe, params)
-
-    steps = _steps_per_epoch(config, len(x))
+    steps = steps_per_epoch(config, len(x))
+    for callback in callbacks:
+        if hasattr(callback, "start"):
+            callback.start(start * steps, params)
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
     bar = _progress(progress, config.epochs, start)
     done = start
@@ -383,10 +365,8 @@ def _train(config: TrainConfig, out: Path, progress, stop_after, report) -> dict
                 "seconds": time.perf_counter() - began,
             }
             rows.append(row)
-            if probe is not None and epoch % config.probe_every == 0:
-                began = time.perf_counter()
-                geometry = jax.block_until_ready(pending.result()(params))
-                recorder.record(epoch, row["step"], geometry, began)
+            for callback in callbacks:
+                callback(row["step"], params, epoch=epoch)
             with deferred_interrupt():  # the epoch's files are written whole
                 write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
                 state = {"params": params, "opt_state": opt_state}
@@ -405,9 +385,9 @@ def _train(config: TrainConfig, out: Path, progress, stop_after, report) -> dict
         if bar is not None:
             bar.close()
         checkpoints.close()
-        if recorder is not None:
-            recorder.close()
-            compiler.shutdown(wait=False)  # its one task is done or no longer needed
+        for callback in callbacks:
+            if hasattr(callback, "close"):
+                callback.close()
     if not report or last < config.epochs:
         return {}
     return write_report(out, config, data, nnx.merge(graphdef, params))

@@ -1,4 +1,8 @@
-"""`jgeo dynamics DIR`: figures of the probes of a run and a static HTML page."""
+"""`jgeo dynamics DIR`: figures of the probes in a directory and a static HTML page.
+
+It reads the probe files (`jgeo.dynamics.load`); where the directory is also a
+`jgeo train` run, it adds the reconstruction error of `metrics.jsonl` and the lengths
+of the trajectories under the final checkpoint's metric."""
 
 import html
 import json
@@ -12,7 +16,7 @@ import numpy as np
 from .._geodesics import curve_length
 from .._io import is_writer, save_figure, write_atomic
 from .._pullback import Pullback
-from ._store import Dynamics, load
+from ..dynamics import Dynamics, load
 
 SCALARS = [
     ("logvol_mean", "mean log-volume"),
@@ -50,16 +54,16 @@ def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
     if metrics:
         panels.insert(0, ("recon_mse", "reconstruction MSE"))
     cols, rows = 4, -(-len(panels) // 4)
-    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows))
-    epochs = dynamics.arrays["epochs"]
+    fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), squeeze=False)
+    label, times = dynamics.time
     for ax, (key, title) in zip(axes.flat, panels):
         if key == "recon_mse":
             ax.plot([r["epoch"] for r in metrics], [r["recon_mse"] for r in metrics], "k-")
             ax.set_yscale("log")
         else:
-            ax.plot(epochs, dynamics.series(key), "-", marker="." if len(epochs) < 40 else None)
+            ax.plot(times, dynamics.series(key), "-", marker="." if len(times) < 40 else None)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
@@ -90,7 +94,7 @@ def _fields_figure(plt, dynamics: Dynamics, picks: list[int]):
             image = ax.imshow(a[key][p], origin="lower", extent=a["extent"][p], cmap=cmap,
                               vmin=vmin, vmax=vmax, aspect="auto")  # fmt: skip
             ax.scatter(*a["codes"][p].T, s=1, c="white" if r == 0 else "black", alpha=0.5)
-            ax.set_title(f"epoch {a['epochs'][p]}", fontsize=9)
+            ax.set_title(_when(dynamics, p), fontsize=9)
             ax.tick_params(labelsize=6)
         fig.colorbar(image, ax=axes[r].tolist(), label=label, shrink=0.9)
     return fig
@@ -113,10 +117,10 @@ def _fields_animation(plt, dynamics: Dynamics, path: Path, frames: int = 60) -> 
         ax.set_xlim(a["extent"][p][:2])
         ax.set_ylim(a["extent"][p][2:])
         dots.set_offsets(a["codes"][p])
-        ax.set_title(f"epoch {a['epochs'][p]}")
+        ax.set_title(_when(dynamics, p))
         return image, dots
 
-    animation = FuncAnimation(fig, frame, frames=_pick(len(a["epochs"]), frames), blit=False)
+    animation = FuncAnimation(fig, frame, frames=_pick(len(a["steps"]), frames), blit=False)
     if is_writer():  # PillowWriter writes to a path: a hidden one, then renamed
         hidden = path.with_name("." + path.name)
         animation.save(hidden, writer=PillowWriter(fps=8))
@@ -156,17 +160,16 @@ def _trajectories_figure(plt, dynamics: Dynamics, lengths: np.ndarray | None):
 
 
 def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: float):
-    epochs = dynamics.arrays["epochs"]
     fig, axes = plt.subplots(1, len(picks), figsize=(3 * len(picks), 3.2), squeeze=False)
     for ax, p in zip(axes[0], picks):
         for dim, colour in [(0, "tab:blue"), (1, "tab:orange")]:
-            pairs = dynamics.diagram(dim, epochs[p])
+            pairs = dynamics.diagram(dim, p)
             ax.scatter(pairs[:, 0], pairs[:, 1], s=8, c=colour, label=f"H{dim}")
-        top = max(1e-3, *[dynamics.diagram(d, epochs[p])[:, 1].max(initial=0) for d in (0, 1)])
+        top = max(1e-3, *[dynamics.diagram(d, p)[:, 1].max(initial=0) for d in (0, 1)])
         ax.plot([0, top], [0, top], "k-", lw=0.5)
         ax.plot([0, top], [threshold, top + threshold], "k:", lw=0.5)
         row = dynamics.rows[p]
-        ax.set_title(f"epoch {epochs[p]}: β0 = {row['betti0']}, β1 = {row['betti1']}", fontsize=9)
+        ax.set_title(f"{_when(dynamics, p)}: β0 = {row['betti0']}, β1 = {row['betti1']}", fontsize=9)
         ax.set_xlabel("birth (fraction of diameter)", fontsize=8)
         ax.set_ylabel("death", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
@@ -175,7 +178,8 @@ def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: fl
 
 
 def _table(dynamics: Dynamics) -> str:
-    keys = ["epoch", *[k for k, _ in SCALARS if k in dynamics.rows[0]], "seconds"]
+    keys = [*[k for k in ("epoch", "step") if k in dynamics.rows[0]],
+            *[k for k, _ in SCALARS if k in dynamics.rows[0]], "seconds"]  # fmt: skip
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
 
     def cell(value):
@@ -187,31 +191,48 @@ def _table(dynamics: Dynamics) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
 
 
+def _when(dynamics: Dynamics, probe: int) -> str:
+    label, times = dynamics.time
+    return f"{label} {times[probe]}"
+
+
+def _run_extras(run_dir: Path, dynamics: Dynamics):
+    """The reconstruction errors and trajectory lengths under the final metric, where
+    `run_dir` is a `jgeo train` run with a checkpoint ([] and None where not)."""
+    if not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoints").is_dir():
+        return [], None  # a Recorder's directory
+    from ..train import load_run, read_rows
+
+    metrics = read_rows(run_dir / "metrics.jsonl")
+    try:
+        _, _, model = load_run(run_dir)
+    except (ValueError, OSError):  # no checkpoint (yet): draw what the probes hold
+        return metrics, None
+    return metrics, trajectory_lengths(dynamics, model.decoder)
+
+
 def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Path:
-    """Draw the probes of the run in `run_dir` into `run_dir/figures/dynamics_*.png`
-    (scalar time series, log-volume and curvature maps over epochs and their GIF for
-    d = 2, trajectories over the final log-volume map, persistence diagrams) and write
-    `run_dir/dynamics.html`, a static page of them with the table of probes. Trajectory
-    lengths under the final metric need the run's last checkpoint and are left out
-    without one. Returns the page's path.
+    """Draw the probes in `run_dir` (written by `jgeo train` or by a
+    `jgeo.dynamics.Recorder`) into `run_dir/figures/dynamics_*.png` — scalar time series;
+    with a decoder, log-volume and curvature maps and their GIF for d = 2; trajectories
+    of the fixed samples; persistence diagrams — and write `run_dir/dynamics.html`, a
+    static page of them with the table of probes. Returns the page's path.
+
+    Only the probe files are needed. In a `jgeo train` run the reconstruction error
+    joins the scalars and the trajectory lengths under the final checkpoint's metric
+    the summary.
 
     **Raises:** `DynamicsError` for missing or damaged dynamics files.
     """
-    from ..train import load_run, read_rows
     from ..train._figures import _plt
 
     run_dir = Path(run_dir)
     dynamics = load(run_dir)
+    metrics, lengths = _run_extras(run_dir, dynamics)
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plt = _plt()
-    metrics = read_rows(run_dir / "metrics.jsonl")
     picks = _pick(len(dynamics.rows), 6)
-    try:
-        _, _, model = load_run(run_dir)
-        lengths = trajectory_lengths(dynamics, model.decoder)
-    except (ValueError, OSError):  # no checkpoint (yet): draw what the probes hold
-        lengths = None
     drawn = {}
 
     def save(name, fig, caption):
@@ -233,9 +254,11 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
          f"Persistence diagrams of the codes (scaled to unit diameter); points above the "
          f"dotted line (lifetime > {threshold}) count in the Betti numbers.")  # fmt: skip
 
-    summary = {"probes": len(dynamics.rows), "first epoch": int(dynamics.arrays["epochs"][0]),
-               "last epoch": int(dynamics.arrays["epochs"][-1]),
+    label, times = dynamics.time
+    summary = {"probes": len(dynamics.rows), f"first {label}": int(times[0]),
+               f"last {label}": int(times[-1]),
                "samples": int(dynamics.arrays["codes"].shape[1]),
+               "latent dimension": int(dynamics.arrays["codes"].shape[2]),
                "probe seconds (median)": float(np.median(dynamics.series("seconds")))}  # fmt: skip
     if lengths is not None:
         summary["trajectory length, final metric (median)"] = float(np.median(lengths))
@@ -243,6 +266,8 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     config = {}
     if (run_dir / "config.json").exists():
         config = json.loads((run_dir / "config.json").read_text())
+    else:  # a Recorder's directory: what it probed
+        config = {k: v for k, v in dynamics.info.items() if k != "data_sha256"}
     page = _page(run_dir, config, summary, drawn, _table(dynamics))
     path = run_dir / "dynamics.html"
     write_atomic(path, page)
@@ -257,7 +282,8 @@ def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str)
         return "".join(f"<li><b>{html.escape(str(k))}</b>: {text(v)}</li>" for k, v in d.items())
 
     shown = {k: config[k] for k in ["data", "model", "regularizer", "weight", "latent_dim",
-                                     "epochs", "seed", "probe_every"] if k in config}  # fmt: skip
+                                     "epochs", "seed", "probe_every", "data_shape", "samples",
+                                     "pairs", "every", "decoder", "labels"] if k in config}  # fmt: skip
     images = "".join(
         f'<figure><img src="figures/{html.escape(name)}" alt="{html.escape(name)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>\n"
@@ -272,7 +298,7 @@ img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} figcaption {{ color: #5
 table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ccc;
 padding: 2px 6px; text-align: right; }} .scroll {{ max-height: 480px; overflow: auto; }}
 </style></head><body>
-<h1>Learning dynamics of the latent geometry</h1>
+<h1>Learning dynamics of the representation</h1>
 <p>Run <code>{html.escape(str(run_dir))}</code></p>
 <ul>{items(shown)}</ul>
 <ul>{items(summary)}</ul>

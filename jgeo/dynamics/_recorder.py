@@ -1,0 +1,304 @@
+"""`Recorder`: learning-dynamics probes of any model, from any JAX training loop."""
+
+import concurrent.futures
+import contextlib
+import functools
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .._io import RunError, run_lock
+from ._probes import ProbeSet, measure_geometry, probe_set, sectional_planes, summarise
+from ._store import DynamicsError, ProbeFiles
+
+
+class Recorder:
+    """Records how the representation of a model changes over training, from your own
+    training loop: every `every` steps, `recorder(step, params)` encodes a fixed set of
+    samples of `data` and writes what it measures to the directory `out`, where
+    `jgeo dynamics out` draws it.
+
+    ```python
+    with Recorder("runs/mine", x_train, encode=encode, labels=y_train, every=100) as recorder:
+        for step in range(1, 10_001):
+            params, opt_state = update(params, opt_state, next(batches))
+            recorder(step, params)
+    ```
+
+    **Arguments:**
+
+    - `out`: the directory of the probe files (created): `dynamics.jsonl` (one row of
+      scalars per probe), `dynamics.npz` (codes, fields, persistence diagrams) and
+      `recorder.json` (what is probed). Held by this recorder until `close`.
+    - `data`: the inputs (N, ...) the samples are drawn from, as the model takes them one
+      by one (vectors, images, ...), or a `jgeo.data.Dataset`.
+    - `encode`: `encode(params, x) -> z`, the representation of one input `x` (N's axis
+      removed) under the parameters `params`: a latent code, a penultimate layer, any
+      intermediate layer (flattened to a vector when there is no `decode`).
+    - `decode`: `decode(params, z) -> x̂`, a decoder of one code z (d,). With it the probes
+      also measure the pullback metric of `z ↦ decode(params, z)`: its volume and
+      condition number, sectional curvature, geodesic / straight length ratios and, for
+      d = 2, log-volume and curvature maps. Without it: the codes, their topology and
+      their linear CKA to the previous probe.
+    - `labels`: integer classes (N,) (taken from `data` if it is a `Dataset`): pairs of
+      different classes for the geodesics, colours for the figures.
+    - `every`: probe at steps divisible by `every`; other calls return at once.
+    - `samples`: number of fixed samples (maxmin landmarks of `data`, spread evenly over
+      it); `pairs`: geodesic pairs among them; `grid`: side of the latent grid of the
+      fields (d = 2 with a decoder); `seed`: the probe set is a deterministic function of
+      the data and these arguments, fixed at construction.
+
+    `params` may be any pytree holding the parameters: a dict of arrays (Flax NNX's
+    `nnx.split` state or linen's `variables`), an equinox module (non-array leaves are
+    static). The probe is compiled once, on the first probe (or in the background after
+    `start`); calling the recorder with new parameters of the same structure does not
+    compile again.
+
+    **Resuming.** A recorder opened on a directory that holds probes of the same probe
+    set continues them: the first probe (or `start(step, ...)`) drops the probes recorded
+    after the step the loop resumed from, which it records again.
+
+    **Raises:** `ValueError` naming the argument for bad arguments; `DynamicsError` if
+    `out` holds probes of another probe set or damaged probe files; `RunLocked` if
+    another process writes `out`.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        data,
+        *,
+        encode: Callable,
+        decode: Callable | None = None,
+        labels=None,
+        every: int = 1,
+        samples: int = 128,
+        pairs: int = 4,
+        grid: int = 16,
+        seed: int = 0,
+    ):
+        if not callable(encode):
+            raise ValueError(f"`encode` must be a function encode(params, x) -> z, got {encode!r}.")
+        if decode is not None and not callable(decode):
+            raise ValueError(f"`decode` must be a function decode(params, z) -> x or None, got {decode!r}.")  # fmt: skip
+        _check_int("every", every, 1)
+        _check_int("samples", samples, 8)
+        _check_int("pairs", pairs, 1 if decode is not None else 0)
+        _check_int("seed", seed, 0)
+        _check_int("grid", grid, 0)
+        if grid == 1:
+            raise ValueError("`grid` must be 0 (no fields) or at least 2, got 1.")
+        x, labels, color = _data_arrays(data, labels)
+        self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise RunError(f"`out` {self.out} is a file, not a directory; choose a directory path.")
+        self.encode, self.decode, self.every, self.seed = encode, decode, every, seed
+        self.probes = probe_set(x, None, labels=labels, samples=samples, pairs=pairs if decode else 0,
+                                grid=grid, seed=seed)  # fmt: skip
+        self._x = x[self.probes.index]
+        info = {
+            "samples": len(self.probes.index),
+            "pairs": len(self.probes.pairs),
+            "grid": grid if decode else 0,
+            "every": every,
+            "seed": seed,
+            "decoder": decode is not None,
+            "labels": labels is not None,
+            "data_shape": list(x.shape),
+            "data_sha256": _digest(x, labels),
+        }
+        static = {"sample_index": self.probes.index, "color": color[self.probes.index],
+                  "pairs": self.probes.pairs}  # fmt: skip
+        if labels is not None:
+            static["labels"] = labels[self.probes.index]
+        self._closing = contextlib.ExitStack()
+        self._closing.enter_context(run_lock(self.out, f"jgeo.dynamics.Recorder({self.out})"))
+        try:
+            self.files = ProbeFiles(self.out, info, static)
+        except BaseException:
+            self._closing.close()
+            raise
+        self._probe = None  # the jitted probe, made on first use
+        self._compiled = None  # a future of its compiled form (see `start`)
+        self._resumed = False
+        self.closed = False
+
+    # -- the probe ---------------------------------------------------------------------
+
+    def _make_probe(self, params) -> None:
+        """The jitted probe of parameters shaped like `params`; checks encode/decode."""
+        arrays, static = eqx.partition(params, eqx.is_array)
+        x = self._x
+        try:
+            code = jax.eval_shape(lambda a, x: self.encode(eqx.combine(a, static), x), arrays, x[0])
+        except Exception as error:
+            raise ValueError(f"`encode(params, x)` fails on one input of shape {x.shape[1:]}: {error}") from error  # fmt: skip
+        if self.decode is not None and len(code.shape) != 1:
+            raise ValueError(
+                f"`encode` returns shape {code.shape} per input; with a `decode` it must return a "
+                "vector (d,): flatten inside both, or leave out `decode`."
+            )
+        latent_dim = int(np.prod(code.shape))
+        last = self.files.last_codes
+        if last is not None and last.shape[-1] != latent_dim:
+            raise DynamicsError(
+                f"{self.out} holds probes of {last.shape[-1]}-dimensional codes; `encode` now gives "
+                f"{latent_dim}. Record into a new directory."
+            )
+        probes = self.probes._replace(
+            planes=sectional_planes(latent_dim, len(x), self.seed),
+            grid=self.probes.grid if latent_dim == 2 else 0,
+        )
+
+        def probe(arrays):
+            params = eqx.combine(arrays, static)
+            encode = lambda x: self.encode(params, x).reshape(-1)  # noqa: E731
+            decode = None if self.decode is None else functools.partial(self.decode, params)
+            return measure_geometry(encode, decode, x, probes)
+
+        self._static = static
+        self._probe = jax.jit(probe)
+
+    def start(self, step: int, params) -> None:
+        """Tell the recorder the loop (re)starts after `step` with parameters shaped like
+        `params`: probes recorded after `step` are dropped, and the probe compiles in a
+        background thread while the first steps train. Optional: without it the first
+        probe does both."""
+        self._check_open()
+        self.files.resume(int(step))
+        self._resumed = True
+        if self._probe is None:
+            self._make_probe(params)
+        arrays, _ = eqx.partition(params, eqx.is_array)
+        self._compiler = concurrent.futures.ThreadPoolExecutor(1)
+        self._compiled = self._compiler.submit(_compile, self._probe, arrays)
+
+    def __call__(self, step: int, params, *, epoch: int | None = None) -> dict | None:
+        """Record a probe of `params` at `step` (and `epoch`, if the loop counts them)
+        when `step % every == 0`; returns its row of scalars, else None.
+
+        **Raises:** `DynamicsError` if `step` is not after the last probe's step, or the
+        recorder is closed; `ValueError` if the codes are not finite (the model diverged).
+        """
+        step = int(step)
+        if step % self.every:
+            return None
+        self._check_open()
+        if not self._resumed:  # the first probe of this recorder: the loop resumed before it
+            self.files.resume(step - 1)
+            self._resumed = True
+        if self.files.last_step is not None and step <= self.files.last_step:
+            raise DynamicsError(
+                f"step {step} is not after the last probe's step {self.files.last_step}: steps "
+                "must increase. To record a new run, open a Recorder on a new directory."
+            )
+        began = time.perf_counter()
+        if self._probe is None:
+            self._make_probe(params)
+        arrays, _ = eqx.partition(params, eqx.is_array)
+        geometry = jax.block_until_ready(self._run(arrays))
+        try:
+            row, probe_arrays = summarise(geometry, self.files.last_codes)
+        except ValueError as error:
+            raise ValueError(f"probe at step {step}: {error}") from None
+        head = {"step": step} if epoch is None else {"epoch": int(epoch), "step": step}
+        row = {**head, **row, "seconds": time.perf_counter() - began}
+        self.files.append(row, probe_arrays)
+        return row
+
+    def _run(self, arrays):
+        if self._compiled is not None:
+            try:
+                return self._compiled.result()(arrays)
+            except TypeError:  # parameters shaped otherwise than at `start`: jit them
+                self._compiled = None
+        return self._probe(arrays)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise DynamicsError(f"this Recorder of {self.out} is closed; open a new one to record.")
+
+    def close(self) -> None:
+        """End the recording: compress the arrays and release the directory."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.files.rows:
+                self.files.write(compress=True)
+        finally:
+            if self._compiled is not None:
+                self._compiler.shutdown(wait=False)
+            self._closing.close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _compile(probe, arrays):
+    import ripser  # noqa: F401  (its first import takes a while too)
+
+    return probe.lower(arrays).compile()
+
+
+def _check_int(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"`{name}` must be an integer ≥ {least}, got {value!r}.")
+
+
+def _data_arrays(data, labels):
+    """The inputs, labels and per-point colours of the `data` argument."""
+    color = None
+    if hasattr(data, "x") and hasattr(data, "labels"):  # a jgeo.data.Dataset
+        if labels is None:
+            labels = data.labels
+        color = np.asarray(data.color, np.float64)
+        data = data.x
+    x = np.asarray(data)
+    if x.dtype.kind not in "fiu" or x.ndim < 2 or len(x) < 8:
+        raise ValueError(
+            f"`data` must be a numeric array (N ≥ 8, ...) of inputs, got {x.dtype} of shape {x.shape}."
+        )
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`data` holds NaN or infinite values; clean or drop those inputs.")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(x),) or labels.dtype.kind not in "iub":
+            raise ValueError(
+                f"`labels` must be integer classes of shape ({len(x)},), got {labels.dtype} of "
+                f"shape {labels.shape}."
+            )
+    if color is None:
+        color = labels.astype(np.float64) if labels is not None else _first_axis(x)
+    return x, labels, color
+
+
+def _first_axis(x: np.ndarray) -> np.ndarray:
+    """Each point's coordinate along the data's first principal axis (colours without labels)."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    flat -= flat.mean(0)
+    rng = np.random.default_rng(0)
+    axis = rng.standard_normal(flat.shape[1])
+    for _ in range(20):  # power iteration on the covariance, without forming it
+        axis = flat.T @ (flat @ axis)
+        axis /= np.linalg.norm(axis) or 1.0
+    return flat @ axis
+
+
+def _digest(x: np.ndarray, labels) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    if labels is not None:
+        h.update(np.ascontiguousarray(labels).tobytes())
+    return h.hexdigest()

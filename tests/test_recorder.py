@@ -1,0 +1,233 @@
+"""`jgeo.dynamics.Recorder` in your own training loop: an equinox classifier and a Flax
+NNX VAE trained with plain optax loops, compiled once, resumed, drawn by `jgeo dynamics`."""
+
+import subprocess
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from jgeo import dynamics
+from jgeo.cli import main
+from jgeo.data import load
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def test_training_and_dynamics_do_not_import_each_other():
+    # The loop calls callbacks; the Recorder is one. Neither package needs the other.
+    for package, other in [("jgeo.train", "jgeo.dynamics"), ("jgeo.dynamics", "jgeo.train")]:
+        code = f"import sys, {package}; assert {other!r} not in sys.modules, {other!r}"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class Classifier(eqx.Module):
+    """An MLP whose penultimate layer is the representation we record."""
+
+    features: eqx.nn.MLP
+    head: eqx.nn.Linear
+
+    def __init__(self, key):
+        k1, k2 = jax.random.split(key)
+        self.features = eqx.nn.MLP(64, 8, 32, 1, activation=jnp.tanh, key=k1)
+        self.head = eqx.nn.Linear(8, 10, key=k2)
+
+    def __call__(self, x):
+        return self.head(jnp.tanh(self.features(x)))
+
+
+def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
+    traces = []
+
+    def encode(model, x):  # the penultimate layer of one image; params = the module itself
+        traces.append(1)  # runs only while jax traces
+        return jnp.tanh(model.features(x))
+
+    model = Classifier(jax.random.key(0))
+    optimiser = optax.adam(3e-3)
+    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+    x, y = jnp.asarray(digits.x), jnp.asarray(digits.labels)
+
+    @eqx.filter_jit
+    def update(model, opt_state, xb, yb):
+        def loss(model):
+            logits = jax.vmap(model)(xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        updates, opt_state = optimiser.update(grads, opt_state)
+        return eqx.apply_updates(model, updates), opt_state, value
+
+    out = tmp_path / "classifier"
+    rng = np.random.default_rng(0)
+    with dynamics.Recorder(out, digits, encode=encode, every=5, samples=64) as recorder:
+        for step in range(1, 101):
+            batch = rng.choice(len(x), 128, replace=False)
+            model, opt_state, loss = update(model, opt_state, x[batch], y[batch])
+            row = recorder(step, model)
+            assert (row is None) == (step % 5 != 0)
+            if step == 5:
+                traced = len(traces)
+    # Compiled once: 19 more probes with new parameters traced nothing again.
+    assert len(traces) == traced
+    record = dynamics.load(out)
+    assert record.arrays["steps"].tolist() == list(range(5, 101, 5))
+    assert record.arrays["codes"].shape == (20, 64, 8) and "epochs" not in record.arrays
+    assert "logvol_mean" not in record.rows[0] and "ratios" not in record.arrays  # no decoder
+    np.testing.assert_array_equal(record.arrays["labels"], digits.labels[record.arrays["sample_index"]])
+    assert record.info["decoder"] is False and record.info["data_shape"] == [1797, 64]
+    # The features settle as the classifier trains: CKA between probes rises towards 1.
+    cka = record.series("cka_previous")
+    assert np.isnan(cka[0]) and cka[-1] > 0.95 and cka[-1] > cka[1]
+    assert main(["dynamics", str(out)]) == 0
+    page = (out / "dynamics.html").read_text()
+    for name in ["scalars", "trajectories", "persistence"]:
+        assert f"dynamics_{name}.png" in page
+    assert "dynamics_fields" not in page and "<th>step</th>" in page
+
+
+class VAE(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.encoder = nnx.Sequential(nnx.Linear(64, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 4, rngs=rngs))
+        self.decoder = nnx.Sequential(nnx.Linear(2, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 64, rngs=rngs))
+
+    def posterior(self, x):
+        mean, log_var = jnp.split(self.encoder(x), 2, axis=-1)
+        return mean, log_var
+
+
+def _train_vae(digits, out, steps, recorder_kwargs, start=0, state=None):
+    """A VAE trained by its own loop for `steps`, recorded into `out`; returns the state."""
+    model = VAE(nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    optimiser = optax.adam(2e-3)
+    params = params if state is None else state[0]
+    opt_state = optimiser.init(params) if state is None else state[1]
+
+    def encode(params, x):  # the posterior mean of one input
+        return nnx.merge(graphdef, params).posterior(x)[0]
+
+    def decode(params, z):
+        return nnx.merge(graphdef, params).decoder(z)
+
+    @jax.jit
+    def update(params, opt_state, xb, key):
+        def loss(params):
+            vae = nnx.merge(graphdef, params)
+            mean, log_var = vae.posterior(xb)
+            z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+            kl = 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1 - log_var, -1)
+            return jnp.mean(jnp.sum((vae.decoder(z) - xb) ** 2, -1) + 0.1 * kl)
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = optimiser.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state
+
+    x = jnp.asarray(digits.x)
+    recorder = dynamics.Recorder(out, digits.x, encode=encode, decode=decode, labels=digits.labels,
+                                 **recorder_kwargs)  # fmt: skip
+    with recorder:
+        for step in range(start + 1, start + steps + 1):
+            key = jax.random.key(step)
+            batch = jax.random.choice(key, len(x), (128,), replace=False)
+            params, opt_state = update(params, opt_state, x[batch], key)
+            recorder(step, params)
+    return params, opt_state
+
+
+@pytest.mark.slow
+def test_a_flax_nnx_vae_recorded_with_its_decoder_and_resumed(digits, tmp_path):
+    options = dict(every=20, samples=48, pairs=3, grid=8)
+    out = tmp_path / "vae"
+    state = _train_vae(digits, out, 120, options)
+    record = dynamics.load(out)
+    assert record.arrays["steps"].tolist() == [20, 40, 60, 80, 100, 120]
+    assert record.arrays["log_volume"].shape == (6, 8, 8) and record.arrays["ratios"].shape == (6, 3)
+    row = record.rows[-1]
+    assert np.isfinite(row["logvol_mean"]) and row["mcn"] >= 1 and row["geodesics_converged"] == 3
+    labels = record.arrays["labels"]
+    pairs = record.arrays["pairs"]
+    assert np.all(labels[pairs[:, 0]] != labels[pairs[:, 1]])  # geodesics between classes
+
+    # Resume as a loop does from a checkpoint at step 80: the probes after it are
+    # recorded again, the ones before are kept as they were.
+    before = dynamics.load(out)
+    _train_vae(digits, out, 60, options, start=80, state=state)
+    after = dynamics.load(out)
+    assert after.arrays["steps"].tolist() == [20, 40, 60, 80, 100, 120, 140]
+    np.testing.assert_array_equal(after.arrays["codes"][:4], before.arrays["codes"][:4])
+    assert [r["step"] for r in after.rows] == after.arrays["steps"].tolist()
+    assert set(after.arrays["h0"][:, 0]) == set(after.arrays["steps"])
+
+    assert main(["dynamics", str(out)]) == 0
+    page = (out / "dynamics.html").read_text()
+    assert "dynamics_fields.png" in page and page.count("<tr>") == 8
+
+    with pytest.raises(dynamics.DynamicsError, match="another probe set"):
+        dynamics.Recorder(out, digits.x, encode=lambda p, x: x[:2], samples=32)
+
+
+def _encode(params, x):
+    return jnp.tanh(params["w"] @ x)
+
+
+@pytest.fixture
+def params():
+    return {"w": jax.random.normal(jax.random.key(0), (3, 64)) / 8}
+
+
+def test_a_recorder_refuses_steps_that_go_back_and_use_after_close(digits, params, tmp_path):
+    recorder = dynamics.Recorder(tmp_path, digits, encode=_encode, every=2, samples=16)
+    assert recorder(1, params) is None and recorder(2, params)["step"] == 2
+    with pytest.raises(dynamics.DynamicsError, match="steps must increase"):
+        recorder(2, params)
+    recorder.close()
+    recorder.close()  # closing twice is harmless
+    with pytest.raises(dynamics.DynamicsError, match="closed"):
+        recorder(4, params)
+    # A new recorder starting at step 2 again records it again (the loop resumed at 1).
+    with dynamics.Recorder(tmp_path, digits, encode=_encode, every=2, samples=16) as again:
+        again(2, {"w": 2 * params["w"]})
+        again(4, params)
+    assert dynamics.load(tmp_path).arrays["steps"].tolist() == [2, 4]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(encode=None), "`encode` must be a function"),
+        (dict(decode=3), "`decode` must be a function"),
+        (dict(every=0), "`every` must be an integer ≥ 1"),
+        (dict(samples=4), "`samples` must be an integer ≥ 8"),
+        (dict(grid=1), "`grid` must be 0"),
+        (dict(decode=lambda p, z: z, pairs=0), "`pairs` must be an integer ≥ 1"),
+        (dict(data=np.zeros((5, 3))), r"`data` must be a numeric array \(N ≥ 8"),
+        (dict(data=np.full((20, 3), np.nan)), "NaN or infinite"),
+        (dict(labels=np.zeros(7, int)), r"`labels` must be integer classes of shape \(1797,\)"),
+    ],
+)
+def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, message):
+    arguments = {"data": digits.x, "encode": _encode, "samples": 16, **change}
+    with pytest.raises(ValueError, match=message):
+        dynamics.Recorder(tmp_path / "probes", **arguments)
+    assert not (tmp_path / "probes").exists()  # nothing written
+
+
+def test_encode_that_does_not_fit_the_data_is_named(digits, params, tmp_path):
+    recorder = dynamics.Recorder(tmp_path, digits.x, encode=lambda p, x: p["w"] @ x[:3], samples=16)
+    with pytest.raises(ValueError, match=r"`encode\(params, x\)` fails on one input of shape \(64,\)"):
+        recorder(1, params)
+    recorder.close()
+    images = digits.x.reshape(-1, 8, 8)
+    with dynamics.Recorder(tmp_path / "b", images, encode=lambda p, x: x, decode=lambda p, z: z,
+                           samples=16) as recorder:  # fmt: skip
+        with pytest.raises(ValueError, match="must return a vector"):
+            recorder(1, params)
