@@ -1,37 +1,44 @@
-"""Cost of the learning-dynamics probes: the default `jgeo train` run with probes every
-epoch against the same run without them (target: at most ~20 % more time), measured in
-one process, and what the probes saw.
+"""Cost of the learning-dynamics probes, measured in one process:
+
+1. the default `jgeo train` run with probes every epoch against the same run without
+   them (target: at most 1.21×, the figure before the Recorder);
+2. a `jgeo.dynamics.Recorder` in a user's own loop: an equinox MLP classifier on digits
+   trained by a plain optax loop, recording its penultimate layer (no decoder) every
+   `--every` steps, against the same loop without the recorder; and a Flax NNX
+   autoencoder recorded with its decoder.
 
     python bench/dynamics.py [--epochs 200] [--data digits] [--regularizer isometry]
+                             [--steps 3000] [--every 30]
 """
 
 import argparse
 import tempfile
 import time
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from _timing import environment, print_table, write_json
+from flax import nnx
 
 from jgeo import dynamics
-from jgeo.train import make_config, train
+from jgeo.data import load
+from jgeo.experiment import run
+from jgeo.train import make_config
 
 
 def timed_run(config) -> tuple[float, dynamics.Dynamics | None]:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        train(config, out, progress=False, report=False)
+        run(config, out, progress=False, report=False)
         seconds = time.perf_counter() - start
         record = dynamics.load(out) if config.probe_every else None
     return seconds, record
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--data", default="digits")
-    parser.add_argument("--regularizer", default="isometry")
-    parser.add_argument("--json", default="bench/results/dynamics.json")
-    args = parser.parse_args()
+def default_run(args) -> list[dict]:
     base = dict(data=args.data, regularizer=args.regularizer, epochs=args.epochs)
     rows = []
     # Off, on, off again: the two "off" runs show the machine's drift over the bench.
@@ -39,21 +46,154 @@ def main() -> None:
         seconds, record = timed_run(make_config({**base, "probe_every": probe_every}))
         row = {"probe_every": probe_every, "train_s": seconds}
         if record is not None:
-            probe_s = record.series("seconds")
-            row.update(probes=len(probe_s), first_probe_s=probe_s[0],
-                       median_probe_s=float(np.median(probe_s[1:])),
-                       probes_total_s=float(probe_s.sum()))  # fmt: skip
+            row.update(_probe_costs(record))
             last = record.rows[-1]
             row.update({k: last[k] for k in ["betti0", "betti1", "logvol_var", "cka_previous"]})
         rows.append(row)
         print(row, flush=True)
-    off = min(rows[0]["train_s"], rows[2]["train_s"])
-    rows[1]["× without probes"] = rows[1]["train_s"] / off
+    rows[1]["× without probes"] = rows[1]["train_s"] / min(rows[0]["train_s"], rows[2]["train_s"])
+    return rows
+
+
+def _probe_costs(record: dynamics.Dynamics) -> dict:
+    probe_s = record.series("seconds")
+    return {"probes": len(probe_s), "first_probe_s": float(probe_s[0]),
+            "median_probe_s": float(np.median(probe_s[1:])),
+            "probes_total_s": float(probe_s.sum())}  # fmt: skip
+
+
+class Classifier(eqx.Module):
+    features: eqx.nn.MLP
+    head: eqx.nn.Linear
+
+    def __init__(self, key):
+        k1, k2 = jax.random.split(key)
+        self.features = eqx.nn.MLP(64, 16, 128, 2, activation=jnp.tanh, key=k1)
+        self.head = eqx.nn.Linear(16, 10, key=k2)
+
+    def __call__(self, x):
+        return self.head(jnp.tanh(self.features(x)))
+
+
+def classifier_loop(data, steps: int, every: int | None) -> dict:
+    """The equinox loop, with a Recorder every `every` steps (None: without)."""
+    optimiser = optax.adam(2e-3)
+    model = Classifier(jax.random.key(0))
+    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+    x, y = jnp.asarray(data.x), jnp.asarray(data.labels)
+    order = np.random.default_rng(0).integers(len(x), size=(steps, 128))
+
+    @eqx.filter_jit
+    def update(model, opt_state, rows):
+        def loss(model):
+            logits = jax.vmap(model)(x[rows])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y[rows]).mean()
+
+        grads = eqx.filter_grad(loss)(model)
+        updates, opt_state = optimiser.update(grads, opt_state)
+        return eqx.apply_updates(model, updates), opt_state
+
+    def features(model, x):
+        return jnp.tanh(model.features(x))
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        recorder = None
+        if every is not None:
+            recorder = dynamics.Recorder(out, data, encode=features, every=every)
+        for step in range(1, steps + 1):
+            model, opt_state = update(model, opt_state, order[step - 1])
+            if recorder is not None:
+                recorder(step, model)
+        jax.block_until_ready(model)
+        if recorder is not None:
+            recorder.close()
+        row = {"loop": "equinox classifier", "every": every, "loop_s": time.perf_counter() - start}
+        if recorder is not None:
+            row.update(_probe_costs(dynamics.load(out)))
+    return row
+
+
+def autoencoder_loop(data, steps: int, every: int | None) -> dict:
+    """A Flax NNX autoencoder (d = 2), recorded with its decoder every `every` steps."""
+    rngs = nnx.Rngs(0)
+    model = nnx.Dict(
+        encoder=nnx.Sequential(nnx.Linear(64, 128, rngs=rngs), nnx.tanh, nnx.Linear(128, 2, rngs=rngs)),
+        decoder=nnx.Sequential(nnx.Linear(2, 128, rngs=rngs), nnx.tanh, nnx.Linear(128, 64, rngs=rngs)),
+    )  # fmt: skip
+    graphdef, params = nnx.split(model)
+    optimiser = optax.adam(2e-3)
+    opt_state = optimiser.init(params)
+    x = jnp.asarray(data.x)
+    order = np.random.default_rng(0).integers(len(x), size=(steps, 128))
+
+    @jax.jit
+    def update(params, opt_state, rows):
+        def loss(params):
+            ae = nnx.merge(graphdef, params)
+            return jnp.mean((ae["decoder"](ae["encoder"](x[rows])) - x[rows]) ** 2)
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = optimiser.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state
+
+    def encode(params, x):
+        return nnx.merge(graphdef, params)["encoder"](x)
+
+    def decode(params, z):
+        return nnx.merge(graphdef, params)["decoder"](z)
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        recorder = None
+        if every is not None:
+            recorder = dynamics.Recorder(out, data, encode=encode, decode=decode, every=every)
+        for step in range(1, steps + 1):
+            params, opt_state = update(params, opt_state, order[step - 1])
+            if recorder is not None:
+                recorder(step, params)
+        jax.block_until_ready(params)
+        if recorder is not None:
+            recorder.close()
+        row = {"loop": "NNX autoencoder, decoder", "every": every,
+               "loop_s": time.perf_counter() - start}  # fmt: skip
+        if recorder is not None:
+            row.update(_probe_costs(dynamics.load(out)))
+    return row
+
+
+def user_loops(args) -> list[dict]:
+    data = load("digits")
+    rows = []
+    for loop in (classifier_loop, autoencoder_loop):
+        runs = [loop(data, args.steps, every) for every in (None, args.every, None)]
+        runs[1]["× without recorder"] = runs[1]["loop_s"] / min(runs[0]["loop_s"], runs[2]["loop_s"])
+        for row in runs:
+            print(row, flush=True)
+        rows += runs
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--regularizer", default="isometry")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--every", type=int, default=30)
+    parser.add_argument("--json", default="bench/results/dynamics.json")
+    args = parser.parse_args()
+    runs = default_run(args)
+    loops = user_loops(args)
     print(f"\n{args.data}, {args.regularizer}, {args.epochs} epochs, {environment()['backend']}\n")
-    columns = ["probe_every", "train_s", "× without probes", "probes", "first_probe_s",
-               "median_probe_s", "probes_total_s"]  # fmt: skip
-    print_table(rows, columns)
-    write_json(args.json, {"environment": environment(), "config": base, "runs": rows})
+    print_table(runs, ["probe_every", "train_s", "× without probes", "probes", "first_probe_s",
+                       "median_probe_s", "probes_total_s"])  # fmt: skip
+    print(f"\nown loops on digits, {args.steps} steps of 128, Recorder every {args.every} steps\n")
+    print_table(loops, ["loop", "every", "loop_s", "× without recorder", "probes",
+                        "first_probe_s", "median_probe_s"])  # fmt: skip
+    config = dict(data=args.data, regularizer=args.regularizer, epochs=args.epochs)
+    write_json(args.json, {"environment": environment(), "config": config, "runs": runs,
+                           "user_loops": {"steps": args.steps, "every": args.every, "runs": loops}})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from .train._loop import build
 
 def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     """The `Recorder` of the run `config` in `out`: the model's encoder and decoder on
-    the run's data, every `config.probe_every` epochs (which must be ≥ 1)."""
+    the run's data, every `config.probe_every` epochs (which must be ≥ 1), finishing
+    each probe in the background while the next epoch trains."""
     data, model, _ = build(with_data_file(config))
     graphdef = nnx.graphdef(model)
 
@@ -39,6 +40,7 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
         pairs=config.probe_pairs,
         grid=config.probe_grid,
         seed=config.seed,
+        background=True,  # a probe's host part overlaps the next epoch
     )
 
 

@@ -15,13 +15,14 @@ from nbclient.exceptions import CellExecutionError
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01_curvature",
         "02_latent_geodesics",
         "03_regularized_training",
         "04_learning_dynamics",
+        "05_your_own_model",
     ]
 
 

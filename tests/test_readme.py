@@ -1,5 +1,6 @@
 """The README's usage example runs as written and computes what it says."""
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -31,3 +32,13 @@ def test_quick_start_is_two_lines():
     install, test = block.strip().splitlines()
     assert "pip install" in install and install.endswith("jgeo train")
     assert '".[test]"' in test and "pytest" in test
+
+
+def test_benchmark_tables_are_written_from_their_results():
+    # Numbers in the README's bench tables come from bench/results/*.json by script.
+    spec = importlib.util.spec_from_file_location("tables", README.parent / "bench" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    text = README.read_text()
+    assert tables.BLOCK.search(text), "the README has no bench table"
+    assert tables.rewrite(text) == text, "a bench table differs: run `python bench/tables.py`"

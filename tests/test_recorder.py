@@ -231,3 +231,22 @@ def test_encode_that_does_not_fit_the_data_is_named(digits, params, tmp_path):
                            samples=16) as recorder:  # fmt: skip
         with pytest.raises(ValueError, match="must return a vector"):
             recorder(1, params)
+
+
+def test_in_the_background_a_recorder_records_the_same_probes(digits, params, tmp_path):
+    rows = {}
+    for background in (False, True):
+        with dynamics.Recorder(tmp_path / str(background), digits, encode=_encode, samples=16,
+                               background=background) as recorder:  # fmt: skip
+            for step in range(1, 6):
+                returned = recorder(step, {"w": params["w"] * step})
+                assert (returned is None) == background  # the row is written, not returned
+        record = dynamics.load(tmp_path / str(background))
+        rows[background] = [{k: v for k, v in r.items() if k != "seconds"} for r in record.rows]
+    assert rows[True] == rows[False] and len(rows[True]) == 5
+    # A probe that fails in the background raises at the next call (or at close).
+    recorder = dynamics.Recorder(tmp_path / "nan", digits, encode=_encode, samples=16, background=True)
+    recorder(1, {"w": params["w"] * np.nan})
+    with pytest.raises(ValueError, match="probe at step 1: .*NaN"):
+        recorder(2, params)
+    recorder.close()

@@ -52,6 +52,11 @@ class Recorder:
       it); `pairs`: geodesic pairs among them; `grid`: side of the latent grid of the
       fields (d = 2 with a decoder); `seed`: the probe set is a deterministic function of
       the data and these arguments, fixed at construction.
+    - `background`: finish each probe (wait for its arrays, compute the topology, write
+      the files) in a background thread while the loop trains on; the call then returns
+      None, and a probe's error surfaces at the next call or at `close`. The probe's
+      device computation is dispatched at the call itself, so parameters the loop
+      donates or overwrites afterwards are safe.
 
     `params` may be any pytree holding the parameters: a dict of arrays (Flax NNX's
     `nnx.split` state or linen's `variables`), an equinox module (non-array leaves are
@@ -81,6 +86,7 @@ class Recorder:
         pairs: int = 4,
         grid: int = 16,
         seed: int = 0,
+        background: bool = False,
     ):
         if not callable(encode):
             raise ValueError(f"`encode` must be a function encode(params, x) -> z, got {encode!r}.")
@@ -127,6 +133,10 @@ class Recorder:
         self._compiled = None  # a future of its compiled form (see `start`)
         self._resumed = False
         self.closed = False
+        self.background = bool(background)
+        self._pending = None  # the probe finishing in the background
+        if self.background:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1)
 
     # -- the probe ---------------------------------------------------------------------
 
@@ -180,15 +190,18 @@ class Recorder:
 
     def __call__(self, step: int, params, *, epoch: int | None = None) -> dict | None:
         """Record a probe of `params` at `step` (and `epoch`, if the loop counts them)
-        when `step % every == 0`; returns its row of scalars, else None.
+        when `step % every == 0`; returns its row of scalars (None in the background, or
+        when `step` is not probed).
 
         **Raises:** `DynamicsError` if `step` is not after the last probe's step, or the
         recorder is closed; `ValueError` if the codes are not finite (the model diverged).
+        In the background, an error of a probe is raised by the next call or `close`.
         """
         step = int(step)
         if step % self.every:
             return None
         self._check_open()
+        self._wait()
         if not self._resumed:  # the first probe of this recorder: the loop resumed before it
             self.files.resume(step - 1)
             self._resumed = True
@@ -201,7 +214,15 @@ class Recorder:
         if self._probe is None:
             self._make_probe(params)
         arrays, _ = eqx.partition(params, eqx.is_array)
-        geometry = jax.block_until_ready(self._run(arrays))
+        geometry = self._run(arrays)  # dispatched: jax computes it asynchronously
+        if self.background:
+            self._pending = self._worker.submit(self._finish, step, epoch, geometry, began)
+            return None
+        return self._finish(step, epoch, geometry, began)
+
+    def _finish(self, step: int, epoch: int | None, geometry: dict, began: float) -> dict:
+        """The host part of a probe: wait for its arrays, summarise, append to the files."""
+        geometry = jax.block_until_ready(geometry)
         try:
             row, probe_arrays = summarise(geometry, self.files.last_codes)
         except ValueError as error:
@@ -210,6 +231,12 @@ class Recorder:
         row = {**head, **row, "seconds": time.perf_counter() - began}
         self.files.append(row, probe_arrays)
         return row
+
+    def _wait(self) -> None:
+        """Finish the probe in flight (raising its error, if any)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def _run(self, arrays):
         if self._compiled is not None:
@@ -231,9 +258,12 @@ class Recorder:
             return
         self.closed = True
         try:
+            self._wait()
             if self.files.rows:
                 self.files.write(compress=True)
         finally:
+            if self.background:
+                self._worker.shutdown(wait=True)
             if self._compiled is not None:
                 self._compiler.shutdown(wait=False)
             self._closing.close()

@@ -1,0 +1,102 @@
+"""Benchmark tables of the README, written from `bench/results/*.json`, so that no
+number in the docs is copied by hand.
+
+    python bench/tables.py            # rewrite the tables in README.md
+    python bench/tables.py --check    # exit 1 if a table differs from its results
+
+A table sits between `<!-- bench-table: NAME -->` and `<!-- /bench-table -->`;
+`tests/test_readme.py` checks that each one matches its JSON.
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+RESULTS = ROOT / "bench" / "results"
+BLOCK = re.compile(r"(<!-- bench-table: (\w+) -->\n)(.*?)(<!-- /bench-table -->)", re.S)
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _g(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}g}"
+
+
+def dynamics(results: dict) -> str:
+    """`bench/dynamics.py`: probe overhead in `jgeo train` and in users' own loops."""
+    env, config, runs = results["environment"], results["config"], results["runs"]
+    off = min(runs[0]["train_s"], runs[2]["train_s"])
+    on = runs[1]
+    lines = [
+        _row(["loop", "probes", "seconds without / with", "× without", "probe (median)",
+              "first probe"]),  # fmt: skip
+        _row(["---"] * 6),
+        _row([f"`jgeo train` default ({config['data']}, {config['regularizer']}, "
+              f"{config['epochs']} epochs), probes every epoch", str(on["probes"]),
+              f"{_g(off)} / {_g(on['train_s'])}", f"**{on['× without probes']:.2f}×**",
+              f"{on['median_probe_s'] * 1e3:.0f} ms", f"{_g(on['first_probe_s'], 2)} s"]),
+    ]  # fmt: skip
+    loops = results.get("user_loops")
+    if loops:
+        runs = loops["runs"]
+        for i in range(0, len(runs), 3):
+            before, with_recorder, after = runs[i : i + 3]
+            off = min(before["loop_s"], after["loop_s"])
+            lines.append(_row([
+                f"own loop: {with_recorder['loop']}, {loops['steps']} steps, Recorder every "
+                f"{loops['every']}", str(with_recorder["probes"]),
+                f"{_g(off)} / {_g(with_recorder['loop_s'])}",
+                f"{with_recorder['× without recorder']:.2f}×",
+                f"{with_recorder['median_probe_s'] * 1e3:.0f} ms",
+                f"{_g(with_recorder['first_probe_s'], 2)} s",
+            ]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*{env['backend']} ({env['device']}), jax {env['jax']}, "
+                 f"`bench/results/dynamics.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {"dynamics": (dynamics, "dynamics.json")}
+
+
+def render(name: str) -> str:
+    """The Markdown of table `name` from its results file."""
+    draw, results = TABLES[name]
+    return draw(json.loads((RESULTS / results).read_text()))
+
+
+def rewrite(text: str) -> str:
+    """`text` with every bench table rendered from its results."""
+
+    def table(match):
+        if match.group(2) not in TABLES:
+            raise KeyError(f"unknown bench table {match.group(2)!r}; known: {', '.join(TABLES)}")
+        return match.group(1) + render(match.group(2)) + match.group(4)
+
+    return BLOCK.sub(table, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check, write nothing")
+    args = parser.parse_args()
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    new = rewrite(text)
+    if args.check:
+        if new != text:
+            print("README.md: a bench table differs from bench/results; run bench/tables.py")
+            return 1
+        return 0
+    readme.write_text(new)
+    print(f"wrote the bench tables of {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
