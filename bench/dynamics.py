@@ -75,13 +75,31 @@ class Classifier(eqx.Module):
         return self.head(jnp.tanh(self.features(x)))
 
 
+def timed_loop(name, data, steps, every, params, opt_state, update, **recorder) -> dict:
+    """`steps` of `update(params, opt_state, rows)` on random batches of 128, with a
+    Recorder (`recorder`: its `encode`, `decode`) every `every` steps (None: without)."""
+    order = np.random.default_rng(0).integers(len(data.x), size=(steps, 128))
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        probes = None if every is None else dynamics.Recorder(out, data, every=every, **recorder)
+        for step in range(1, steps + 1):
+            params, opt_state = update(params, opt_state, order[step - 1])
+            if probes is not None:
+                probes(step, params)
+        jax.block_until_ready(params)
+        if probes is not None:
+            probes.close()
+        row = {"loop": name, "every": every, "loop_s": time.perf_counter() - start}
+        if probes is not None:
+            row.update(_probe_costs(dynamics.load(out)))
+    return row
+
+
 def classifier_loop(data, steps: int, every: int | None) -> dict:
-    """The equinox loop, with a Recorder every `every` steps (None: without)."""
+    """The equinox classifier, its penultimate layer recorded (no decoder)."""
     optimiser = optax.adam(2e-3)
     model = Classifier(jax.random.key(0))
-    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
     x, y = jnp.asarray(data.x), jnp.asarray(data.labels)
-    order = np.random.default_rng(0).integers(len(x), size=(steps, 128))
 
     @eqx.filter_jit
     def update(model, opt_state, rows):
@@ -96,26 +114,13 @@ def classifier_loop(data, steps: int, every: int | None) -> dict:
     def features(model, x):
         return jnp.tanh(model.features(x))
 
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        recorder = None
-        if every is not None:
-            recorder = dynamics.Recorder(out, data, encode=features, every=every)
-        for step in range(1, steps + 1):
-            model, opt_state = update(model, opt_state, order[step - 1])
-            if recorder is not None:
-                recorder(step, model)
-        jax.block_until_ready(model)
-        if recorder is not None:
-            recorder.close()
-        row = {"loop": "equinox classifier", "every": every, "loop_s": time.perf_counter() - start}
-        if recorder is not None:
-            row.update(_probe_costs(dynamics.load(out)))
-    return row
+    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+    return timed_loop("equinox classifier", data, steps, every, model, opt_state, update,
+                      encode=features)  # fmt: skip
 
 
 def autoencoder_loop(data, steps: int, every: int | None) -> dict:
-    """A Flax NNX autoencoder (d = 2), recorded with its decoder every `every` steps."""
+    """A Flax NNX autoencoder (d = 2), recorded with its decoder."""
     rngs = nnx.Rngs(0)
     model = nnx.Dict(
         encoder=nnx.Sequential(nnx.Linear(64, 128, rngs=rngs), nnx.tanh, nnx.Linear(128, 2, rngs=rngs)),
@@ -123,9 +128,7 @@ def autoencoder_loop(data, steps: int, every: int | None) -> dict:
     )  # fmt: skip
     graphdef, params = nnx.split(model)
     optimiser = optax.adam(2e-3)
-    opt_state = optimiser.init(params)
     x = jnp.asarray(data.x)
-    order = np.random.default_rng(0).integers(len(x), size=(steps, 128))
 
     @jax.jit
     def update(params, opt_state, rows):
@@ -143,23 +146,8 @@ def autoencoder_loop(data, steps: int, every: int | None) -> dict:
     def decode(params, z):
         return nnx.merge(graphdef, params)["decoder"](z)
 
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        recorder = None
-        if every is not None:
-            recorder = dynamics.Recorder(out, data, encode=encode, decode=decode, every=every)
-        for step in range(1, steps + 1):
-            params, opt_state = update(params, opt_state, order[step - 1])
-            if recorder is not None:
-                recorder(step, params)
-        jax.block_until_ready(params)
-        if recorder is not None:
-            recorder.close()
-        row = {"loop": "NNX autoencoder, decoder", "every": every,
-               "loop_s": time.perf_counter() - start}  # fmt: skip
-        if recorder is not None:
-            row.update(_probe_costs(dynamics.load(out)))
-    return row
+    return timed_loop("NNX autoencoder, decoder", data, steps, every, params,
+                      optimiser.init(params), update, encode=encode, decode=decode)  # fmt: skip
 
 
 def user_loops(args) -> list[dict]:
