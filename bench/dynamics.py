@@ -122,10 +122,12 @@ def classifier_loop(data, steps: int, every: int | None) -> dict:
 def autoencoder_loop(data, steps: int, every: int | None) -> dict:
     """A Flax NNX autoencoder (d = 2), recorded with its decoder."""
     rngs = nnx.Rngs(0)
-    model = nnx.Dict(
-        encoder=nnx.Sequential(nnx.Linear(64, 128, rngs=rngs), nnx.tanh, nnx.Linear(128, 2, rngs=rngs)),
-        decoder=nnx.Sequential(nnx.Linear(2, 128, rngs=rngs), nnx.tanh, nnx.Linear(128, 64, rngs=rngs)),
-    )  # fmt: skip
+
+    def mlp(sizes):
+        return nnx.Sequential(nnx.Linear(*sizes[:2], rngs=rngs), nnx.tanh,
+                              nnx.Linear(*sizes[1:], rngs=rngs))  # fmt: skip
+
+    model = nnx.Dict(encoder=mlp((64, 128, 2)), decoder=mlp((2, 128, 64)))
     graphdef, params = nnx.split(model)
     optimiser = optax.adam(2e-3)
     x = jnp.asarray(data.x)
@@ -155,7 +157,9 @@ def user_loops(args) -> list[dict]:
     rows = []
     for loop in (classifier_loop, autoencoder_loop):
         runs = [loop(data, args.steps, every) for every in (None, args.every, None)]
-        runs[1]["× without recorder"] = runs[1]["loop_s"] / min(runs[0]["loop_s"], runs[2]["loop_s"])
+        runs[1]["× without recorder"] = runs[1]["loop_s"] / min(
+            runs[0]["loop_s"], runs[2]["loop_s"]
+        )
         for row in runs:
             print(row, flush=True)
         rows += runs
@@ -181,7 +185,8 @@ def main() -> None:
                         "first_probe_s", "median_probe_s"])  # fmt: skip
     config = dict(data=args.data, regularizer=args.regularizer, epochs=args.epochs)
     write_json(args.json, {"environment": environment(), "config": config, "runs": runs,
-                           "user_loops": {"steps": args.steps, "every": args.every, "runs": loops}})  # fmt: skip
+                           "user_loops": {"steps": args.steps, "every": args.every,
+                                          "runs": loops}})  # fmt: skip
 
 
 if __name__ == "__main__":

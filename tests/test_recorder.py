@@ -82,7 +82,9 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
     assert record.arrays["steps"].tolist() == list(range(5, 101, 5))
     assert record.arrays["codes"].shape == (20, 64, 8) and "epochs" not in record.arrays
     assert "logvol_mean" not in record.rows[0] and "ratios" not in record.arrays  # no decoder
-    np.testing.assert_array_equal(record.arrays["labels"], digits.labels[record.arrays["sample_index"]])
+    np.testing.assert_array_equal(
+        record.arrays["labels"], digits.labels[record.arrays["sample_index"]]
+    )
     assert record.info["decoder"] is False and record.info["data_shape"] == [1797, 64]
     # The features settle as the classifier trains: CKA between probes rises towards 1.
     cka = record.series("cka_previous")
@@ -96,8 +98,12 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
 
 class VAE(nnx.Module):
     def __init__(self, rngs: nnx.Rngs):
-        self.encoder = nnx.Sequential(nnx.Linear(64, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 4, rngs=rngs))
-        self.decoder = nnx.Sequential(nnx.Linear(2, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 64, rngs=rngs))
+        self.encoder = nnx.Sequential(
+            nnx.Linear(64, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 4, rngs=rngs)
+        )
+        self.decoder = nnx.Sequential(
+            nnx.Linear(2, 64, rngs=rngs), jnp.tanh, nnx.Linear(64, 64, rngs=rngs)
+        )
 
     def posterior(self, x):
         mean, log_var = jnp.split(self.encoder(x), 2, axis=-1)
@@ -150,7 +156,10 @@ def test_a_flax_nnx_vae_recorded_with_its_decoder_and_resumed(digits, tmp_path):
     state = _train_vae(digits, out, 120, options)
     record = dynamics.load(out)
     assert record.arrays["steps"].tolist() == [20, 40, 60, 80, 100, 120]
-    assert record.arrays["log_volume"].shape == (6, 8, 8) and record.arrays["ratios"].shape == (6, 3)
+    assert record.arrays["log_volume"].shape == (6, 8, 8) and record.arrays["ratios"].shape == (
+        6,
+        3,
+    )
     row = record.rows[-1]
     assert np.isfinite(row["logvol_mean"]) and row["mcn"] >= 1 and row["geodesics_converged"] == 3
     labels = record.arrays["labels"]
@@ -223,7 +232,9 @@ def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, mess
 
 def test_encode_that_does_not_fit_the_data_is_named(digits, params, tmp_path):
     recorder = dynamics.Recorder(tmp_path, digits.x, encode=lambda p, x: p["w"] @ x[:3], samples=16)
-    with pytest.raises(ValueError, match=r"`encode\(params, x\)` fails on one input of shape \(64,\)"):
+    with pytest.raises(
+        ValueError, match=r"`encode\(params, x\)` fails on one input of shape \(64,\)"
+    ):
         recorder(1, params)
     recorder.close()
     images = digits.x.reshape(-1, 8, 8)
@@ -245,7 +256,9 @@ def test_in_the_background_a_recorder_records_the_same_probes(digits, params, tm
         rows[background] = [{k: v for k, v in r.items() if k != "seconds"} for r in record.rows]
     assert rows[True] == rows[False] and len(rows[True]) == 5
     # A probe that fails in the background raises at the next call (or at close).
-    recorder = dynamics.Recorder(tmp_path / "nan", digits, encode=_encode, samples=16, background=True)
+    recorder = dynamics.Recorder(
+        tmp_path / "nan", digits, encode=_encode, samples=16, background=True
+    )
     recorder(1, {"w": params["w"] * np.nan})
     with pytest.raises(ValueError, match="probe at step 1: .*NaN"):
         recorder(2, params)

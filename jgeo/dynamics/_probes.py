@@ -59,9 +59,14 @@ def probe_set(
     sample_labels = None if labels is None else np.asarray(labels)[index]
     return ProbeSet(
         index=index,
-        pairs=class_pairs(len(index), sample_labels, pairs, rng) if pairs else np.zeros((0, 2), int),
-        planes=(np.zeros((2, len(index), 0), np.float32) if latent_dim is None
-                else sectional_planes(latent_dim, len(index), seed)),
+        pairs=class_pairs(len(index), sample_labels, pairs, rng)
+        if pairs
+        else np.zeros((0, 2), int),
+        planes=(
+            np.zeros((2, len(index), 0), np.float32)
+            if latent_dim is None
+            else sectional_planes(latent_dim, len(index), seed)
+        ),
         grid=grid if latent_dim in (None, 2) else 0,
     )
 

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from .._io import RunError, run_lock
-from ._probes import ProbeSet, measure_geometry, probe_set, sectional_planes, summarise
+from ._probes import measure_geometry, probe_set, sectional_planes, summarise
 from ._store import DynamicsError, ProbeFiles
 
 
@@ -91,7 +91,9 @@ class Recorder:
         if not callable(encode):
             raise ValueError(f"`encode` must be a function encode(params, x) -> z, got {encode!r}.")
         if decode is not None and not callable(decode):
-            raise ValueError(f"`decode` must be a function decode(params, z) -> x or None, got {decode!r}.")  # fmt: skip
+            raise ValueError(
+                f"`decode` must be a function decode(params, z) -> x or None, got {decode!r}."
+            )
         _check_int("every", every, 1)
         _check_int("samples", samples, 8)
         _check_int("pairs", pairs, 1 if decode is not None else 0)
@@ -104,16 +106,19 @@ class Recorder:
         if self.out.exists() and not self.out.is_dir():
             raise RunError(f"`out` {self.out} is a file, not a directory; choose a directory path.")
         self.encode, self.decode, self.every, self.seed = encode, decode, every, seed
-        self.probes = probe_set(x, None, labels=labels, samples=samples, pairs=pairs if decode else 0,
-                                grid=grid, seed=seed)  # fmt: skip
+        with_decoder = decode is not None
+        self.probes = probe_set(
+            x, None, labels=labels, samples=samples, pairs=pairs if with_decoder else 0,
+            grid=grid, seed=seed,
+        )  # fmt: skip
         self._x = x[self.probes.index]
         info = {
             "samples": len(self.probes.index),
             "pairs": len(self.probes.pairs),
-            "grid": grid if decode else 0,
+            "grid": grid if with_decoder else 0,
             "every": every,
             "seed": seed,
-            "decoder": decode is not None,
+            "decoder": with_decoder,
             "labels": labels is not None,
             "data_shape": list(x.shape),
             "data_sha256": _digest(x, labels),
@@ -147,7 +152,9 @@ class Recorder:
         try:
             code = jax.eval_shape(lambda a, x: self.encode(eqx.combine(a, static), x), arrays, x[0])
         except Exception as error:
-            raise ValueError(f"`encode(params, x)` fails on one input of shape {x.shape[1:]}: {error}") from error  # fmt: skip
+            raise ValueError(
+                f"`encode(params, x)` fails on one input of shape {x.shape[1:]}: {error}"
+            ) from error
         if self.decode is not None and len(code.shape) != 1:
             raise ValueError(
                 f"`encode` returns shape {code.shape} per input; with a `decode` it must return a "
@@ -157,8 +164,8 @@ class Recorder:
         last = self.files.last_codes
         if last is not None and last.shape[-1] != latent_dim:
             raise DynamicsError(
-                f"{self.out} holds probes of {last.shape[-1]}-dimensional codes; `encode` now gives "
-                f"{latent_dim}. Record into a new directory."
+                f"{self.out} holds probes of {last.shape[-1]}-dimensional codes; `encode` now "
+                f"gives {latent_dim}. Record into a new directory."
             )
         probes = self.probes._replace(
             planes=sectional_planes(latent_dim, len(x), self.seed),
@@ -297,7 +304,8 @@ def _data_arrays(data, labels):
     x = np.asarray(data)
     if x.dtype.kind not in "fiu" or x.ndim < 2 or len(x) < 8:
         raise ValueError(
-            f"`data` must be a numeric array (N ≥ 8, ...) of inputs, got {x.dtype} of shape {x.shape}."
+            f"`data` must be a numeric array (N ≥ 8, ...) of inputs, got {x.dtype} of shape "
+            f"{x.shape}."
         )
     if x.dtype.kind != "f":
         x = x.astype(np.float32)

@@ -169,7 +169,9 @@ def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: fl
         ax.plot([0, top], [0, top], "k-", lw=0.5)
         ax.plot([0, top], [threshold, top + threshold], "k:", lw=0.5)
         row = dynamics.rows[p]
-        ax.set_title(f"{_when(dynamics, p)}: β0 = {row['betti0']}, β1 = {row['betti1']}", fontsize=9)
+        ax.set_title(
+            f"{_when(dynamics, p)}: β0 = {row['betti0']}, β1 = {row['betti1']}", fontsize=9
+        )
         ax.set_xlabel("birth (fraction of diameter)", fontsize=8)
         ax.set_ylabel("death", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
@@ -281,9 +283,23 @@ def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str)
 
         return "".join(f"<li><b>{html.escape(str(k))}</b>: {text(v)}</li>" for k, v in d.items())
 
-    shown = {k: config[k] for k in ["data", "model", "regularizer", "weight", "latent_dim",
-                                     "epochs", "seed", "probe_every", "data_shape", "samples",
-                                     "pairs", "every", "decoder", "labels"] if k in config}  # fmt: skip
+    keys = [
+        "data",
+        "model",
+        "regularizer",
+        "weight",
+        "latent_dim",
+        "epochs",
+        "seed",
+        "probe_every",
+        "data_shape",
+        "samples",
+        "pairs",
+        "every",
+        "decoder",
+        "labels",
+    ]
+    shown = {k: config[k] for k in keys if k in config}
     images = "".join(
         f'<figure><img src="figures/{html.escape(name)}" alt="{html.escape(name)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>\n"
