@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import diagnostics
+from .. import diagnostics, representation
 from .._pullback import Pullback
 from ..data import class_pairs
-from ._topology import linear_cka, topology
+from ._topology import topology
 
 
 class ProbeSet(NamedTuple):
@@ -28,12 +28,19 @@ class ProbeSet(NamedTuple):
       sectional curvature: random for d > 2; for d = 2 the coordinate basis, whose
       sectional curvature is the Gaussian curvature.
     - `grid`: side of the latent grid of the fields (d = 2 only; 0 for none).
+    - `random`: data indices of a uniform random sample (R,), for the statistics of the
+      whole cloud (intrinsic dimension, effective rank, class separation): the maxmin
+      samples are spread too evenly for nearest-neighbour statistics, and their classes
+      are not in the data's proportions.
+    - `labels`: the classes of the data (N,), or None.
     """
 
     index: np.ndarray
     pairs: np.ndarray
     planes: np.ndarray
     grid: int
+    random: np.ndarray
+    labels: np.ndarray | None = None
 
 
 # Farthest-point sampling visits every candidate once per sample: on larger data sets it
@@ -42,7 +49,15 @@ LANDMARK_CANDIDATES = 20_000
 
 
 def probe_set(
-    x, latent_dim: int | None, *, labels=None, samples: int, pairs: int, grid: int, seed: int
+    x,
+    latent_dim: int | None,
+    *,
+    labels=None,
+    samples: int,
+    pairs: int,
+    grid: int,
+    seed: int,
+    random_samples: int = 512,
 ) -> ProbeSet:
     """The probe set of a run, a deterministic function of its arguments: `x` (N, ...)
     the data (flattened per point for the landmarks), `labels` (N,) or None. With
@@ -57,6 +72,7 @@ def probe_set(
     chosen = maxmin_landmarks(x[candidates], min(samples, len(candidates)), first)
     index = np.sort(candidates[chosen])
     sample_labels = None if labels is None else np.asarray(labels)[index]
+    random = np.sort(np.random.default_rng([seed, 5]).permutation(len(x))[:random_samples])
     return ProbeSet(
         index=index,
         pairs=class_pairs(len(index), sample_labels, pairs, rng)
@@ -68,6 +84,8 @@ def probe_set(
             else sectional_planes(latent_dim, len(index), seed)
         ),
         grid=grid if latent_dim in (None, 2) else 0,
+        random=random,
+        labels=None if labels is None else np.asarray(labels),
     )
 
 
@@ -111,24 +129,34 @@ def measure_geometry(
     x,
     probes: ProbeSet,
     *,
+    x_random=None,
     geodesic_points: int = 8,
     geodesic_rtol: float = 1e-3,
 ) -> dict:
     """The jit-compatible part of a probe: the codes of the samples `x` (S, ...) under
-    `encode` (one point → a vector (d,)); with a decoder `decode` (a vector (d,) → one
-    point), also the metric summary of its pullback at the codes (MCN, VoR, mean and
-    variance of log det G), curvature at the codes, geodesic/straight length ratios on
-    the fixed pairs and, for d = 2, log-volume and Gaussian-curvature fields on the grid.
+    `encode` (one point → a vector (d,)); with `x_random` (the inputs of
+    `probes.random`), the intrinsic dimension (TwoNN, MLE), effective rank and
+    participation ratio of their codes and, with labels, NC1 and the nearest-centroid
+    accuracy; with a decoder `decode` (a vector (d,) → one point), also the metric
+    summary of its pullback at the codes (MCN, VoR, mean and variance of log det G), the
+    decoder's active dimensions and curvature at the codes, geodesic/straight length
+    ratios on the fixed pairs and, for d = 2, log-volume and Gaussian-curvature fields
+    on the grid.
 
     The geodesics are minimal-energy curves of `geodesic_points` points solved to
     `geodesic_rtol`: coarse, since a probe runs every epoch — on a trained digits
     decoder their ratios agree with 12 points at 1e-4 to 2e-4, at a third of the cost.
     """
     codes = jax.vmap(encode)(x)
+    out = {"codes": codes}
+    if x_random is not None:
+        out.update(cloud_statistics(jax.vmap(encode)(x_random), probes))
     if decode is None:
-        return {"codes": codes}
-    metric = Pullback(lambda z: jnp.ravel(decode(z)))
-    out = {"codes": codes, **diagnostics.metric_summary(metric, codes)}
+        return out
+    flat = lambda z: jnp.ravel(decode(z))  # noqa: E731
+    metric = Pullback(flat)
+    out.update(diagnostics.metric_summary(metric, codes))
+    out["active_dims"] = jnp.mean(representation.active_dimensions(flat, codes))
     pairs = jnp.asarray(probes.pairs)
     out["ratios"], _ = diagnostics.geodesic_ratios(
         metric, codes[pairs[:, 0]], codes[pairs[:, 1]], method="energy",
@@ -148,6 +176,29 @@ def measure_geometry(
     return out
 
 
+def cloud_statistics(codes, probes: ProbeSet) -> dict:
+    """Statistics of the codes (R, d) of the random sample: intrinsic dimension,
+    effective rank, participation ratio and, with labels, NC1 and nearest-centroid
+    accuracy (jit-compatible)."""
+    out = {
+        "id_twonn": representation.twonn_dimension(codes),
+        "id_mle": representation.mle_dimension(codes, k=min(20, len(codes) - 1)),
+        "effective_rank": representation.effective_rank(codes),
+        "participation_ratio": representation.participation_ratio(codes),
+    }
+    if probes.labels is not None:
+        labels = jnp.asarray(probes.labels[probes.random])
+        classes = int(probes.labels.max()) + 1
+        out["nc1"] = representation.class_separation(codes, labels, classes).nc1
+        out["ncc_accuracy"] = representation.nearest_centroid_accuracy(codes, labels, classes)
+    return out
+
+
+# The scalars of `cloud_statistics` and the decoder's active dimensions, as rows carry them.
+CLOUD_SCALARS = ("id_twonn", "id_mle", "effective_rank", "participation_ratio", "nc1",
+                 "ncc_accuracy", "active_dims")  # fmt: skip
+
+
 def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tuple[dict, dict]:
     """The host part of a probe, from `measure_geometry`'s output: one row of scalars
     (topology of the codes, CKA to the previous probe's codes and, where a decoder was
@@ -158,13 +209,18 @@ def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tupl
     row = {}
     if "ratios" in g:
         row.update(_metric_row(g))
+    for name in CLOUD_SCALARS:
+        if name in g:
+            row[name] = float(g[name]) if np.isfinite(g[name]) else None
     topo = topology(codes, threshold)
     row.update(
         betti0=topo.betti0,
         betti1=topo.betti1,
         h0_persistence=topo.h0_persistence,
         h1_persistence=topo.h1_persistence,
-        cka_previous=None if previous_codes is None else linear_cka(previous_codes, codes),
+        cka_previous=None
+        if previous_codes is None
+        else float(representation.linear_cka(previous_codes, codes)),
     )
     arrays = {"codes": codes, "h0": topo.h0, "h1": topo.h1}
     for name in ["ratios", "extent", "log_volume", "gaussian_curvature"]:

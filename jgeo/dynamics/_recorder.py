@@ -39,19 +39,23 @@ class Recorder:
       by one (vectors, images, ...), or a `jgeo.data.Dataset`.
     - `encode`: `encode(params, x) -> z`, the representation of one input `x` (N's axis
       removed) under the parameters `params`: a latent code, a penultimate layer, any
-      intermediate layer (flattened to a vector when there is no `decode`).
+      intermediate layer (flattened to a vector when there is no `decode`). Every probe
+      records the codes' topology, linear CKA to the previous probe, intrinsic dimension
+      (TwoNN and MLE), effective rank, participation ratio and, with `labels`, NC1 and
+      the nearest-centroid accuracy (`jgeo.representation`).
     - `decode`: `decode(params, z) -> x̂`, a decoder of one code z (d,). With it the probes
       also measure the pullback metric of `z ↦ decode(params, z)`: its volume and
-      condition number, sectional curvature, geodesic / straight length ratios and, for
-      d = 2, log-volume and curvature maps. Without it: the codes, their topology and
-      their linear CKA to the previous probe.
+      condition number, the decoder's active dimensions, sectional curvature, geodesic /
+      straight length ratios and, for d = 2, log-volume and curvature maps.
     - `labels`: integer classes (N,) (taken from `data` if it is a `Dataset`): pairs of
       different classes for the geodesics, colours for the figures.
     - `every`: probe at steps divisible by `every`; other calls return at once.
     - `samples`: number of fixed samples (maxmin landmarks of `data`, spread evenly over
       it); `pairs`: geodesic pairs among them; `grid`: side of the latent grid of the
-      fields (d = 2 with a decoder); `seed`: the probe set is a deterministic function of
-      the data and these arguments, fixed at construction.
+      fields (d = 2 with a decoder); `random_samples`: size of the uniform random sample
+      whose codes give the intrinsic dimension, effective rank and class separation;
+      `seed`: the probe set is a deterministic function of the data and these
+      arguments, fixed at construction.
     - `background`: finish each probe (wait for its arrays, compute the topology, write
       the files) in a background thread while the loop trains on; the call then returns
       None, and a probe's error surfaces at the next call or at `close`. The probe's
@@ -86,6 +90,7 @@ class Recorder:
         pairs: int = 4,
         grid: int = 16,
         seed: int = 0,
+        random_samples: int = 512,
         background: bool = False,
     ):
         if not callable(encode):
@@ -99,6 +104,7 @@ class Recorder:
         _check_int("pairs", pairs, 1 if decode is not None else 0)
         _check_int("seed", seed, 0)
         _check_int("grid", grid, 0)
+        _check_int("random_samples", random_samples, 16)
         if grid == 1:
             raise ValueError("`grid` must be 0 (no fields) or at least 2, got 1.")
         x, labels, color = _data_arrays(data, labels)
@@ -109,22 +115,23 @@ class Recorder:
         with_decoder = decode is not None
         self.probes = probe_set(
             x, None, labels=labels, samples=samples, pairs=pairs if with_decoder else 0,
-            grid=grid, seed=seed,
+            grid=grid, seed=seed, random_samples=random_samples,
         )  # fmt: skip
-        self._x = x[self.probes.index]
+        self._x, self._x_random = x[self.probes.index], x[self.probes.random]
         info = {
             "samples": len(self.probes.index),
             "pairs": len(self.probes.pairs),
             "grid": grid if with_decoder else 0,
             "every": every,
             "seed": seed,
+            "random_samples": len(self.probes.random),
             "decoder": with_decoder,
             "labels": labels is not None,
             "data_shape": list(x.shape),
             "data_sha256": _digest(x, labels),
         }
         static = {"sample_index": self.probes.index, "color": color[self.probes.index],
-                  "pairs": self.probes.pairs}  # fmt: skip
+                  "pairs": self.probes.pairs, "random_index": self.probes.random}  # fmt: skip
         if labels is not None:
             static["labels"] = labels[self.probes.index]
         self._closing = contextlib.ExitStack()
@@ -148,7 +155,7 @@ class Recorder:
     def _make_probe(self, params) -> None:
         """The jitted probe of parameters shaped like `params`; checks encode/decode."""
         arrays, static = eqx.partition(params, eqx.is_array)
-        x = self._x
+        x, x_random = self._x, self._x_random
         try:
             code = jax.eval_shape(lambda a, x: self.encode(eqx.combine(a, static), x), arrays, x[0])
         except Exception as error:
@@ -176,7 +183,7 @@ class Recorder:
             params = eqx.combine(arrays, static)
             encode = lambda x: self.encode(params, x).reshape(-1)  # noqa: E731
             decode = None if self.decode is None else functools.partial(self.decode, params)
-            return measure_geometry(encode, decode, x, probes)
+            return measure_geometry(encode, decode, x, probes, x_random=x_random)
 
         self._static = static
         self._probe = jax.jit(probe)

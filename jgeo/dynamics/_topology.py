@@ -1,5 +1,5 @@
 """Topology of a point cloud of latent codes: persistent homology (ripser) and Betti
-numbers of the features that persist, and linear CKA between two sets of codes."""
+numbers of the features that persist."""
 
 from typing import NamedTuple
 
@@ -62,16 +62,3 @@ def topology(points, threshold: float = 0.1, min_component: float = 0.05) -> Top
         h0=h0,
         h1=h1,
     )
-
-
-def linear_cka(x, y) -> float:
-    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations
-    of the same n samples, (n, p) and (n, q): 1 when they differ by a rotation and a
-    uniform scaling, near 0 when unrelated. Invariant to how the latent space is
-    rotated or scaled, so it measures change of the representation, not of its frame."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"`x` and `y` must be (n, ·) arrays of equal n, got {x.shape}, {y.shape}.")
-    x, y = x - x.mean(0), y - y.mean(0)
-    cross = np.linalg.norm(y.T @ x) ** 2
-    return float(cross / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))

@@ -31,6 +31,13 @@ SCALARS = [
     ("h0_persistence", "largest H0 persistence"),
     ("h1_persistence", "largest H1 persistence"),
     ("cka_previous", "linear CKA to previous probe"),
+    ("id_twonn", "intrinsic dimension (TwoNN)"),
+    ("id_mle", "intrinsic dimension (MLE, k = 20)"),
+    ("effective_rank", "effective rank"),
+    ("participation_ratio", "participation ratio"),
+    ("nc1", "NC1 (within / between classes)"),
+    ("ncc_accuracy", "nearest-centroid accuracy"),
+    ("active_dims", "active decoder dimensions"),
 ]
 
 

@@ -1,0 +1,222 @@
+"""Semantic structure of a representation: how many dimensions it uses, how its classes
+separate and collapse, how it changed, and which latent directions a decoder uses.
+
+Pure functions of a point cloud `z` (N, d) — and, for the class measures, integer
+`labels` (N,) in [0, num_classes) — that run under `jax.jit` (`num_classes` and the
+`k`s are static; pass `num_classes` under jit, outside it defaults to `max(labels) + 1`).
+A class without points in `z` is left out of every class measure.
+
+- Intrinsic dimension: `twonn_dimension` (Facco et al. 2017), `mle_dimension`
+  (Levina & Bickel 2004, averaged as MacKay & Ghahramani 2005).
+- Spread over directions: `effective_rank` (Roy & Vetterli 2007; RankMe),
+  `participation_ratio`.
+- Change: `linear_cka` (Kornblith et al. 2019).
+- Classes: `class_separation` (within/between scatter and neural collapse NC1, Papyan
+  et al. 2020), `nearest_centroid_accuracy`, `knn_accuracy`.
+- Decoders: `active_dimensions`, the local rank of a decoder's Jacobian.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+Points = Float[Array, "n d"]
+Labels = Int[Array, " n"]
+
+
+def _points(z, name: str = "z", least: int = 3) -> Array:
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[0] < least:
+        raise ValueError(
+            f"`{name}` must be a point cloud of shape (n ≥ {least}, d), got {z.shape}."
+        )
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        z = z.astype(jnp.float32)
+    return z
+
+
+def _labels(labels, n: int, num_classes: int | None) -> tuple[Array, int]:
+    labels = jnp.asarray(labels)
+    if labels.shape != (n,) or not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"`labels` must be integer classes of shape ({n},), got {labels.dtype} {labels.shape}."
+        )
+    if num_classes is None:
+        try:
+            num_classes = int(jnp.max(labels)) + 1
+        except jax.errors.ConcretizationTypeError:
+            raise ValueError("under jax.jit, pass `num_classes` (a static int).") from None
+    return labels, int(num_classes)
+
+
+def _neighbour_distances(z: Array, k: int) -> Array:
+    """Distances (n, k) from each point to its k nearest other points, ascending."""
+    squared = jnp.sum((z[:, None] - z[None]) ** 2, axis=-1)
+    squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
+    nearest, _ = jax.lax.top_k(-squared, k)
+    return jnp.sqrt(jnp.maximum(-nearest, 0.0))
+
+
+def twonn_dimension(z: Points, discard: float = 0.1) -> Float[Array, ""]:
+    """Intrinsic dimension by TwoNN (Facco et al. 2017): the ratios μ = r₂/r₁ of each
+    point's second to first nearest-neighbour distance follow a Pareto law of exponent
+    d, fitted as the slope through the origin of −log(1 − F(μ)) against log μ over the
+    smallest `1 − discard` of the ratios (F: the empirical distribution, i/N) — the same
+    estimator as scikit-dimension's `TwoNN`. Duplicate points give μ = ∞, which falls in
+    the discarded tail while duplicates are rarer than `discard`."""
+    z = _points(z)
+    if not 0 <= discard < 1:
+        raise ValueError(f"`discard` must be in [0, 1), got {discard}.")
+    r = _neighbour_distances(z, 2)
+    n = len(z)
+    keep = int(n * (1 - discard))
+    mu = jnp.sort(r[:, 1] / r[:, 0])[:keep]
+    x = jnp.log(mu)
+    y = -jnp.log1p(-jnp.arange(keep, dtype=z.dtype) / n)
+    return (x @ y) / (x @ x)
+
+
+def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
+    """Intrinsic dimension by maximum likelihood (Levina & Bickel 2004) from each
+    point's k nearest neighbours, T₁ ≤ … ≤ T_k: the per-point inverse estimates
+    (1/(k−1)) Σⱼ<ₖ log(T_k / Tⱼ) are averaged before inverting (MacKay & Ghahramani
+    2005), which removes the upward bias of averaging the dimensions themselves."""
+    z = _points(z)
+    if not 2 <= k < len(z):
+        raise ValueError(f"`k` must be in [2, n) = [2, {len(z)}), got {k}.")
+    t = _neighbour_distances(z, k)
+    inverse = jnp.mean(jnp.log(t[:, -1:] / t[:, :-1]), axis=1)
+    return 1.0 / jnp.mean(inverse)
+
+
+def _singular_values(z: Array) -> Array:
+    return jnp.linalg.svd(z - jnp.mean(z, 0, keepdims=True), compute_uv=False)
+
+
+def effective_rank(z: Points) -> Float[Array, ""]:
+    """exp of the entropy of the normalised singular values of the centred codes (Roy &
+    Vetterli 2007; RankMe): d for an isotropic cloud in d dimensions, 1 for a line.
+    Centred, so an offset of the whole cloud does not count as a direction."""
+    s = _singular_values(_points(z))
+    p = s / jnp.sum(s)
+    return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)))
+
+
+def participation_ratio(z: Points) -> Float[Array, ""]:
+    """(Σ λᵢ)² / Σ λᵢ² over the eigenvalues λ of the codes' covariance: the number of
+    directions the variance is spread over (d if even, 1 if along one)."""
+    variances = _singular_values(_points(z)) ** 2
+    return jnp.sum(variances) ** 2 / jnp.sum(variances**2)
+
+
+def linear_cka(x: Points, y: Points) -> Float[Array, ""]:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations
+    of the same n samples, (n, p) and (n, q): 1 when they differ by a rotation and a
+    uniform scaling, near 0 when unrelated. Invariant to how the representation is
+    rotated or scaled, so it measures change of the representation, not of its frame."""
+    x, y = _points(x, "x", 2), _points(y, "y", 2)
+    if len(x) != len(y):
+        raise ValueError(f"`x` and `y` must be (n, ·) arrays of equal n, got {x.shape}, {y.shape}.")
+    x, y = x - jnp.mean(x, 0, keepdims=True), y - jnp.mean(y, 0, keepdims=True)
+    cross = jnp.sum((y.T @ x) ** 2)
+    return cross / (jnp.linalg.norm(x.T @ x) * jnp.linalg.norm(y.T @ y))
+
+
+class ClassSeparation(NamedTuple):
+    """Result of `class_separation`.
+
+    **Fields:** `within`: Tr Σ_W, the mean squared distance of a point to its class
+    mean; `between`: Tr Σ_B, the mean squared distance of the class means to the global
+    mean; `nc1`: Tr(Σ_W Σ_B⁺) / C; `means` (num_classes, d), NaN for absent classes;
+    `counts` (num_classes,).
+    """
+
+    within: Float[Array, ""]
+    between: Float[Array, ""]
+    nc1: Float[Array, ""]
+    means: Float[Array, "c d"]
+    counts: Int[Array, " c"]
+
+
+def _class_means(z: Array, labels: Array, num_classes: int) -> tuple[Array, Array]:
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)  # (n, C)
+    counts = jnp.sum(onehot, 0)
+    means = (onehot.T @ z) / jnp.maximum(counts, 1)[:, None]
+    return jnp.where(counts[:, None] > 0, means, jnp.nan), counts.astype(jnp.int32)
+
+
+def class_separation(z: Points, labels: Labels, num_classes: int | None = None) -> ClassSeparation:
+    """Within- and between-class scatter of the codes and the neural-collapse measure
+    NC1 = Tr(Σ_W Σ_B⁺) / C (Papyan et al. 2020): 0 when every class has collapsed to its
+    mean, large when the classes overlap.
+
+    Σ_W = (1/n) Σᵢ (zᵢ − μ_yᵢ)(zᵢ − μ_yᵢ)ᵀ; Σ_B = (1/C) Σ_c (μ_c − μ)(μ_c − μ)ᵀ over the C
+    classes present, μ the mean of all points. Σ_B has rank at most C − 1: its
+    pseudo-inverse is taken on its C − 1 leading eigen-directions only (and those above
+    rounding), since inverting the rounding noise in the other directions — what a
+    default `pinv` cutoff does in float32 — makes NC1 meaningless.
+    """
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    means, counts = _class_means(z, labels, num_classes)
+    present = counts > 0
+    classes = jnp.sum(present)
+    centred = z - jnp.where(present[labels][:, None], means[labels], 0.0)
+    sigma_w = centred.T @ centred / len(z)
+    offsets = jnp.where(present[:, None], means - jnp.mean(z, 0, keepdims=True), 0.0)
+    sigma_b = offsets.T @ offsets / classes
+    values, vectors = jnp.linalg.eigh(sigma_b)  # ascending
+    values, vectors = values[::-1], vectors[:, ::-1]
+    rank = jnp.arange(len(values)) < classes - 1
+    usable = rank & (values > values[0] * len(values) * jnp.finfo(z.dtype).eps)
+    inverse = jnp.where(usable, 1.0 / jnp.where(usable, values, 1.0), 0.0)
+    pinv = (vectors * inverse[None]) @ vectors.T
+    nc1 = jnp.trace(sigma_w @ pinv) / classes
+    return ClassSeparation(jnp.trace(sigma_w), jnp.trace(sigma_b), nc1, means, counts)
+
+
+def nearest_centroid_accuracy(
+    z: Points, labels: Labels, num_classes: int | None = None
+) -> Float[Array, ""]:
+    """Fraction of points whose nearest class mean (Euclidean) is their own class's
+    (NC4 of Papyan et al. 2020, measured on the points the means come from)."""
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    means, counts = _class_means(z, labels, num_classes)
+    distances = jnp.sum((z[:, None] - jnp.nan_to_num(means)[None]) ** 2, -1)
+    distances = jnp.where(counts[None] > 0, distances, jnp.inf)
+    return jnp.mean(jnp.argmin(distances, 1) == labels)
+
+
+def knn_accuracy(
+    z: Points, labels: Labels, k: int = 5, num_classes: int | None = None
+) -> Float[Array, ""]:
+    """Leave-one-out accuracy of the k-nearest-neighbour vote (Euclidean; ties go to
+    the smaller label): how well the classes are separated locally."""
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    if not 1 <= k < len(z):
+        raise ValueError(f"`k` must be in [1, n) = [1, {len(z)}), got {k}.")
+    squared = jnp.sum((z[:, None] - z[None]) ** 2, -1)
+    squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
+    _, neighbours = jax.lax.top_k(-squared, k)
+    votes = jnp.sum(jax.nn.one_hot(labels[neighbours], num_classes), axis=1)
+    return jnp.mean(jnp.argmax(votes, 1) == labels)
+
+
+def active_dimensions(decoder: Callable, z: Points, rtol: float = 1e-2) -> Int[Array, " n"]:
+    """Per code zᵢ, how many singular values of the decoder's Jacobian exceed `rtol`
+    times the largest: the local dimension of the decoded manifold there, and so how
+    many latent directions the decoder uses (a 16-dimensional latent space whose
+    decoder uses 3 gives 3). `decoder` maps a code (d,) to an output of any shape."""
+    z = _points(z, least=1)
+
+    def count(point):
+        jacobian = jax.jacfwd(lambda p: jnp.ravel(decoder(p)))(point)
+        s = jnp.linalg.svd(jacobian, compute_uv=False)
+        return jnp.sum(s > rtol * s[0])
+
+    return jax.vmap(count)(z)
