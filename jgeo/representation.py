@@ -14,14 +14,18 @@ A class without points in `z` is left out of every class measure.
 - Classes: `class_separation` (within/between scatter and neural collapse NC1, Papyan
   et al. 2020), `nearest_centroid_accuracy`, `knn_accuracy`.
 - Decoders: `active_dimensions`, the local rank of a decoder's Jacobian.
+- Between classes, under a metric: `class_geodesics` (class centres, geodesic distances
+  and the barrier of log-volume or decoder uncertainty between them).
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
 
 Points = Float[Array, "n d"]
 Labels = Int[Array, " n"]
@@ -220,3 +224,138 @@ def active_dimensions(decoder: Callable, z: Points, rtol: float = 1e-2) -> Int[A
         return jnp.sum(s > rtol * s[0])
 
     return jax.vmap(count)(z)
+
+
+class ClassGeodesics(NamedTuple):
+    """Result of `class_geodesics`; rows and columns of the (C, C) matrices are classes,
+    NaN for classes without points.
+
+    **Fields:**
+
+    - `means` (C, d): the class centres (Fréchet means under the metric, or coordinate
+      means with `frechet_steps=0`); `euclidean_means` (C, d): coordinate means.
+    - `distances` (C, C): geodesic distances between the centres; `euclidean` (C, C):
+      Euclidean distances between the coordinate means.
+    - `barrier` (C, C): the largest log-volume ½ log det G along each connecting geodesic
+      — a wall the metric puts between two classes; `uncertainty` (C, C): for a
+      `StochasticPullback`, the largest mean decoder σ along it (else NaN).
+    - `spread` (C,): mean geodesic distance of a class's points to its centre;
+      `euclidean_spread` (C,): mean Euclidean distance to its coordinate mean.
+    - `ratio`: mean distance between centres over mean spread, under the metric;
+      `euclidean_ratio`: the same in Euclidean coordinates. A metric that separates the
+      classes more than the coordinates do has `ratio` > `euclidean_ratio`.
+    - `converged`: every geodesic (and Fréchet mean) converged.
+    """
+
+    means: Float[Array, "c d"]
+    euclidean_means: Float[Array, "c d"]
+    distances: Float[Array, "c c"]
+    euclidean: Float[Array, "c c"]
+    barrier: Float[Array, "c c"]
+    uncertainty: Float[Array, "c c"]
+    spread: Float[Array, " c"]
+    euclidean_spread: Float[Array, " c"]
+    ratio: Float[Array, ""]
+    euclidean_ratio: Float[Array, ""]
+    converged: Bool[Array, ""]
+
+
+def class_geodesics(
+    metric,
+    codes: Points,
+    labels: Labels,
+    num_classes: int | None = None,
+    *,
+    frechet_steps: int = 50,
+    num_points: int = 16,
+    **log_map_kwargs,
+) -> ClassGeodesics:
+    """The geometry between classes under `metric`: class centres, the geodesics
+    between them with the largest log-volume (and decoder σ) along each, the spread of
+    each class, and how far apart the classes are relative to their spread — under the
+    metric and in Euclidean coordinates (Arvanitidis et al. 2018 show an expected metric
+    putting a wall of uncertainty between classes that coordinates place side by side).
+
+    **Arguments:**
+
+    - `metric`: e.g. `Pullback(decoder)` or `StochasticPullback(mean, std)`;
+      `codes` (n, d), `labels` (n,), `num_classes` as for `class_separation`.
+    - `frechet_steps`: steps of the Fréchet-mean iteration of each class centre
+      (`jgeo.stats.frechet_mean`); 0 takes the coordinate means as centres, which costs
+      no log maps beyond the distances (what a probe during training uses).
+    - `num_points`: points of each connecting geodesic; further keyword arguments go to
+      `connecting_geodesic` (e.g. `method="energy"`, `rtol`).
+
+    Cost: C(C − 1)/2 geodesics between centres, n from points to their centres, and
+    `frechet_steps` × C × n log maps for the means; all with `throw=False`.
+    """
+    from ._log_map import connecting_geodesic
+    from ._pullback import StochasticPullback
+    from .stats import frechet_mean
+
+    z = _points(codes, "codes", 2)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    euclidean_means, counts = _class_means(z, labels, num_classes)
+    present = counts > 0
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
+    solve = functools.partial(
+        connecting_geodesic, metric, throw=False, num_points=num_points, **log_map_kwargs
+    )
+    if frechet_steps:
+        weights = jnp.where(present[:, None], onehot.T, 1.0)  # absent classes: masked below
+
+        def centre(w, init):
+            kwargs = dict(num_points=num_points, **log_map_kwargs)
+            return frechet_mean(metric, z, w, init=init, max_steps=frechet_steps, **kwargs)
+
+        fm = jax.vmap(centre)(weights, jnp.nan_to_num(euclidean_means))
+        means = jnp.where(present[:, None], fm.mean, jnp.nan)
+        means_converged = jnp.all(fm.converged | ~present)
+    else:
+        means, means_converged = euclidean_means, jnp.array(True)
+
+    i, j = np.triu_indices(num_classes, 1)
+    safe = jnp.nan_to_num(means)
+    between = jax.vmap(solve)(safe[i], safe[j])
+    pair_ok = present[i] & present[j]
+    log_volumes = jax.vmap(jax.vmap(metric.log_volume))(between.curve)
+    if isinstance(metric, StochasticPullback):
+        sigma = jax.vmap(jax.vmap(lambda p: jnp.mean(metric.std(p))))(between.curve)
+        uncertainty_pairs = jnp.max(sigma, 1)
+    else:
+        uncertainty_pairs = jnp.full(len(i), jnp.nan, z.dtype)
+
+    def matrix(values, diagonal):
+        values = jnp.where(pair_ok, values, jnp.nan)
+        out = jnp.full((num_classes, num_classes), jnp.nan, z.dtype)
+        out = out.at[i, j].set(values).at[j, i].set(values)
+        return out.at[np.diag_indices(num_classes)].set(jnp.where(present, diagonal, jnp.nan))
+
+    members = jax.vmap(solve)(safe[labels], z)
+    solved = onehot * members.converged[:, None]  # a failed solve is left out, and reported
+    spread = (solved.T @ jnp.nan_to_num(members.length)) / jnp.maximum(jnp.sum(solved, 0), 1)
+    coordinates = jnp.nan_to_num(euclidean_means)
+    offsets = jnp.linalg.norm(z - coordinates[labels], axis=1)
+    euclidean_spread = (onehot.T @ offsets) / jnp.maximum(counts, 1)
+    euclidean_pairs = jnp.linalg.norm(coordinates[i] - coordinates[j], axis=1)
+
+    def ratio(pairs, spreads):
+        inter = jnp.sum(jnp.where(pair_ok, pairs, 0.0)) / jnp.maximum(jnp.sum(pair_ok), 1)
+        intra = jnp.sum(jnp.where(present, spreads, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+        return inter / intra
+
+    converged = means_converged & jnp.all(between.converged | ~pair_ok) & jnp.all(members.converged)
+    nan_c = jnp.full(num_classes, jnp.nan, z.dtype)
+    return ClassGeodesics(
+        means=means,
+        euclidean_means=euclidean_means,
+        distances=matrix(between.length, jnp.zeros(num_classes, z.dtype)),
+        euclidean=matrix(euclidean_pairs, jnp.zeros(num_classes, z.dtype)),
+        barrier=matrix(jnp.max(log_volumes, 1), nan_c),
+        uncertainty=matrix(uncertainty_pairs, nan_c),
+        spread=jnp.where(present, spread, jnp.nan),
+        euclidean_spread=jnp.where(present, euclidean_spread, jnp.nan),
+        ratio=ratio(between.length, spread),
+        euclidean_ratio=ratio(euclidean_pairs, euclidean_spread),
+        converged=converged,
+    )

@@ -263,3 +263,32 @@ def test_in_the_background_a_recorder_records_the_same_probes(digits, params, tm
     with pytest.raises(ValueError, match="probe at step 1: .*NaN"):
         recorder(2, params)
     recorder.close()
+
+
+@pytest.mark.slow
+def test_class_geodesics_recorded_and_drawn(digits, tmp_path):
+    keep = digits.labels < 3
+    x, labels = digits.x[keep], digits.labels[keep]
+    key1, key2 = jax.random.split(jax.random.key(0))
+    params = {"enc": jax.random.normal(key1, (2, 64)) / 8, "dec": jax.random.normal(key2, (64, 2))}
+
+    def encode(p, x):
+        return jnp.tanh(p["enc"] @ x)
+
+    def decode(p, z):
+        return jnp.tanh(p["dec"] @ z)
+
+    with dynamics.Recorder(tmp_path, x, encode=encode, decode=decode, labels=labels, samples=24,
+                           grid=4, class_geodesics=True) as recorder:  # fmt: skip
+        recorder(1, params)
+        recorder(2, {"enc": 1.5 * params["enc"], "dec": params["dec"]})
+    record = dynamics.load(tmp_path)
+    distances = record.arrays["class_distances"]
+    assert distances.shape == (2, 3, 3) and np.allclose(distances, np.swapaxes(distances, 1, 2))
+    # The decoder stretches (‖J‖ ≫ 1): geodesic distances exceed the coordinate ones.
+    assert np.all(distances[:, 0, 1:] > record.arrays["class_distances_euclidean"][:, 0, 1:])
+    assert record.rows[0]["class_ratio"] > 0 and record.rows[0]["class_ratio_euclidean"] > 0
+    assert main(["dynamics", str(tmp_path)]) == 0
+    assert "dynamics_classes.png" in (tmp_path / "dynamics.html").read_text()
+    with pytest.raises(ValueError, match="needs a `decode` and `labels`"):
+        dynamics.Recorder(tmp_path / "b", x, encode=encode, class_geodesics=True)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jgeo
 from jgeo import representation as rep
 from jgeo.data import load
 
@@ -187,3 +188,42 @@ def test_neural_collapse_of_a_digits_classifier_recorded_over_training(tmp_path)
     nc1 = record.series("nc1")
     assert nc1[0] / nc1[-1] >= 3
     assert record.series("ncc_accuracy")[-1] > 0.9
+
+
+def _bands(m=12):
+    """ "Latent Space Oddity" (Arvanitidis et al. 2018): two bands of codes, and a Gaussian
+    decoder whose RBF variance grows away from them."""
+    xs = np.linspace(-4, 4, m)
+    codes = np.concatenate(
+        [np.stack([xs, np.full(m, 0.8)], 1), np.stack([xs, np.full(m, -0.8)], 1)]
+    )
+    codes = jnp.asarray(codes)
+
+    def std(z):
+        precision = jnp.sum(jnp.exp(-jnp.sum((z[None] - codes) ** 2, -1) / (2 * 0.3**2))) + 1e-3
+        return jnp.full(2, 1 / jnp.sqrt(precision))
+
+    return codes, np.repeat([0, 1], m), jgeo.StochasticPullback(lambda z: z, std)
+
+
+@pytest.mark.slow
+def test_class_geodesics_see_the_wall_between_two_bands():
+    codes, labels, metric = _bands()
+    solve = jax.jit(functools.partial(rep.class_geodesics, metric, num_classes=2,
+                                      method="energy", rtol=1e-3))  # fmt: skip
+    result = solve(codes, labels)
+    assert bool(result.converged)
+    np.testing.assert_allclose(result.means[:, 0], 0, atol=1e-6)  # by symmetry
+    np.testing.assert_allclose(result.means[0], -result.means[1], atol=1e-6)
+    np.testing.assert_allclose(result.euclidean[0, 1], 1.6, rtol=1e-6)
+    # Relative to the spread of a band, the expected metric puts the bands several
+    # times further apart than the coordinates do, and σ peaks between them.
+    assert float(result.ratio) > 3 * float(result.euclidean_ratio)
+    sigma_on_data = float(jnp.max(jax.vmap(lambda p: jnp.mean(metric.std(p)))(codes)))
+    assert float(result.uncertainty[0, 1]) > 3 * sigma_on_data
+    assert np.isnan(result.barrier[0, 0]) and np.isfinite(result.barrier[0, 1])
+    # Under the identity decoder's metric (flat) both views agree.
+    flat = rep.class_geodesics(jgeo.Pullback(lambda z: z), codes, labels, frechet_steps=0,
+                               method="energy", rtol=1e-3)  # fmt: skip
+    np.testing.assert_allclose(flat.ratio, flat.euclidean_ratio, rtol=1e-3)
+    assert np.isnan(flat.uncertainty[0, 1])

@@ -130,6 +130,7 @@ def measure_geometry(
     probes: ProbeSet,
     *,
     x_random=None,
+    class_geodesics: bool = False,
     geodesic_points: int = 8,
     geodesic_rtol: float = 1e-3,
 ) -> dict:
@@ -141,7 +142,10 @@ def measure_geometry(
     summary of its pullback at the codes (MCN, VoR, mean and variance of log det G), the
     decoder's active dimensions and curvature at the codes, geodesic/straight length
     ratios on the fixed pairs and, for d = 2, log-volume and Gaussian-curvature fields
-    on the grid.
+    on the grid. With `class_geodesics` (and labels), `representation.class_geodesics`
+    of the samples' codes around their class coordinate means: the (C, C) geodesic and
+    Euclidean distance matrices, the log-volume barrier, and both ratios of distance
+    between classes to spread within them.
 
     The geodesics are minimal-energy curves of `geodesic_points` points solved to
     `geodesic_rtol`: coarse, since a probe runs every epoch — on a trained digits
@@ -157,6 +161,15 @@ def measure_geometry(
     metric = Pullback(flat)
     out.update(diagnostics.metric_summary(metric, codes))
     out["active_dims"] = jnp.mean(representation.active_dimensions(flat, codes))
+    if class_geodesics and probes.labels is not None:
+        between = representation.class_geodesics(
+            metric, codes, jnp.asarray(probes.labels[probes.index]),
+            int(probes.labels.max()) + 1, frechet_steps=0, num_points=geodesic_points,
+            method="energy", rtol=geodesic_rtol,
+        )  # fmt: skip
+        out.update(class_distances=between.distances, class_distances_euclidean=between.euclidean,
+                   class_barrier=between.barrier, class_ratio=between.ratio,
+                   class_ratio_euclidean=between.euclidean_ratio)  # fmt: skip
     pairs = jnp.asarray(probes.pairs)
     out["ratios"], _ = diagnostics.geodesic_ratios(
         metric, codes[pairs[:, 0]], codes[pairs[:, 1]], method="energy",
@@ -196,7 +209,8 @@ def cloud_statistics(codes, probes: ProbeSet) -> dict:
 
 # The scalars of `cloud_statistics` and the decoder's active dimensions, as rows carry them.
 CLOUD_SCALARS = ("id_twonn", "id_mle", "effective_rank", "participation_ratio", "nc1",
-                 "ncc_accuracy", "active_dims")  # fmt: skip
+                 "ncc_accuracy", "active_dims", "class_ratio", "class_ratio_euclidean")  # fmt: skip
+CLASS_ARRAYS = ("class_distances", "class_distances_euclidean", "class_barrier")
 
 
 def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tuple[dict, dict]:
@@ -223,7 +237,7 @@ def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tupl
         else float(representation.linear_cka(previous_codes, codes)),
     )
     arrays = {"codes": codes, "h0": topo.h0, "h1": topo.h1}
-    for name in ["ratios", "extent", "log_volume", "gaussian_curvature"]:
+    for name in ["ratios", "extent", "log_volume", "gaussian_curvature", *CLASS_ARRAYS]:
         if name in g:
             arrays[name] = g[name]
     return row, arrays

@@ -54,6 +54,11 @@ class Recorder:
       it); `pairs`: geodesic pairs among them; `grid`: side of the latent grid of the
       fields (d = 2 with a decoder); `random_samples`: size of the uniform random sample
       whose codes give the intrinsic dimension, effective rank and class separation;
+      `class_geodesics` (with `decode` and `labels`): also the geodesic distances
+      between the classes of the samples, the log-volume barrier between them and the
+      ratio of distance between classes to spread within them, under the metric and in
+      coordinates (`jgeo.representation.class_geodesics` around coordinate means; about
+      C²/2 + `samples` geodesic solves per probe, so off by default);
       `seed`: the probe set is a deterministic function of the data and these
       arguments, fixed at construction.
     - `background`: finish each probe (wait for its arrays, compute the topology, write
@@ -91,6 +96,7 @@ class Recorder:
         grid: int = 16,
         seed: int = 0,
         random_samples: int = 512,
+        class_geodesics: bool = False,
         background: bool = False,
     ):
         if not callable(encode):
@@ -108,10 +114,13 @@ class Recorder:
         if grid == 1:
             raise ValueError("`grid` must be 0 (no fields) or at least 2, got 1.")
         x, labels, color = _data_arrays(data, labels)
+        if class_geodesics and (decode is None or labels is None):
+            raise ValueError("`class_geodesics` needs a `decode` and `labels`.")
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise RunError(f"`out` {self.out} is a file, not a directory; choose a directory path.")
         self.encode, self.decode, self.every, self.seed = encode, decode, every, seed
+        self.class_geodesics = bool(class_geodesics)
         with_decoder = decode is not None
         self.probes = probe_set(
             x, None, labels=labels, samples=samples, pairs=pairs if with_decoder else 0,
@@ -125,6 +134,7 @@ class Recorder:
             "every": every,
             "seed": seed,
             "random_samples": len(self.probes.random),
+            "class_geodesics": bool(class_geodesics),
             "decoder": with_decoder,
             "labels": labels is not None,
             "data_shape": list(x.shape),
@@ -183,7 +193,8 @@ class Recorder:
             params = eqx.combine(arrays, static)
             encode = lambda x: self.encode(params, x).reshape(-1)  # noqa: E731
             decode = None if self.decode is None else functools.partial(self.decode, params)
-            return measure_geometry(encode, decode, x, probes, x_random=x_random)
+            return measure_geometry(encode, decode, x, probes, x_random=x_random,
+                                    class_geodesics=self.class_geodesics)  # fmt: skip
 
         self._static = static
         self._probe = jax.jit(probe)

@@ -19,7 +19,8 @@ from .._io import RunError, write_atomic
 ROWS, ARRAYS, INFO = "dynamics.jsonl", "dynamics.npz", "recorder.json"
 # Per-probe arrays (stacked along a first axis of probes); diagrams are concatenated
 # with the probe's step in column 0, since their lengths vary.
-_STACKED = ("codes", "ratios", "extent", "log_volume", "gaussian_curvature")
+_STACKED = ("codes", "ratios", "extent", "log_volume", "gaussian_curvature",
+            "class_distances", "class_distances_euclidean", "class_barrier")  # fmt: skip
 _DIAGRAMS = ("h0", "h1")
 
 

@@ -38,7 +38,10 @@ SCALARS = [
     ("nc1", "NC1 (within / between classes)"),
     ("ncc_accuracy", "nearest-centroid accuracy"),
     ("active_dims", "active decoder dimensions"),
+    ("class_ratio", "between / within classes, metric"),
+    ("class_ratio_euclidean", "between / within classes, coordinates"),
 ]
+LOG_SCALARS = {"nc1", "mcn"}
 
 
 def _pick(count: int, k: int) -> list[int]:
@@ -69,6 +72,8 @@ def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
             ax.set_yscale("log")
         else:
             ax.plot(times, dynamics.series(key), "-", marker="." if len(times) < 40 else None)
+            if key in LOG_SCALARS and np.nanmin(dynamics.series(key)) > 0:
+                ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -186,6 +191,24 @@ def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: fl
     return fig
 
 
+def _classes_figure(plt, dynamics: Dynamics):
+    """The distances between class centres under the metric and in coordinates, each
+    divided by its mean, at the first and the last probe."""
+    a = dynamics.arrays
+    fig, axes = plt.subplots(2, 2, figsize=(8.4, 7.6), squeeze=False)
+    for c, p in enumerate([0, len(a["steps"]) - 1]):
+        for r, (key, label) in enumerate([("class_distances", "geodesic"),
+                                          ("class_distances_euclidean", "Euclidean")]):  # fmt: skip
+            matrix = a[key][p]
+            scale = np.nanmean(matrix[~np.eye(len(matrix), dtype=bool)])
+            image = axes[r, c].imshow(matrix / scale, cmap="viridis", vmin=0)
+            axes[r, c].set_title(f"{label}, {_when(dynamics, p)}", fontsize=9)
+            axes[r, c].set_xlabel("class", fontsize=8)
+            fig.colorbar(image, ax=axes[r, c], shrink=0.8, label="distance / mean")
+    fig.tight_layout()
+    return fig
+
+
 def _table(dynamics: Dynamics) -> str:
     keys = [*[k for k in ("epoch", "step") if k in dynamics.rows[0]],
             *[k for k, _ in SCALARS if k in dynamics.rows[0]], "seconds"]  # fmt: skip
@@ -258,6 +281,10 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
         drawn["dynamics_fields.gif"] = "The log-volume map and the codes at every probe."
     save("dynamics_trajectories.png", _trajectories_figure(plt, dynamics, lengths),
          "Paths of the fixed samples' codes over training, ending at the dots.")  # fmt: skip
+    if "class_distances" in dynamics.arrays:
+        save("dynamics_classes.png", _classes_figure(plt, dynamics),
+             "Distances between class centres along geodesics (top) and in coordinates "
+             "(bottom), relative to their mean, at the first and last probe.")  # fmt: skip
     save("dynamics_persistence.png",
          _persistence_figure(plt, dynamics, _pick(len(dynamics.rows), 4), threshold),
          f"Persistence diagrams of the codes (scaled to unit diameter); points above the "
