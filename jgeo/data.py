@@ -14,7 +14,10 @@ from sklearn.neighbors import kneighbors_graph
 
 from . import _data_file as data_file
 
-DATASETS = ("digits", "swissroll", "scurve", "sphere", "torus", "circles")
+DATASETS = ("digits", "swissroll", "scurve", "sphere", "torus", "circles", "sprites")
+# Image data sets and their (H, W): kept in [0, 1], not standardised.
+_IMAGES = {"digits": (8, 8), "sprites": (32, 32)}
+IMAGE_DATASETS = tuple(_IMAGES)
 
 
 class Dataset(NamedTuple):
@@ -26,7 +29,8 @@ class Dataset(NamedTuple):
     - `x`: data points, shape (N, D).
     - `color`: one number per point for plots: the label, or a ground-truth coordinate.
     - `labels`: integer class labels (N,), or None.
-    - `truth`: ground-truth intrinsic coordinates (N, k), or None.
+    - `truth`: ground-truth intrinsic coordinates (N, k), or None (for `sprites`, the
+      generative factors (N, 4): scale, rotation, x, y).
     - `image_shape`: (H, W) (or (H, W, C) for several channels) when the points are
       images, else None.
     """
@@ -49,6 +53,8 @@ class Dataset(NamedTuple):
             return np.arccos(np.clip(t @ t.T, -1.0, 1.0))
         if self.name == "torus":
             return _graph_distances(_torus_embedding(self.truth), index)
+        if self.name == "sprites":
+            return _factor_distances(t, self.labels[index])
         return np.linalg.norm(t[:, None] - t[None], axis=-1)
 
 
@@ -120,12 +126,61 @@ def _circles(rng, n):
     return x, labels, labels, None
 
 
+SPRITE_SHAPES = ("square", "ellipse", "triangle")
+# Rotational symmetry of each shape: its rotation factor is an angle modulo 2π / this.
+_SYMMETRY = np.array([4, 2, 3])
+
+
+def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Whether the points (u, v) of a shape's own frame lie inside it (radius about 1)."""
+    if shape == 0:
+        return np.maximum(np.abs(u), np.abs(v)) <= 0.8
+    if shape == 1:
+        return u**2 + (v / 0.55) ** 2 <= 1.0
+    r3 = np.sqrt(3.0)  # equilateral, circumradius 1, one vertex up
+    return (v >= -0.5) & (r3 * u + v <= 1.0) & (-r3 * u + v <= 1.0)
+
+
+def sprites_images(factors: np.ndarray, shapes: np.ndarray, side: int = 32, aa: int = 4):
+    """Images (n, side, side) of `shapes` (n,) (indices into `SPRITE_SHAPES`) at
+    `factors` (n, 4) = (scale, rotation, x, y), each in [0, 1]: the half-size runs
+    from 0.12 to 0.24 of the image, the rotation over the shape's symmetry period, the
+    centre over [0.26, 0.74]. Anti-aliased by averaging aa × aa sub-pixels."""
+    t = (np.arange(side * aa) + 0.5) / (side * aa)
+    px, py = np.meshgrid(t, 1.0 - t)  # row 0 at the top
+    images = np.empty((len(shapes), side, side), np.float32)
+    for i, (shape, (scale, rotation, x, y)) in enumerate(zip(shapes, factors)):
+        size = 0.12 + 0.12 * scale
+        angle = 2 * np.pi * rotation / _SYMMETRY[shape]
+        dx, dy = (px - (0.26 + 0.48 * x)) / size, (py - (0.26 + 0.48 * y)) / size
+        u, v = np.cos(angle) * dx + np.sin(angle) * dy, -np.sin(angle) * dx + np.cos(angle) * dy
+        fine = _inside(shape, u, v).astype(np.float32)
+        images[i] = fine.reshape(side, aa, side, aa).mean((1, 3))
+    return images
+
+
+def _sprites(rng, n):
+    shapes = rng.integers(len(SPRITE_SHAPES), size=n).astype(np.int32)
+    factors = rng.uniform(size=(n, 4))
+    images = sprites_images(factors, shapes)
+    return images.reshape(n, -1), shapes, shapes, factors
+
+
+def _factor_distances(factors: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """Distances in factor space (scale, rotation, x, y ∈ [0, 1]); the rotation is an
+    angle, so its difference wraps around (a full period of the shape's symmetry is 1)."""
+    delta = np.abs(factors[:, None] - factors[None])
+    delta[..., 1] = np.minimum(delta[..., 1], 1.0 - delta[..., 1])
+    return np.linalg.norm(delta, axis=-1)
+
+
 _MAKERS = {
     "swissroll": _swissroll,
     "scurve": _scurve,
     "sphere": _sphere,
     "torus": _torus,
     "circles": _circles,
+    "sprites": _sprites,
 }
 
 
@@ -144,7 +199,10 @@ def load(
 
     - `name`: one of `digits` (scikit-learn's 1797 8×8 images), `swissroll`, `scurve`,
       `sphere`, `torus` (major radius 2, minor 1, in R³) or `circles` (two concentric
-      circles of radii 1 and 0.5 in R²).
+      circles of radii 1 and 0.5 in R²) or `sprites` (32×32 anti-aliased images of a
+      square, an ellipse or a triangle — `labels` — at a continuous scale, rotation and
+      x/y position: `truth` holds these four factors in [0, 1], and
+      `geodesic_distances` are distances in factor space, rotation as an angle).
     - `n`: number of points (default 2000 for synthetic sets, all of digits).
     - `noise`: standard deviation of Gaussian noise added to the raw points (before
       standardising); the ground truth stays noise-free.
@@ -180,11 +238,11 @@ def load(
         x = x + noise * rng.normal(size=x.shape)
     return Dataset(
         name=name,
-        x=x.astype(np.float32) if name == "digits" else _standardise(x),
+        x=x.astype(np.float32) if name in _IMAGES else _standardise(x),
         color=np.asarray(color, np.float32),
         labels=labels,
         truth=None if truth is None else truth.astype(np.float32),
-        image_shape=(8, 8) if name == "digits" else None,
+        image_shape=_IMAGES.get(name),
     )
 
 

@@ -23,6 +23,26 @@ def test_digits_ship_offline_with_labels_and_class_filter():
     assert digits.geodesic_distances(np.arange(4)) is None
 
 
+def test_sprites_are_shapes_with_four_known_factors():
+    sprites = data.load("sprites", n=300)
+    assert sprites.x.shape == (300, 32 * 32) and sprites.image_shape == (32, 32)
+    assert set(np.unique(sprites.labels)) == {0, 1, 2} and sprites.truth.shape == (300, 4)
+    assert 0 <= sprites.x.min() and sprites.x.max() <= 1
+    # Anti-aliased edges: grey pixels; the area grows with the scale factor (as its square).
+    assert np.mean((sprites.x > 0.05) & (sprites.x < 0.95)) > 0.01
+    factors = np.array([[0.0, 0.3, 0.5, 0.5], [1.0, 0.3, 0.5, 0.5]])
+    small, large = data.sprites_images(factors, np.array([0, 0]))
+    assert large.sum() / small.sum() == pytest.approx(4.0, rel=0.05)
+    # Rotation is an angle over the shape's symmetry: a full period gives the same image,
+    # and in factor space rotations 0.05 and 0.95 are 0.1 apart.
+    turned = data.sprites_images(np.array([[0.5, 0.0, 0.4, 0.6], [0.5, 1.0, 0.4, 0.6]]),
+                                 np.array([2, 2]))  # fmt: skip
+    np.testing.assert_allclose(turned[0], turned[1], atol=1e-5)
+    distances = data._factor_distances(np.array([[0, 0.05, 0, 0], [0, 0.95, 0, 0]]), None)
+    assert distances[0, 1] == pytest.approx(0.1)
+    assert sprites.geodesic_distances(np.arange(5)).shape == (5, 5)
+
+
 @pytest.mark.parametrize("name", ["swissroll", "scurve"])
 def test_flat_ground_truth_is_arc_length(name):
     # Both surfaces are isometric to a flat rectangle: for close pairs, data distance over
@@ -68,3 +88,13 @@ def test_circles_are_two_loops():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.load(**kwargs)
+
+
+def test_sprites_train_with_the_conv_model():
+    from jgeo.train import make_config
+    from jgeo.train._loop import build
+
+    config = make_config({"data": "sprites", "model": "conv", "n": 64, "batch_size": 32})
+    dataset, model, _ = build(config)
+    assert dataset.image_shape == (32, 32)
+    assert model.decode(model.encode(dataset.x[:4])).shape == (4, 32 * 32)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import _data_file as data_file
 from .._io import RunError
-from ..data import DATASETS
+from ..data import DATASETS, IMAGE_DATASETS
 from ..nn._autoencoder import MODELS
 from ..nn._mlp import ACTIVATIONS
 from ..regularizers import REGULARIZERS
@@ -125,9 +125,9 @@ class TrainConfig:
                 f"`batch_size` ({self.batch_size}) must be a multiple of `devices` "
                 f"({self.devices}): each device trains on an equal share of every batch."
             )
-        if self.model == "conv" and self.data in DATASETS and self.data != "digits":
+        if self.model == "conv" and self.data in DATASETS and self.data not in IMAGE_DATASETS:
             raise ConfigError(
-                'model "conv" needs image data: use --data digits or a file of images.'
+                'model "conv" needs image data: use --data digits, sprites or a file of images.'
             )
         if self.classes is not None and self.data != "digits":
             raise ConfigError("`classes` only applies to --data digits.")
