@@ -61,7 +61,45 @@ def dynamics(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES = {"dynamics": (dynamics, "dynamics.json")}
+def representation(results: dict) -> str:
+    """`bench/representation.py`: TwoNN against scikit-dimension on the same points."""
+    env, rows = results["environment"], results["rows"]
+    lines = [
+        _row(
+            [
+                "points",
+                "n",
+                "true",
+                "jgeo TwoNN",
+                "skdim TwoNN",
+                "relative difference",
+                "jgeo MLE",
+                "jgeo / skdim time",
+            ]
+        ),  # fmt: skip
+        _row(["---"] * 8),
+    ]
+    for r in rows:
+        skdim = "skdim_twonn" in r
+        lines.append(_row([
+            r["data"], str(r["n"]), _g(r["true"]), f"{r['jgeo_twonn']:.3f}",
+            f"{r['skdim_twonn']:.3f}" if skdim else "–",
+            f"{r['relative_difference']:.1e}" if skdim else "–",
+            f"{r['jgeo_mle']:.3f}",
+            f"{r['jgeo_s'] * 1e3:.1f} / {r['skdim_s'] * 1e3:.1f} ms" if skdim else
+            f"{r['jgeo_s'] * 1e3:.1f} ms / –",
+        ]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*{env['backend']} ({env['device']}), jax {env['jax']}, scikit-dimension "
+                 f"{results['skdim']}, float32, median after compilation, "
+                 "`bench/results/representation.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+TABLES = {
+    "dynamics": (dynamics, "dynamics.json"),
+    "representation": (representation, "representation.json"),
+}
 
 
 def render(name: str) -> str:

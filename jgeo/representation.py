@@ -56,30 +56,40 @@ def _labels(labels, n: int, num_classes: int | None) -> tuple[Array, int]:
     return labels, int(num_classes)
 
 
-def _neighbour_distances(z: Array, k: int) -> Array:
-    """Distances (n, k) from each point to its k nearest other points, ascending."""
-    squared = jnp.sum((z[:, None] - z[None]) ** 2, axis=-1)
+def _neighbours(z: Array, k: int) -> tuple[Array, Array]:
+    """The k nearest other points of each point: distances (n, k), ascending, and indices.
+
+    Candidates come from the Gram matrix (n × n memory, not n × n × D); their distances
+    are then recomputed by subtraction, since ‖a‖² + ‖b‖² − 2a·b loses the small
+    distances of near neighbours to rounding in float32.
+    """
+    centred = z - jnp.mean(z, 0, keepdims=True)
+    norms = jnp.sum(centred**2, axis=1)
+    squared = norms[:, None] + norms[None] - 2 * centred @ centred.T
     squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
-    nearest, _ = jax.lax.top_k(-squared, k)
-    return jnp.sqrt(jnp.maximum(-nearest, 0.0))
+    _, index = jax.lax.top_k(-squared, k)
+    distances = jnp.linalg.norm(z[index] - z[:, None], axis=-1)
+    order = jnp.argsort(distances, axis=1)
+    return jnp.take_along_axis(distances, order, 1), jnp.take_along_axis(index, order, 1)
 
 
 def twonn_dimension(z: Points, discard: float = 0.1) -> Float[Array, ""]:
     """Intrinsic dimension by TwoNN (Facco et al. 2017): the ratios μ = r₂/r₁ of each
     point's second to first nearest-neighbour distance follow a Pareto law of exponent
     d, fitted as the slope through the origin of −log(1 − F(μ)) against log μ over the
-    smallest `1 − discard` of the ratios (F: the empirical distribution, i/N) — the same
-    estimator as scikit-dimension's `TwoNN`. Duplicate points give μ = ∞, which falls in
-    the discarded tail while duplicates are rarer than `discard`."""
+    smallest `1 − discard` of the ratios (F: the empirical distribution, i/N for the
+    i-th smallest) — the same estimator as scikit-dimension's `TwoNN`. Duplicate points
+    give μ = ∞, which falls in the discarded tail while duplicates are rarer than
+    `discard`."""
     z = _points(z)
-    if not 0 <= discard < 1:
-        raise ValueError(f"`discard` must be in [0, 1), got {discard}.")
-    r = _neighbour_distances(z, 2)
+    if not 0 < discard < 1:
+        raise ValueError(f"`discard` must be in (0, 1), got {discard}.")
+    r, _ = _neighbours(z, 2)
     n = len(z)
     keep = int(n * (1 - discard))
     mu = jnp.sort(r[:, 1] / r[:, 0])[:keep]
     x = jnp.log(mu)
-    y = -jnp.log1p(-jnp.arange(keep, dtype=z.dtype) / n)
+    y = -jnp.log1p(-jnp.arange(1, keep + 1, dtype=z.dtype) / n)
     return (x @ y) / (x @ x)
 
 
@@ -91,7 +101,7 @@ def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
     z = _points(z)
     if not 2 <= k < len(z):
         raise ValueError(f"`k` must be in [2, n) = [2, {len(z)}), got {k}.")
-    t = _neighbour_distances(z, k)
+    t, _ = _neighbours(z, k)
     inverse = jnp.mean(jnp.log(t[:, -1:] / t[:, :-1]), axis=1)
     return 1.0 / jnp.mean(inverse)
 
@@ -204,9 +214,7 @@ def knn_accuracy(
     labels, num_classes = _labels(labels, len(z), num_classes)
     if not 1 <= k < len(z):
         raise ValueError(f"`k` must be in [1, n) = [1, {len(z)}), got {k}.")
-    squared = jnp.sum((z[:, None] - z[None]) ** 2, -1)
-    squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
-    _, neighbours = jax.lax.top_k(-squared, k)
+    _, neighbours = _neighbours(z, k)
     votes = jnp.sum(jax.nn.one_hot(labels[neighbours], num_classes), axis=1)
     return jnp.mean(jnp.argmax(votes, 1) == labels)
 

@@ -41,7 +41,7 @@ def test_twonn_is_the_scikit_dimension_estimator():
     distances = np.linalg.norm(z[:, None] - z[None], axis=-1) + np.diag(np.full(500, np.inf))
     r = np.sort(distances, axis=1)[:, :2]
     mu = np.sort(r[:, 1] / r[:, 0])[:450]
-    x, y = np.log(mu), -np.log(1 - np.arange(450) / 500)
+    x, y = np.log(mu), -np.log(1 - np.arange(1, 451) / 500)
     assert float(rep.twonn_dimension(z, discard=0.1)) == pytest.approx(x @ y / (x @ x), rel=1e-10)
 
 
@@ -129,7 +129,7 @@ def test_linear_cka_sees_through_rotation_and_scale_only():
     "call, message",
     [
         (lambda: rep.twonn_dimension(np.zeros((2, 3))), r"shape \(n ≥ 3, d\)"),
-        (lambda: rep.twonn_dimension(np.ones((10, 2)), discard=1.0), "`discard`"),
+        (lambda: rep.twonn_dimension(np.ones((10, 2)), discard=0.0), "`discard`"),
         (lambda: rep.mle_dimension(np.ones((10, 2)), k=10), r"`k` must be in \[2, n\)"),
         (lambda: rep.class_separation(np.ones((10, 2)), np.ones(9, int)), "`labels` must be"),
         (lambda: rep.knn_accuracy(np.ones((10, 2)), np.zeros(10, int), k=0), "`k` must be"),
