@@ -203,6 +203,12 @@ def _finish(metric, x, ends: Array, result, throw: bool, *outputs: Array):
     return result, _mask(succeeded, *outputs)
 
 
+def _add_solver_doc(fn) -> None:
+    """Append the shared solver arguments to `fn`'s docstring (absent under `python -OO`)."""
+    if fn.__doc__ is not None:
+        fn.__doc__ += _SOLVER_DOC
+
+
 _SOLVER_DOC = """
     - `method`: `"auto"` (default) uses the metric's closed form where it has one
       (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
@@ -259,7 +265,7 @@ def geodesic(
     return Geodesic(ts, xs, vs, result, steps)
 
 
-geodesic.__doc__ += _SOLVER_DOC
+_add_solver_doc(geodesic)
 
 
 def exp_map(
@@ -285,7 +291,7 @@ def exp_map(
     return path.xs[-1]
 
 
-exp_map.__doc__ += _SOLVER_DOC
+_add_solver_doc(exp_map)
 
 
 def parallel_transport(
@@ -320,7 +326,7 @@ def parallel_transport(
     return _finish(metric, x, end[None], result, throw, out)[1][0]
 
 
-parallel_transport.__doc__ += _SOLVER_DOC
+_add_solver_doc(parallel_transport)
 
 
 def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
+import pytest
 
 import jgeo
 
@@ -126,3 +127,20 @@ TINY_RUN = dict(
     eval_points=64,
     probe_every=0,
 )
+
+
+def run_notebook(path, tmp_path, monkeypatch) -> None:
+    """Execute the notebook at `path` top to bottom, small (`JGEO_QUICK=1`), in a kernel
+    started in `tmp_path` (where its runs/ land); fail with the failing cell's error."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.setenv("JGEO_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}})
+    try:
+        client.execute()  # the kernel inherits the environment set above
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name} failed:\n{error}")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from helpers import run_notebook
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -37,15 +36,9 @@ def test_stored_without_outputs(path):
             )
 
 
+# The notebooks run in two files, so that the test processes share them (a file runs in
+# one process): these three here, the learning-dynamics ones in test_notebooks_dynamics.py.
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS[:3], ids=lambda p: p.stem)
 def test_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("JGEO_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    # The kernel starts in tmp_path, so the notebooks' runs/ land there.
-    client = NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}})
-    try:
-        client.execute()  # the kernel inherits the environment set above
-    except CellExecutionError as error:
-        pytest.fail(f"{path.name} failed:\n{error}")
+    run_notebook(path, tmp_path, monkeypatch)

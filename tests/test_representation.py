@@ -223,7 +223,8 @@ def test_class_geodesics_see_the_wall_between_two_bands():
     assert float(result.uncertainty[0, 1]) > 3 * sigma_on_data
     assert np.isnan(result.barrier[0, 0]) and np.isfinite(result.barrier[0, 1])
     # Under the identity decoder's metric (flat) both views agree.
-    flat = rep.class_geodesics(jgeo.Pullback(lambda z: z), codes, labels, frechet_steps=0,
-                               method="energy", rtol=1e-3)  # fmt: skip
+    flat = jax.jit(functools.partial(rep.class_geodesics, jgeo.Pullback(lambda z: z),
+                                     num_classes=2, frechet_steps=0, method="energy",
+                                     rtol=1e-3))(codes, labels)  # fmt: skip
     np.testing.assert_allclose(flat.ratio, flat.euclidean_ratio, rtol=1e-3)
     assert np.isnan(flat.uncertainty[0, 1])
