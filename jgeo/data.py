@@ -42,6 +42,12 @@ class Dataset(NamedTuple):
     truth: np.ndarray | None
     image_shape: tuple[int, int] | None
 
+    @property
+    def factors(self) -> np.ndarray | None:
+        """The generative factors (N, 4) of `sprites` — scale, rotation, x, y in [0, 1] —
+        else None."""
+        return self.truth if self.name == "sprites" else None
+
     def geodesic_distances(self, index: np.ndarray) -> np.ndarray | None:
         """Ground-truth geodesic distances between the points `index`, (m, m): exact for
         the swiss roll, S-curve and sphere; shortest paths on a k-NN graph of the noise-free

@@ -26,7 +26,7 @@ def test_digits_ship_offline_with_labels_and_class_filter():
 def test_sprites_are_shapes_with_four_known_factors():
     sprites = data.load("sprites", n=300)
     assert sprites.x.shape == (300, 32 * 32) and sprites.image_shape == (32, 32)
-    assert set(np.unique(sprites.labels)) == {0, 1, 2} and sprites.truth.shape == (300, 4)
+    assert set(np.unique(sprites.labels)) == {0, 1, 2} and sprites.factors.shape == (300, 4)
     assert 0 <= sprites.x.min() and sprites.x.max() <= 1
     # Anti-aliased edges: grey pixels; the area grows with the scale factor (as its square).
     assert np.mean((sprites.x > 0.05) & (sprites.x < 0.95)) > 0.01
