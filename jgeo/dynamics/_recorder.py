@@ -10,6 +10,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .._io import RunError, run_lock
@@ -126,7 +127,9 @@ class Recorder:
             x, None, labels=labels, samples=samples, pairs=pairs if with_decoder else 0,
             grid=grid, seed=seed, random_samples=random_samples,
         )  # fmt: skip
-        self._x, self._x_random = x[self.probes.index], x[self.probes.random]
+        # The probed inputs, passed to the probe as arguments (not baked into it as
+        # constants, which would copy them into every compiled program).
+        self._inputs = (jnp.asarray(x[self.probes.index]), jnp.asarray(x[self.probes.random]))
         info = {
             "samples": len(self.probes.index),
             "pairs": len(self.probes.pairs),
@@ -165,7 +168,7 @@ class Recorder:
     def _make_probe(self, params) -> None:
         """The jitted probe of parameters shaped like `params`; checks encode/decode."""
         arrays, static = eqx.partition(params, eqx.is_array)
-        x, x_random = self._x, self._x_random
+        x = self._inputs[0]
         try:
             code = jax.eval_shape(lambda a, x: self.encode(eqx.combine(a, static), x), arrays, x[0])
         except Exception as error:
@@ -189,14 +192,13 @@ class Recorder:
             grid=self.probes.grid if latent_dim == 2 else 0,
         )
 
-        def probe(arrays):
+        def probe(arrays, x, x_random):
             params = eqx.combine(arrays, static)
             encode = lambda x: self.encode(params, x).reshape(-1)  # noqa: E731
             decode = None if self.decode is None else functools.partial(self.decode, params)
             return measure_geometry(encode, decode, x, probes, x_random=x_random,
                                     class_geodesics=self.class_geodesics)  # fmt: skip
 
-        self._static = static
         self._probe = jax.jit(probe)
 
     def start(self, step: int, params) -> None:
@@ -211,7 +213,7 @@ class Recorder:
             self._make_probe(params)
         arrays, _ = eqx.partition(params, eqx.is_array)
         self._compiler = concurrent.futures.ThreadPoolExecutor(1)
-        self._compiled = self._compiler.submit(_compile, self._probe, arrays)
+        self._compiled = self._compiler.submit(_compile, self._probe, arrays, *self._inputs)
 
     def __call__(self, step: int, params, *, epoch: int | None = None) -> dict | None:
         """Record a probe of `params` at `step` (and `epoch`, if the loop counts them)
@@ -266,10 +268,10 @@ class Recorder:
     def _run(self, arrays):
         if self._compiled is not None:
             try:
-                return self._compiled.result()(arrays)
+                return self._compiled.result()(arrays, *self._inputs)
             except TypeError:  # parameters shaped otherwise than at `start`: jit them
                 self._compiled = None
-        return self._probe(arrays)
+        return self._probe(arrays, *self._inputs)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -300,10 +302,10 @@ class Recorder:
         self.close()
 
 
-def _compile(probe, arrays):
+def _compile(probe, *arguments):
     import ripser  # noqa: F401  (its first import takes a while too)
 
-    return probe.lower(arrays).compile()
+    return probe.lower(*arguments).compile()
 
 
 def _check_int(name: str, value, least: int) -> None:
