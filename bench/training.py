@@ -23,7 +23,7 @@ from flax import nnx
 from jgeo.nn import make_model
 from jgeo.train import TrainConfig, make_config, train
 from jgeo.train._config import DEFAULT_WEIGHTS
-from jgeo.train._loop import _loss_fn
+from jgeo.train._loop import loss_fn
 
 # (weight, warm-up fraction) per regularizer, chosen from a sweep (weights 0.002–1,
 # warm-up 0–0.5) on these seeds: the weight ramps up linearly over the warm-up fraction
@@ -90,7 +90,7 @@ def step_cost(batch: int = 256, data_dim: int = 784, reg_fraction: float = 1.0) 
         graphdef, state = nnx.split(model)
         params = nnx.to_pure_dict(state)
         tx = optax.adamw(1e-3)
-        loss = _loss_fn(graphdef, config)
+        loss = loss_fn(graphdef, config)
 
         @jax.jit
         def step(params, opt_state, x, key, loss=loss):

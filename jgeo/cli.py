@@ -103,6 +103,20 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         type=int,
         help="record learning-dynamics probes every N epochs (default 1; 0: off)",
     )
+    p.add_argument(
+        "--class-geodesics",
+        action="store_true",
+        default=None,
+        dest="probe_class_geodesics",
+        help="probes also solve the geodesics between class centres (labelled data; slower)",
+    )
+    p.add_argument(
+        "--landscape-every",
+        type=int,
+        metavar="N",
+        help="record the loss landscape (sharpness, Hessian trace) every N epochs "
+        "(a multiple of --probe-every; default 0: off)",
+    )
     p.add_argument("--devices", type=int, help="train data-parallel over N devices (default 1)")
     p.add_argument("--config", metavar="FILE.toml", help="config file; options given here win")
     p.add_argument(

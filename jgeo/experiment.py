@@ -9,20 +9,32 @@ attaches the `Recorder` that `config.probe_every`, `probe_samples`, `probe_pairs
 from collections.abc import Sequence
 from pathlib import Path
 
+import jax.random as jr
 from flax import nnx
 
 from .dynamics import Recorder
+from .landscape import Landscape
 from .train import TrainConfig, steps_per_epoch, train
 from .train._config import with_data_file
-from .train._loop import build
+from .train._loop import build, eval_index, learning_rate_schedule, loss_fn
 
 
 def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     """The `Recorder` of the run `config` in `out`: the model's encoder and decoder on
     the run's data, every `config.probe_every` epochs (which must be ≥ 1), finishing
-    each probe in the background while the next epoch trains."""
+    each probe in the background while the next epoch trains. With
+    `config.landscape_every`, the loss landscape of the training objective (at the
+    regularizer's full weight, one fixed key) on a fixed batch of the diagnostics'
+    points, beside the learning rate in force."""
     data, model, _ = build(with_data_file(config))
     graphdef = nnx.graphdef(model)
+    per_epoch = steps_per_epoch(config, len(data.x))
+    landscape = None
+    if config.landscape_every:
+        loss, key = loss_fn(graphdef, config), jr.key(config.seed + 2)
+        batch = data.x[eval_index(config, len(data.x))[: config.batch_size]]
+        schedule = learning_rate_schedule(config, len(data.x))
+        landscape = Landscape(lambda p, x: loss(p, x, key)[0], batch, learning_rate=schedule)
 
     def encode(params, x):
         return nnx.merge(graphdef, params).encode(x)
@@ -35,11 +47,14 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
         data,
         encode=encode,
         decode=decode,
-        every=config.probe_every * steps_per_epoch(config, len(data.x)),
+        every=config.probe_every * per_epoch,
         samples=config.probe_samples,
         pairs=config.probe_pairs,
         grid=config.probe_grid,
         seed=config.seed,
+        class_geodesics=config.probe_class_geodesics,
+        landscape=landscape,
+        landscape_every=config.landscape_every * per_epoch if landscape else None,
         background=True,  # a probe's host part overlaps the next epoch
     )
 

@@ -1,11 +1,31 @@
-import jax
-import jax.random as jr
-import pytest
+import os
+from pathlib import Path
+
+# A persistent compilation cache shared by the xdist workers and by the processes the
+# tests start (`jgeo train` subprocesses, notebook kernels inherit the environment): the
+# same train steps, probes and kernels compile in several files, and a rerun finds them
+# all. Set before jax is imported, which reads these variables then. Loading from it makes
+# XLA warn once per program on stderr ("Assume version compatibility"), which would break
+# the tests that read a command's stderr: level 2 keeps XLA's errors only.
+_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation-cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402
+import jax.random as jr  # noqa: E402
+import pytest  # noqa: E402
 
 # Tests run in float64 (closed forms to ~1e-10); test_float32.py covers single precision.
 jax.config.update("jax_enable_x64", True)
 # Implicit rank promotion hides index bugs in kernels; make it an error.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# In case a plugin imported jax before this file set the variables above.
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+)
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 
 from .._io import RunError, run_lock
+from ..landscape import LANDSCAPE_SCALARS, Landscape, measure_landscape
 from ._probes import measure_geometry, probe_set, sectional_planes, summarise
 from ._store import DynamicsError, ProbeFiles
 
@@ -58,10 +60,18 @@ class Recorder:
       `class_geodesics` (with `decode` and `labels`): also the geodesic distances
       between the classes of the samples, the log-volume barrier between them and the
       ratio of distance between classes to spread within them, under the metric and in
-      coordinates (`jgeo.representation.class_geodesics` around coordinate means; about
-      C²/2 + `samples` geodesic solves per probe, so off by default);
+      coordinates (`jgeo.representation.class_geodesics` around coordinate means). Off
+      by default for its cost: C(C − 1)/2 + `samples` more geodesic solves per probe
+      (on the default digits run, 3.5 s a probe instead of 0.1 s);
       `seed`: the probe set is a deterministic function of the data and these
       arguments, fixed at construction.
+    - `landscape`: the loss landscape to record, a `jgeo.landscape.Landscape(loss,
+      batch, ...)` or a tuple `(loss, batch)` with `loss(params, batch) -> scalar`:
+      every `landscape_every` steps (default `every`; a multiple of it) the probe also
+      records the `sharpness` (largest Hessian eigenvalue, Lanczos), its Ritz residual,
+      the `hessian_trace` (Hutch++) and, with a log-likelihood, the `fisher_trace`;
+      with a learning rate, the `learning_rate` in force (`jgeo dynamics` draws 2/η).
+      Rows of probes without it hold None there.
     - `background`: finish each probe (wait for its arrays, compute the topology, write
       the files) in a background thread while the loop trains on; the call then returns
       None, and a probe's error surfaces at the next call or at `close`. The probe's
@@ -98,6 +108,8 @@ class Recorder:
         seed: int = 0,
         random_samples: int = 512,
         class_geodesics: bool = False,
+        landscape: Landscape | tuple | None = None,
+        landscape_every: int | None = None,
         background: bool = False,
     ):
         if not callable(encode):
@@ -117,6 +129,7 @@ class Recorder:
         x, labels, color = _data_arrays(data, labels)
         if class_geodesics and (decode is None or labels is None):
             raise ValueError("`class_geodesics` needs a `decode` and `labels`.")
+        self.landscape, self.landscape_every = _landscape(landscape, landscape_every, every)
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise RunError(f"`out` {self.out} is a file, not a directory; choose a directory path.")
@@ -138,6 +151,7 @@ class Recorder:
             "seed": seed,
             "random_samples": len(self.probes.random),
             "class_geodesics": bool(class_geodesics),
+            "landscape_every": self.landscape_every,
             "decoder": with_decoder,
             "labels": labels is not None,
             "data_shape": list(x.shape),
@@ -155,6 +169,7 @@ class Recorder:
             self._closing.close()
             raise
         self._probe = None  # the jitted probe, made on first use
+        self._landscape_probe = None
         self._compiled = None  # a future of its compiled form (see `start`)
         self._resumed = False
         self.closed = False
@@ -200,6 +215,14 @@ class Recorder:
                                     class_geodesics=self.class_geodesics)  # fmt: skip
 
         self._probe = jax.jit(probe)
+        if self.landscape is not None:
+            landscape = self.landscape
+
+            def landscape_probe(arrays, batch, key):
+                params = eqx.combine(arrays, static)
+                return measure_landscape(landscape._replace(batch=batch), params, key)
+
+            self._landscape_probe = jax.jit(landscape_probe)
 
     def start(self, step: int, params) -> None:
         """Tell the recorder the loop (re)starts after `step` with parameters shaped like
@@ -242,20 +265,39 @@ class Recorder:
             self._make_probe(params)
         arrays, _ = eqx.partition(params, eqx.is_array)
         geometry = self._run(arrays)  # dispatched: jax computes it asynchronously
+        landscape = self._measure_landscape(step, arrays)
         if self.background:
-            self._pending = self._worker.submit(self._finish, step, epoch, geometry, began)
+            self._pending = self._worker.submit(
+                self._finish, step, epoch, geometry, landscape, began
+            )
             return None
-        return self._finish(step, epoch, geometry, began)
+        return self._finish(step, epoch, geometry, landscape, began)
 
-    def _finish(self, step: int, epoch: int | None, geometry: dict, began: float) -> dict:
+    def _measure_landscape(self, step: int, arrays) -> dict:
+        """The landscape scalars at `step` (dispatched), None-valued where not measured."""
+        if self.landscape is None:
+            return {}
+        keys = LANDSCAPE_SCALARS[:3] + (("fisher_trace",) if self.landscape.log_likelihood else ())
+        if step % self.landscape_every:
+            out = dict.fromkeys(keys)
+        else:
+            key = jr.fold_in(jr.key(self.seed), step)
+            out = self._landscape_probe(arrays, self.landscape.batch, key)
+        rate = self.landscape.learning_rate
+        if rate is not None:
+            out["learning_rate"] = rate(step) if callable(rate) else rate
+        return out
+
+    def _finish(self, step, epoch, geometry: dict, landscape: dict, began: float) -> dict:
         """The host part of a probe: wait for its arrays, summarise, append to the files."""
-        geometry = jax.block_until_ready(geometry)
+        geometry, landscape = jax.block_until_ready((geometry, landscape))
         try:
             row, probe_arrays = summarise(geometry, self.files.last_codes)
         except ValueError as error:
             raise ValueError(f"probe at step {step}: {error}") from None
         head = {"step": step} if epoch is None else {"epoch": int(epoch), "step": step}
-        row = {**head, **row, "seconds": time.perf_counter() - began}
+        landscape = {k: None if v is None else float(v) for k, v in landscape.items()}
+        row = {**head, **row, **landscape, "seconds": time.perf_counter() - began}
         self.files.append(row, probe_arrays)
         return row
 
@@ -311,6 +353,39 @@ def _compile(probe, *arguments):
 def _check_int(name: str, value, least: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"`{name}` must be an integer ≥ {least}, got {value!r}.")
+
+
+def _landscape(landscape, every: int | None, probe_every: int):
+    """The `landscape` argument as a `Landscape` and its period (checked)."""
+    if landscape is None:
+        if every is not None:
+            raise ValueError("`landscape_every` needs a `landscape` (a loss and a batch).")
+        return None, None
+    if not isinstance(landscape, Landscape):
+        if not isinstance(landscape, tuple) or not 2 <= len(landscape) <= 6:
+            raise ValueError(
+                "`landscape` must be a jgeo.landscape.Landscape(loss, batch, ...) or a tuple "
+                f"(loss, batch), got {type(landscape).__name__}."
+            )
+        landscape = Landscape(*landscape)
+    if not callable(landscape.loss):
+        raise ValueError(
+            f"`landscape.loss` must be a function loss(params, batch) -> scalar, got "
+            f"{landscape.loss!r}."
+        )
+    if landscape.log_likelihood is not None and not callable(landscape.log_likelihood):
+        raise ValueError("`landscape.log_likelihood` must be log_likelihood(params, example).")
+    _check_int("landscape.iterations", landscape.iterations, 1)
+    _check_int("landscape.probes", landscape.probes, 3)
+    every = probe_every if every is None else every
+    _check_int("landscape_every", every, 1)
+    if every % probe_every:
+        raise ValueError(
+            f"`landscape_every` ({every}) must be a multiple of `every` ({probe_every}): the "
+            "landscape is measured with a probe."
+        )
+    batch = jax.tree.map(jnp.asarray, landscape.batch)
+    return landscape._replace(batch=batch), every
 
 
 def _data_arrays(data, labels):

@@ -40,8 +40,11 @@ SCALARS = [
     ("active_dims", "active decoder dimensions"),
     ("class_ratio", "between / within classes, metric"),
     ("class_ratio_euclidean", "between / within classes, coordinates"),
+    ("sharpness", "sharpness (top Hessian eigenvalue)"),
+    ("hessian_trace", "Hessian trace"),
+    ("fisher_trace", "Fisher trace"),
 ]
-LOG_SCALARS = {"nc1", "mcn"}
+LOG_SCALARS = {"nc1", "mcn", "sharpness", "hessian_trace", "fisher_trace"}
 
 
 def _pick(count: int, k: int) -> list[int]:
@@ -70,9 +73,11 @@ def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
         if key == "recon_mse":
             ax.plot([r["epoch"] for r in metrics], [r["recon_mse"] for r in metrics], "k-")
             ax.set_yscale("log")
-        else:
-            ax.plot(times, dynamics.series(key), "-", marker="." if len(times) < 40 else None)
-            if key in LOG_SCALARS and np.nanmin(dynamics.series(key)) > 0:
+        else:  # scalars some probes leave out (the landscape's) are None there
+            values = dynamics.series(key)
+            kept = np.isfinite(values)
+            ax.plot(times[kept], values[kept], "-", marker="." if kept.sum() < 40 else None)
+            if key in LOG_SCALARS and kept.any() and np.min(values[kept]) > 0:
                 ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(label, fontsize=8)
@@ -191,6 +196,27 @@ def _persistence_figure(plt, dynamics: Dynamics, picks: list[int], threshold: fl
     return fig
 
 
+def _landscape_figure(plt, dynamics: Dynamics):
+    """Sharpness over training beside 2/η, gradient descent's stability threshold for
+    the learning rate in force (where the rows carry it)."""
+    label, times = dynamics.time
+    sharpness = dynamics.series("sharpness")
+    kept = np.isfinite(sharpness)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.plot(times[kept], sharpness[kept], ".-", label="sharpness λ_max")
+    if "learning_rate" in dynamics.rows[0]:
+        rate = dynamics.series("learning_rate")
+        positive = rate > 0  # a warm-up from η = 0 has no threshold
+        ax.plot(times[positive], 2 / rate[positive], "k--", label="2/η (gradient descent)")
+    if np.all(sharpness[kept] > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(label)
+    ax.set_title("top eigenvalue of the loss Hessian", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _classes_figure(plt, dynamics: Dynamics):
     """The distances between class centres under the metric and in coordinates, each
     divided by its mean, at the first and the last probe."""
@@ -281,6 +307,11 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
         drawn["dynamics_fields.gif"] = "The log-volume map and the codes at every probe."
     save("dynamics_trajectories.png", _trajectories_figure(plt, dynamics, lengths),
          "Paths of the fixed samples' codes over training, ending at the dots.")  # fmt: skip
+    if "sharpness" in dynamics.rows[0]:
+        save("dynamics_landscape.png", _landscape_figure(plt, dynamics),
+             "Sharpness (largest eigenvalue of the loss Hessian, Lanczos) at the landscape "
+             "probes, beside 2/η for the learning rate in force: gradient descent's edge of "
+             "stability (Cohen et al. 2021); Adam's is on the preconditioned Hessian.")  # fmt: skip
     if "class_distances" in dynamics.arrays:
         save("dynamics_classes.png", _classes_figure(plt, dynamics),
              "Distances between class centres along geodesics (top) and in coordinates "
@@ -330,6 +361,7 @@ def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str)
         "samples",
         "pairs",
         "every",
+        "landscape_every",
         "decoder",
         "labels",
     ]

@@ -66,6 +66,8 @@ class TrainConfig:
     probe_samples: int = 128
     probe_pairs: int = 4
     probe_grid: int = 16
+    probe_class_geodesics: bool = False
+    landscape_every: int = 0
     devices: int = 1
     data_scaling: tuple[float, float] | None = None
     data_sha256: str | None = None
@@ -95,11 +97,18 @@ class TrainConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"`{name}` must be positive, got {getattr(self, name)!r}.")
-        for name in ["probe_every", "probe_pairs", "probe_grid"]:
+        for name in ["probe_every", "probe_pairs", "probe_grid", "landscape_every"]:
             if not getattr(self, name) >= 0:
                 raise ConfigError(
                     f"`{name}` must be non-negative (0 turns it off), got {getattr(self, name)!r}."
                 )
+        if self.landscape_every and (
+            not self.probe_every or self.landscape_every % self.probe_every
+        ):
+            raise ConfigError(
+                f"`landscape_every` ({self.landscape_every} epochs) must be a multiple of "
+                f"`probe_every` ({self.probe_every}): the landscape is measured at a probe."
+            )
         if self.seed < 0:
             raise ConfigError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
         if self.n is not None and self.n < 16:

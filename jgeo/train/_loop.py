@@ -56,16 +56,21 @@ def build(config: TrainConfig):
         )
     except ValueError as error:  # e.g. the conv model on vectors, or odd image sides
         raise ConfigError(f"{config.data}: {error}") from None
-    steps = steps_per_epoch(config, len(data.x)) * config.epochs
-    warmup = min(100, steps // 10 + 1)
-    schedule = optax.warmup_cosine_decay_schedule(  # at least one step of decay
-        0.0, config.learning_rate, warmup, max(steps, warmup + 1), 0.05 * config.learning_rate
-    )
     tx = optax.chain(
         optax.clip_by_global_norm(config.clip_norm),
-        optax.adamw(schedule, weight_decay=config.weight_decay),
+        optax.adamw(learning_rate_schedule(config, len(data.x)), weight_decay=config.weight_decay),
     )
     return data, model, tx
+
+
+def learning_rate_schedule(config: TrainConfig, n: int):
+    """The step size of optimiser step t over `n` points: a linear warm-up over the first
+    tenth of training (at most 100 steps), then cosine decay to 5 % of the peak."""
+    steps = steps_per_epoch(config, n) * config.epochs
+    warmup = min(100, steps // 10 + 1)
+    return optax.warmup_cosine_decay_schedule(  # at least one step of decay
+        0.0, config.learning_rate, warmup, max(steps, warmup + 1), 0.05 * config.learning_rate
+    )
 
 
 def steps_per_epoch(config: TrainConfig, n: int) -> int:
@@ -79,7 +84,9 @@ def eval_index(config: TrainConfig, n: int) -> np.ndarray:
     return np.sort(rng.permutation(n)[: min(config.eval_points, n)])
 
 
-def _loss_fn(graphdef, config: TrainConfig):
+def loss_fn(graphdef, config: TrainConfig):
+    """The training objective `loss(params, x, key, weight) -> (total, (mse, reg))` of a
+    batch `x`: reconstruction error (+ the VAE's KL) + weight × regularizer."""
     regularizer = REGULARIZERS.get(config.regularizer)
 
     def loss(params, x, key, weight=config.weight):
@@ -113,7 +120,7 @@ def make_epoch(graphdef, tx, config: TrainConfig, n: int, mesh=None):
     """`epoch(params, opt_state, x, index)` → new params and state, and the per-step
     loss, reconstruction MSE and regularizer value. The batch order and every random
     draw are functions of (seed, epoch index, step index): reruns are identical."""
-    loss = _loss_fn(graphdef, config)
+    loss = loss_fn(graphdef, config)
     batch = min(config.batch_size, n)
     steps = steps_per_epoch(config, n)
     base = jr.key(config.seed)
