@@ -96,8 +96,42 @@ def representation(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def landscape(results: dict) -> str:
+    """`bench/landscape.py`: landscape probes in training steps; Lanczos against the
+    dense Hessian."""
+    env, run = results["environment"], results["default_run"]
+    lines = [
+        _row(["probe of the default run", "compile", "one probe", "in training steps"]),
+        _row(["---"] * 4),
+    ]
+    for r in run["probes"]:
+        cost = f"{r['median_s'] * 1e3:.0f} ms"
+        steps = f"**{r['training steps']:.0f}**"
+        lines.append(_row([r["probe"], f"{_g(r['compile_s'], 2)} s", cost, steps]))
+    lines += [
+        "",
+    ]
+    lines.append(_row(["autoencoder hidden widths", "parameters", "memory: Lanczos / dense Hessian",
+                       "time: Lanczos / dense", "λ_max: Lanczos / dense"]))  # fmt: skip
+    lines.append(_row(["---"] * 5))
+    for r in results["dense_against_lanczos"]:
+        lines.append(_row([
+            r["hidden"], str(r["parameters"]),
+            f"{r['lanczos_MiB']:.1f} / {r['dense_MiB']:.0f} MiB",
+            f"{r['lanczos_s'] * 1e3:.0f} ms / {_g(r['dense_s'], 2)} s",
+            f"{r['lanczos_top']:.6g} / {r['dense_top']:.6g}",
+        ]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*{env['backend']} ({env['device']}), jax {env['jax']}, default run of "
+                 f"{run['parameters']} parameters, one training step "
+                 f"{run['step_s'] * 1e3:.2f} ms; memory as XLA accounts the compiled "
+                 "programs (temporaries and outputs); `bench/results/landscape.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "dynamics": (dynamics, "dynamics.json"),
+    "landscape": (landscape, "landscape.json"),
     "representation": (representation, "representation.json"),
 }
 

@@ -68,6 +68,8 @@ CASES = [
     ("n-zero", None, ["train", "--n", "0"], "`n` must be at least 16"),
     ("negative-seed", None, ["train", "--seed", "-5"], "`seed` must be a non-negative integer"),
     ("epochs-zero", None, ["train", "--epochs", "0"], "`epochs` must be positive"),
+    ("landscape-between-probes", None, ["train", "--landscape-every", "3", "--probe-every", "2"],
+     "must be a multiple of `probe_every` (2)"),
     ("conv-needs-images", None, ["train", "--model", "conv", "--data", "swissroll"],
      "needs image data"),
     ("unknown-class", setup_toml("classes = [3, 12]\n"), ["train", "--config", "TMP/conf.toml"],

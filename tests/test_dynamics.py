@@ -14,6 +14,7 @@ from jgeo.dynamics._probes import maxmin_landmarks
 from jgeo.experiment import run
 from jgeo.report import trajectory_lengths
 from jgeo.train import make_config
+from jgeo.train._loop import learning_rate_schedule
 
 
 def _probes(d: int, samples: int = 40, grid: int = 6):
@@ -100,7 +101,7 @@ def test_maxmin_landmarks_cover_the_data_evenly():
     assert len(set(index.tolist())) == 30 and cover <= gaps.min() + 1e-12
 
 
-RUN = dict(data="circles", n=1000, regularizer="none", epochs=30)
+RUN = dict(data="circles", n=1000, regularizer="none", epochs=30, landscape_every=10)
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +121,22 @@ def test_two_circles_end_with_two_components_and_two_loops(circles_run):
     assert record.rows[-1]["cka_previous"] > 0.99  # the representation has settled
     # A map R² → R² has a flat pullback metric: curvature is rounding noise after epoch 1.
     assert np.nanmax(record.series("curvature_abs_mean")[1:]) < 1e-3
+    # The loss landscape every tenth epoch, beside the learning rate of the schedule.
+    sharpness = record.series("sharpness")
+    assert np.isfinite(sharpness).tolist() == [epoch % 10 == 0 for epoch in range(1, 31)]
+    assert np.all(sharpness[9::10] > 0) and np.all(record.series("hessian_trace")[9::10] > 0)
+    schedule = learning_rate_schedule(make_config(RUN), 1000)
+    np.testing.assert_allclose(record.series("learning_rate"),
+                               [schedule(r["step"]) for r in record.rows], rtol=1e-6)  # fmt: skip
 
 
 @pytest.mark.slow
 def test_the_report_page_shows_every_figure(circles_run):
     assert main(["dynamics", str(circles_run)]) == 0
     page = (circles_run / "dynamics.html").read_text()
-    for name in ["scalars.png", "fields.png", "fields.gif", "trajectories.png", "persistence.png"]:
+    names = ["scalars.png", "fields.png", "fields.gif", "trajectories.png", "persistence.png",
+             "landscape.png"]  # fmt: skip
+    for name in names:
         assert f'src="figures/dynamics_{name}"' in page
         assert (circles_run / "figures" / f"dynamics_{name}").stat().st_size > 1000
     assert page.count("<tr>") == 31  # header + one row per probe

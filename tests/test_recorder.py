@@ -209,6 +209,10 @@ def test_a_recorder_refuses_steps_that_go_back_and_use_after_close(digits, param
     assert dynamics.load(tmp_path).arrays["steps"].tolist() == [2, 4]
 
 
+def _loss(params, batch):
+    return jnp.mean(batch**2)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -221,6 +225,11 @@ def test_a_recorder_refuses_steps_that_go_back_and_use_after_close(digits, param
         (dict(data=np.zeros((5, 3))), r"`data` must be a numeric array \(N ≥ 8"),
         (dict(data=np.full((20, 3), np.nan)), "NaN or infinite"),
         (dict(labels=np.zeros(7, int)), r"`labels` must be integer classes of shape \(1797,\)"),
+        (dict(landscape_every=10), "`landscape_every` needs a `landscape`"),
+        (dict(landscape=lambda p, b: 0.0), r"`landscape` must be a jgeo.landscape.Landscape"),
+        (dict(landscape=(3, np.zeros(4))), "`landscape.loss` must be a function"),
+        (dict(landscape=(_loss, np.zeros(4)), every=4, landscape_every=6),
+         r"`landscape_every` \(6\) must be a multiple of `every` \(4\)"),
     ],
 )
 def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, message):

@@ -61,8 +61,7 @@ class Recorder:
       between the classes of the samples, the log-volume barrier between them and the
       ratio of distance between classes to spread within them, under the metric and in
       coordinates (`jgeo.representation.class_geodesics` around coordinate means). Off
-      by default for its cost: C(C − 1)/2 + `samples` more geodesic solves per probe
-      (on the default digits run, 3.5 s a probe instead of 0.1 s);
+      by default for its cost: C(C − 1)/2 + `samples` more geodesic solves per probe;
       `seed`: the probe set is a deterministic function of the data and these
       arguments, fixed at construction.
     - `landscape`: the loss landscape to record, a `jgeo.landscape.Landscape(loss,
