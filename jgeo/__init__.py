@@ -60,7 +60,7 @@ from .sharding import make_mesh as make_mesh, shard_batch as shard_batch
 
 # The application packages import on first use (`jgeo.train`, `jgeo.dynamics`, ...), so
 # that `import jgeo` stays light and each package loads only what it needs.
-_LAZY = ("data", "dynamics", "experiment", "nn", "report", "train")
+_LAZY = ("data", "dynamics", "experiment", "landscape", "nn", "report", "representation", "train")
 
 
 def __getattr__(name: str):

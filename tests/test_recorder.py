@@ -228,8 +228,10 @@ def _loss(params, batch):
         (dict(landscape_every=10), "`landscape_every` needs a `landscape`"),
         (dict(landscape=lambda p, b: 0.0), r"`landscape` must be a jgeo.landscape.Landscape"),
         (dict(landscape=(3, np.zeros(4))), "`landscape.loss` must be a function"),
-        (dict(landscape=(_loss, np.zeros(4)), every=4, landscape_every=6),
-         r"`landscape_every` \(6\) must be a multiple of `every` \(4\)"),
+        (
+            dict(landscape=(_loss, np.zeros(4)), every=4, landscape_every=6),
+            r"`landscape_every` \(6\) must be a multiple of `every` \(4\)",
+        ),
     ],
 )
 def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, message):
