@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jgeo import dynamics
+from jgeo import dynamics, experiment
 from jgeo.cli import main
 from jgeo.data import load
 from jgeo.dynamics._probes import maxmin_landmarks
 from jgeo.experiment import run
 from jgeo.report import trajectory_lengths
-from jgeo.train import make_config
+from jgeo.train import make_config, steps_per_epoch
 from jgeo.train._loop import learning_rate_schedule
 
 
@@ -144,6 +144,23 @@ def test_the_report_page_shows_every_figure(circles_run):
     codes = dynamics.load(circles_run).arrays["codes"]
     euclidean = np.linalg.norm(np.diff(codes, axis=0), axis=-1).sum(0)
     np.testing.assert_allclose(lengths, 2.0 * euclidean, rtol=1e-4)
+
+
+def test_jgeo_train_options_make_the_recorder_measure_classes_and_landscape(tmp_path, monkeypatch):
+    # What `--class-geodesics` and `--landscape-every` ask of the run's Recorder (the
+    # measurements themselves: test_recorder.py, test_landscape.py and the circles run).
+    asked = []
+    monkeypatch.setattr(experiment, "run", lambda config, out, **_: asked.append(config) or {})
+    argv = ["train", "--class-geodesics", "--probe-every", "2", "--landscape-every", "4",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    (config,) = asked
+    assert config.probe_class_geodesics and config.landscape_every == 4
+    with experiment.probe_recorder(config, tmp_path / "run") as recorder:
+        per_epoch = steps_per_epoch(config, 1797)
+        assert recorder.class_geodesics
+        assert (recorder.every, recorder.landscape_every) == (2 * per_epoch, 4 * per_epoch)
+        assert recorder.landscape.learning_rate(0) == 0  # the run's schedule warms up from 0
 
 
 @pytest.mark.slow

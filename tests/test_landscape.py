@@ -172,7 +172,12 @@ def test_gradient_descent_drives_sharpness_to_the_edge_of_stability(key, tmp_pat
         return jax.lax.scan(step, p, None, length=100)[0]
 
     hidden = lambda p, xi: jnp.tanh(xi @ p[0]["w"] + p[0]["b"])  # noqa: E731  (one input)
-    measured = landscape.Landscape(loss, (x, y), learning_rate=eta)
+
+    def log_likelihood(p, example):  # a unit-variance Gaussian, up to a constant
+        xi, yi = example
+        return -0.5 * jnp.sum((_forward(p, xi[None]) - yi[None]) ** 2)
+
+    measured = landscape.Landscape(loss, (x, y), log_likelihood=log_likelihood, learning_rate=eta)
     with dynamics.Recorder(tmp_path, np.asarray(x), encode=hidden, every=100, samples=16,
                            random_samples=32, landscape=measured) as rec:  # fmt: skip
         rec(0, params)
@@ -189,3 +194,6 @@ def test_gradient_descent_drives_sharpness_to_the_edge_of_stability(key, tmp_pat
     # At the edge the rest of the spectrum adds positive curvature beside λ_max (at
     # initialisation the trace is below it: negative directions).
     assert np.all(run.series("hessian_trace")[settled] > sharpness[settled])
+    # The empirical Fisher of the Gaussian likelihood shrinks with the residuals.
+    fisher = run.series("fisher_trace")
+    assert np.all(fisher > 0) and fisher[-1] < 0.1 * fisher[0]
