@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from helpers import TINY_RUN
 
-from jgeo import data
+from jgeo import data, dynamics
 from jgeo.cli import main
+from jgeo.experiment import run
 from jgeo.train import load_run, make_config, read_rows, train
 
 RNG = np.random.default_rng(0)
@@ -49,12 +50,15 @@ def test_images_train_the_conv_model(tmp_path, shape):
     assert dataset.image_shape == shape[1:3] if len(shape) == 3 else shape[1:]
     assert dataset.x.shape == (64, int(np.prod(shape[1:])))
     assert 0 <= dataset.x.min() and dataset.x.max() <= 1  # images: min and range
-    config = make_config({"data": str(tmp_path / "images.npy"), "model": "conv", "epochs": 1,
-                          "batch_size": 32, "probe_every": 0, "eval_points": 32})  # fmt: skip
-    # The report's figures of colour images; gray ones (and the conv report) are drawn by
-    # test_train.py's `jgeo train --model conv` on digits.
+    # The conv model's probes, report and figures on colour images; gray ones train only.
     colour = len(shape) == 4
-    train(config, tmp_path / "run", progress=False, report=colour)
+    config = make_config({"data": str(tmp_path / "images.npy"), "model": "conv", "epochs": 1,
+                          "batch_size": 32, "probe_every": int(colour),
+                          "eval_points": 32})  # fmt: skip
+    run(config, tmp_path / "run", progress=False, report=colour)
     rows = read_rows(tmp_path / "run" / "metrics.jsonl")
     assert len(rows) == 1 and np.isfinite(rows[0]["recon_mse"])
     assert (tmp_path / "run" / "figures" / "interpolation.png").exists() == colour
+    if colour:
+        probe = dynamics.load(tmp_path / "run").rows[0]
+        assert probe["epoch"] == 1 and probe["mcn"] >= 1

@@ -1,21 +1,34 @@
 """What importing jgeo costs: the core loads no application stack, and the library
-imports under `python -OO` (docstrings stripped)."""
+imports under `python -OO` (docstrings stripped). One interpreter answers both."""
 
+import json
 import subprocess
 import sys
 
+import pytest
 
-def test_import_jgeo_loads_no_application_stack():
-    heavy = ["flax", "orbax", "sklearn", "matplotlib", "ripser", "jgeo.train", "jgeo.dynamics"]
-    code = f"import sys, jgeo; print([m for m in {heavy!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[]"
+HEAVY = ["flax", "orbax", "sklearn", "matplotlib", "ripser", "jgeo.train", "jgeo.dynamics"]
+SCRIPT = f"""
+import json, sys
+import jgeo
+lean = [m for m in {HEAVY!r} if m in sys.modules]
+import jgeo.train, jgeo.dynamics, jgeo.report, jgeo.experiment
+# jgeo.landscape and jgeo.representation load on first use, as attributes of jgeo.
+lazy = [jgeo.landscape.__name__, jgeo.representation.__name__]
+print(json.dumps({{"loaded_by_import_jgeo": lean, "lazy": lazy}}))
+"""
 
 
-def test_every_package_imports_without_docstrings():
-    packages = "jgeo, jgeo.train, jgeo.dynamics, jgeo.report, jgeo.experiment"
-    # jgeo.landscape and jgeo.representation load on first use, as attributes of jgeo.
-    code = f"import {packages}; print(jgeo.landscape.__name__, jgeo.representation.__name__)"
-    out = subprocess.run([sys.executable, "-OO", "-c", code], check=True, capture_output=True,
-                         text=True)  # fmt: skip
-    assert out.stdout.split() == ["jgeo.landscape", "jgeo.representation"]
+@pytest.fixture(scope="module")
+def imported():
+    done = subprocess.run([sys.executable, "-OO", "-c", SCRIPT], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_jgeo_loads_no_application_stack(imported):
+    assert imported["loaded_by_import_jgeo"] == []
+
+
+def test_every_package_imports_without_docstrings(imported):
+    assert imported["lazy"] == ["jgeo.landscape", "jgeo.representation"]

@@ -196,8 +196,9 @@ def test_config_files(tmp_path):
 
 @pytest.mark.slow
 def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
+    # The default model, as the main job (the conv model's run and report: test_data_file.py).
     out = tmp_path / "digits"
-    argv = ["train", "--epochs", "2", "--model", "conv", "--out", str(out), "--no-progress"]
+    argv = ["train", "--epochs", "2", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     assert "recon_mse" in capsys.readouterr().out
     (out / "figures" / "interpolation.png").unlink()
