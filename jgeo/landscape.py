@@ -117,8 +117,8 @@ def _steps(iterations: int | None, k: int, n: int) -> int:
     return min(steps, n)
 
 
-@eqx.filter_jit
-def _extremes(loss, params, k, key, iterations) -> tuple[Array, Array]:
+def _ritz_pairs(loss, params, k, key, iterations) -> tuple[Array, Array]:
+    """Ritz values (ascending) of the Hessian and their residuals, from Lanczos."""
     hvp, flat = _flat_hvp(loss, params)
     steps = _steps(iterations, k, flat.size)
     if k > steps:
@@ -128,6 +128,12 @@ def _extremes(loss, params, k, key, iterations) -> tuple[Array, Array]:
         )
     alpha, beta = _lanczos(hvp, _start(key, flat.size, flat.dtype), steps, key)
     theta, _, residual = _ritz(alpha, beta)
+    return theta, residual
+
+
+@eqx.filter_jit
+def _extremes(loss, params, k, key, iterations) -> tuple[Array, Array]:
+    theta, residual = _ritz_pairs(loss, params, k, key, iterations)
     order = jnp.argsort(-jnp.abs(theta))[:k]
     return theta[order], residual[order]
 
@@ -324,14 +330,11 @@ LANDSCAPE_SCALARS = ("sharpness", "sharpness_residual", "hessian_trace", "fisher
 def measure_landscape(landscape: Landscape, params, key: PRNGKeyArray) -> dict:
     """The landscape scalars of one probe (jit-compatible): `sharpness`, the largest
     Hessian eigenvalue from `landscape.iterations` Lanczos steps, its Ritz residual
-    ‖Hy − λy‖ (small against λ when it has converged), the Hutchinson `hessian_trace`
+    ‖Hy − λy‖ (small against λ when it has converged), the Hutch++ `hessian_trace`
     and, with a log-likelihood, `fisher_trace`."""
     loss = lambda p: landscape.loss(p, landscape.batch)  # noqa: E731
     k1, k2 = jr.split(key)
-    hvp, flat = _flat_hvp(loss, params)
-    alpha, beta = _lanczos(hvp, _start(k1, flat.size, flat.dtype),
-                           _steps(landscape.iterations, 1, flat.size), k1)  # fmt: skip
-    theta, _, residual = _ritz(alpha, beta)
+    theta, residual = _ritz_pairs(loss, params, 1, k1, landscape.iterations)
     out = {
         "sharpness": theta[-1],
         "sharpness_residual": residual[-1],
