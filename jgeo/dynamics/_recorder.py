@@ -276,7 +276,8 @@ class Recorder:
         """The landscape scalars at `step` (dispatched), None-valued where not measured."""
         if self.landscape is None:
             return {}
-        keys = LANDSCAPE_SCALARS[:3] + (("fisher_trace",) if self.landscape.log_likelihood else ())
+        with_fisher = self.landscape.log_likelihood is not None
+        keys = [k for k in LANDSCAPE_SCALARS if k != "fisher_trace" or with_fisher]
         if step % self.landscape_every:
             out = dict.fromkeys(keys)
         else:
