@@ -21,6 +21,7 @@ from ._curvature import (
     scalar_curvature as scalar_curvature,
     sectional_curvature as sectional_curvature,
 )
+from ._fisher import FisherPullback as FisherPullback, GaussianFisher as GaussianFisher
 from ._geodesics import (
     Geodesic as Geodesic,
     GeodesicResult as GeodesicResult,

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jax.scipy.linalg import block_diag
-from jaxtyping import Array, Bool
+from jaxtyping import Array, Bool, Float
 
 from . import _autodiff, _closed_forms as cf
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
@@ -125,6 +125,19 @@ class AbstractMetric(eqx.Module):
         """Transport of w along t ↦ exp_x(t v), t ∈ [0, 1], in closed form (only where
         `closed_form_geodesics`)."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form transport.")
+
+
+class AbstractDiagonalMetric(AbstractMetric):
+    """A metric whose matrix is diagonal, g = diag(`diagonal(x)`): a pullback through it
+    as ambient metric (`Pullback(f, ambient=...)`) scales the Jacobian's rows instead of
+    forming the D × D matrix."""
+
+    @abc.abstractmethod
+    def diagonal(self, x: Point) -> Float[Array, " d"]:
+        """The diagonal of g(x), positive, shape (d,)."""
+
+    def __call__(self, x: Point) -> MetricMatrix:
+        return jnp.diag(self.diagonal(x))
 
 
 class AbstractSpaceForm(AbstractMetric):

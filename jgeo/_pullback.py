@@ -10,6 +10,10 @@ For an immersion f: Rᵈ → Rᴰ with Jacobian J and Hessian H[m, i, j] = ∂�
 
 Jitter ε appends √ε·x to the immersion, so G = JᵀJ + εI is itself a pullback and every
 formula above stays exact for the regularised metric.
+
+Through a non-Euclidean ambient metric M (`Pullback(f, ambient=M)`, G = Jᵀ M(f) J) the
+spray keeps its fast form, −G⁻¹ Jᵀ M (D²f[v, v] + Γᴹ(Jv, Jv)) with the ambient's own
+spray, and the other kernels take the generic path (autodiff of G).
 """
 
 import abc
@@ -21,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import _autodiff
 from ._autodiff import area_squared
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
 from ._linalg import solve
-from ._metrics import AbstractMetric, as_pytree_callable, check_dim
+from ._metrics import AbstractDiagonalMetric, AbstractMetric, as_pytree_callable, check_dim
 
 
 def _check_decoder(fn: Callable, x: Point, name: str, owner: str) -> tuple[int, ...]:
@@ -50,12 +55,16 @@ def _check_decoder(fn: Callable, x: Point, name: str, owner: str) -> tuple[int, 
 
 
 class AbstractPullback(AbstractMetric):
-    """The metric G = JᵀJ (+ εI) induced by an immersion into Euclidean space.
+    """The metric G = Jᵀ M J (+ εI) induced by an immersion into a Riemannian space
+    (Rᴰ, M): Euclidean (M = I) when `ambient` is None.
 
-    Subclasses give the immersion; this class gives the fast kernel paths.
+    Subclasses give the immersion (and the ambient metric); this class gives the fast
+    kernel paths. Through a Euclidean ambient every kernel has one; through another
+    ambient the spray has one, and the rest differentiate G.
     """
 
     jitter: eqx.AbstractVar[float]
+    ambient: eqx.AbstractVar[AbstractMetric | None]
 
     @abc.abstractmethod
     def immersion(self, x: Point) -> Float[Array, " D"]:
@@ -89,7 +98,18 @@ class AbstractPullback(AbstractMetric):
             )
 
     def __call__(self, x: Point) -> MetricMatrix:
+        if self.ambient is not None:
+            return self._ambient_gram(x)[2]
         return _gram(self._jacobian_rows(x))
+
+    def _ambient_gram(self, x: Point) -> tuple[Array, Array, Array]:
+        """(f(x), Jᵀ, Jᵀ M J + εI) through the ambient metric M."""
+        y, push = jax.linearize(self.immersion, x)
+        rows = jax.vmap(push)(jnp.eye(x.shape[0], dtype=x.dtype))
+        g = jnp.einsum("im,jm->ij", rows, _lower(self.ambient, y, rows))
+        if self.jitter:
+            g = g + self.jitter * jnp.eye(x.shape[0], dtype=g.dtype)
+        return y, rows, g
 
     def _second_order(self, x: Point) -> tuple[Array, Array, Array, Array]:
         """(Jᵀ, H, G, Γ) with H[i, j, m] = ∂ᵢ∂ⱼ embeddingᵐ and Γ[k, i, j] = Γᵏᵢⱼ.
@@ -104,14 +124,25 @@ class AbstractPullback(AbstractMetric):
         return rows, hess, g, solve(g, first_kind)
 
     def christoffel(self, x: Point) -> ChristoffelArray:
+        if self.ambient is not None:
+            return _autodiff.christoffel(self, x)
         return self._second_order(x)[3]
 
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        if self.ambient is not None:
+            # Jᵀ M (J ẍ + D²f[v, v] + Γᴹ(Jv, Jv)) + εẍ = 0: the ambient acceleration of
+            # the image curve is normal to the image (the jitter coordinates are flat).
+            y, rows, g = self._ambient_gram(x)
+            jv, accel = jax.jvp(lambda z: jax.jvp(self.immersion, (z,), (v,))[1], (x,), (v,))
+            force = accel - self.ambient.geodesic_acceleration(y, jv)
+            return -solve(g, jnp.einsum("im,m->i", rows, _lower(self.ambient, y, force)))
         rows = self._jacobian_rows(x)
         accel = _second_directional(self.embedding, x, v, v)
         return -solve(_gram(rows), jnp.einsum("im,m->i", rows, accel))
 
     def riemann(self, x: Point) -> RiemannArray:
+        if self.ambient is not None:
+            return _autodiff.riemann(self, x)
         rows, hess, g, gamma = self._second_order(x)
         # II_ij = P_N Hᵢⱼ = Hᵢⱼ − Γᵏᵢⱼ Jₖ, the part of the Hessian normal to the image.
         # II is symmetric, so only its d(d+1)/2 distinct rows enter the Gram matrix of
@@ -123,6 +154,8 @@ class AbstractPullback(AbstractMetric):
         return solve(g, inner - jnp.swapaxes(inner, 2, 3))
 
     def sectional_curvature(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
+        if self.ambient is not None:
+            return _autodiff.sectional_from_riemann(self(x), self.riemann(x), u, v)
         # Gauss: K(u, v) = (⟨II(u,u), II(v,v)⟩ − ‖II(u,v)‖²) / area², three second-order JVPs.
         rows = self._jacobian_rows(x)
         g = _gram(rows)
@@ -134,6 +167,8 @@ class AbstractPullback(AbstractMetric):
         return (uu @ vv - uv @ uv) / area_squared(g, u, v)
 
     def log_volume(self, x: Point) -> Scalar:
+        if self.ambient is not None:
+            return _autodiff.log_volume(self, x)
         # ½ log det JᵀJ = log |det R| for J = QR: no squaring of J's condition number.
         r = jnp.linalg.qr(self.jacobian(x), mode="r")
         return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(r))))
@@ -147,6 +182,13 @@ def _symmetric_pairs(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i, j, pair
 
 
+def _lower(ambient: AbstractMetric, y: Array, w: Array) -> Array:
+    """M(y) w for vectors w (..., D) (M is symmetric): elementwise for a diagonal M."""
+    if isinstance(ambient, AbstractDiagonalMetric):
+        return w * jnp.broadcast_to(ambient.diagonal(y), w.shape)
+    return w @ ambient(y)
+
+
 def _gram(rows: Float[Array, "d D"]) -> MetricMatrix:
     """JᵀJ from the rows of Jᵀ."""
     return jnp.einsum("im,jm->ij", rows, rows)
@@ -158,7 +200,8 @@ def _second_directional(fn: Callable, x: Point, a: Tangent, b: Tangent) -> Array
 
 
 class Pullback(AbstractPullback):
-    """Pullback metric G(z) = J(z)ᵀ J(z) of a decoder (immersion) `f: Rᵈ → Rᴰ`.
+    """Pullback metric G(z) = J(z)ᵀ J(z) of a decoder (immersion) `f: Rᵈ → Rᴰ`, or
+    J(z)ᵀ M(f(z)) J(z) through an `ambient` metric M.
 
     **Arguments:**
 
@@ -170,21 +213,48 @@ class Pullback(AbstractPullback):
     - `jitter`: ε ≥ 0; the metric becomes JᵀJ + εI, which keeps it positive definite
       where J loses rank (dead ReLUs, collapsed decoders). Without jitter, kernels raise
       there rather than return NaN.
+    - `ambient`: a jgeo metric M on the output space Rᴰ, or None for the Euclidean one:
+      the metric becomes G = Jᵀ M(f(z)) J. The spray (hence exp maps and shooting) keeps
+      its fast path, −G⁻¹ Jᵀ M (D²f[v, v] + Γᴹ(Jv, Jv)) with M's own spray; Christoffel
+      symbols, curvature and the volume differentiate G (`method="autodiff"`), which
+      costs third derivatives of `f`. Where M is the Euclidean metric of a chart (the
+      Fisher–Rao metrics of `FisherPullback` except the Gaussian's), pull back through
+      `chart ∘ f` instead and keep every fast path.
     """
 
     f: Callable
     dim: int | None = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
+    ambient: AbstractMetric | None
 
-    def __init__(self, f: Callable, *, dim: int | None = None, jitter: float = 0.0):
+    def __init__(
+        self,
+        f: Callable,
+        *,
+        dim: int | None = None,
+        jitter: float = 0.0,
+        ambient: AbstractMetric | None = None,
+    ):
         check_dim(dim, "Pullback")
+        if ambient is not None and not isinstance(ambient, AbstractMetric):
+            raise TypeError(
+                "Pullback: `ambient` must be a jgeo metric on the decoder's output space "
+                f"(or None for the Euclidean one), got {type(ambient).__name__}."
+            )
         self.f = as_pytree_callable(f)
         self.dim = dim
         self.jitter = _check_jitter(jitter, "Pullback")
+        self.ambient = ambient
 
     def check_point(self, x: Point, name: str = "x") -> None:
         super().check_point(x, name)
         (output_dim,) = _check_decoder(self.f, x, "f", "Pullback")
+        if self.ambient is not None and self.ambient.dim not in (None, output_dim):
+            raise ValueError(
+                f"Pullback: the decoder returns {output_dim} outputs but `ambient` "
+                f"({type(self.ambient).__name__}) is {self.ambient.dim}-dimensional; "
+                "give an ambient metric of the decoder's output dimension."
+            )
         self._check_rank(x, output_dim)
 
     def immersion(self, x: Point) -> Float[Array, " D"]:
@@ -208,6 +278,7 @@ class StochasticPullback(AbstractPullback):
     std: Callable
     dim: int | None = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
+    ambient: None = eqx.field(default=None, static=True)
 
     def __init__(
         self, mean: Callable, std: Callable, *, dim: int | None = None, jitter: float = 0.0
