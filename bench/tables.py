@@ -129,8 +129,37 @@ def landscape(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def kernels(results: dict) -> str:
+    """`bench/kernels.py`: kernel cost in decoder forward passes, fast paths against
+    nested autodiff, and the Fisher–Rao sprays against JᵀJ of the same decoder."""
+    env, rows = results["environment"], results["rows"]
+    time = {(r["d"], r["kernel"]): r["median_s"] for r in rows}
+    naive = {
+        "geodesic_acceleration (jgeo, fast path)": "naive: -Γ(v,v), Γ by autodiff of G",
+        "riemann (jgeo, Gauss equation)": "naive: riemann by nested autodiff of G",
+    }
+    lines = [_row(["d", "kernel", "× decoder forward pass", "nested autodiff ÷ jgeo"]),
+             _row(["---"] * 4)]  # fmt: skip
+    for r in rows:
+        if r["kernel"] == "decoder forward pass" or r["kernel"].startswith("naive"):
+            continue
+        reference = naive.get(r["kernel"])
+        speedup = f"{time[(r['d'], reference)] / r['median_s']:.1f}×" if reference else ""
+        lines.append(_row([str(r["d"]), r["kernel"], f"{r['x forward']:.1f}×", speedup]))
+    lines += ["", _row(["d", "`FisherPullback` family", "spray", "÷ JᵀJ of the decoded mean",
+                        "÷ JᵀJ of the raw outputs"]), _row(["---"] * 5)]  # fmt: skip
+    for r in results.get("fisher", []):
+        lines.append(_row([str(r["d"]), r["family"], f"{r['median_s'] * 1e3:.1f} ms",
+                           f"**{r['x mean JᵀJ']:.2f}×**", f"{r['x raw JᵀJ']:.2f}×"]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*batch {results['batch']}, float32, {env['backend']} ({env['device']}), "
+                 f"jax {env['jax']}, `bench/results/kernels.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "dynamics": (dynamics, "dynamics.json"),
+    "kernels": (kernels, "kernels.json"),
     "landscape": (landscape, "landscape.json"),
     "representation": (representation, "representation.json"),
 }
