@@ -94,6 +94,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--model", choices=MODELS, help="ae (default), vae, or conv (images)")
+    p.add_argument(
+        "--likelihood",
+        choices=("gaussian", "bernoulli"),
+        help="the decoder's likelihood: gaussian (MSE; metric JᵀJ, the default) or bernoulli "
+        "(cross-entropy on data in [0, 1]; the Fisher–Rao pullback metric)",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--n", type=int, help="number of data points (synthetic sets)")

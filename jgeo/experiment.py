@@ -25,7 +25,8 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     each probe in the background while the next epoch trains. With
     `config.landscape_every`, the loss landscape of the training objective (at the
     regularizer's full weight, one fixed key) on a fixed batch of the diagnostics'
-    points, beside the learning rate in force."""
+    points, beside the learning rate in force. The decoder's metric is the one its
+    likelihood defines (`config.likelihood`)."""
     data, model, _ = build(with_data_file(config))
     graphdef = nnx.graphdef(model)
     per_epoch = steps_per_epoch(config, len(data.x))
@@ -42,11 +43,15 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     def decode(params, z):
         return nnx.merge(graphdef, params).decoder(z)
 
+    # the Fisher–Rao metric of the run's likelihood; a unit-variance Gaussian's is JᵀJ
+    likelihood = None if config.likelihood == "gaussian" else config.likelihood
+
     return Recorder(
         out,
         data,
         encode=encode,
         decode=decode,
+        likelihood=likelihood,
         every=config.probe_every * per_epoch,
         samples=config.probe_samples,
         pairs=config.probe_pairs,

@@ -72,6 +72,8 @@ CASES = [
      "must be a multiple of `probe_every` (2)"),
     ("conv-needs-images", None, ["train", "--model", "conv", "--data", "swissroll"],
      "needs image data"),
+    ("bernoulli-needs-intensities", None, ["train", "--likelihood", "bernoulli", "--data",
+     "swissroll"], r"bernoulli needs data in \[0, 1\]"),
     ("unknown-class", setup_toml("classes = [3, 12]\n"), ["train", "--config", "TMP/conf.toml"],
      "[12] do not exist"),
     ("repeated-class", setup_toml("classes = [3, 3]\n"), ["train", "--config", "TMP/conf.toml"],

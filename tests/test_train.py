@@ -3,11 +3,14 @@
 import json
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import TINY_RUN
 
-from jgeo import dynamics
+import jgeo
+from jgeo import diagnostics, dynamics
 from jgeo.cli import main
 from jgeo.experiment import run
 from jgeo.train import (
@@ -196,11 +199,41 @@ def test_config_files(tmp_path):
 
 @pytest.mark.slow
 def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
-    # The default model, as the main job (the conv model's run and report: test_data_file.py).
+    # The default model, as the main job (the conv model's run and report: test_data_file.py),
+    # under a Bernoulli likelihood: the report, the diagnostics and the probes measure the
+    # Fisher–Rao pullback of the decoder's logits, not JᵀJ.
     out = tmp_path / "digits"
-    argv = ["train", "--epochs", "2", "--out", str(out), "--no-progress"]
+    argv = [
+        "train",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--likelihood",
+        "bernoulli",
+    ]
     assert main(argv) == 0
     assert "recon_mse" in capsys.readouterr().out
+    config, data, model = load_run(out)
+    report = json.loads((out / "report.json").read_text())
+    assert config.likelihood == report["likelihood"] == "bernoulli"
+    assert "Fisher" in report["latent_metric"]
+    codes = jax.vmap(model.encode)(jnp.asarray(data.x[_loop.eval_index(config, len(data.x))]))
+    fisher = diagnostics.metric_summary(jgeo.FisherPullback(model.decoder, "bernoulli"), codes)
+    euclidean = diagnostics.metric_summary(jgeo.Pullback(model.decoder), codes)
+    assert np.isclose(report["logdet_mean"], fisher["logdet_mean"], rtol=1e-4)
+    assert not np.isclose(report["logdet_mean"], euclidean["logdet_mean"], rtol=0.1)
+    assert np.isclose(
+        read_rows(out / "metrics.jsonl")[-1]["logdet_mean"], fisher["logdet_mean"], rtol=1e-4
+    )
+    probes = dynamics.load(out)
+    assert probes.info["likelihood"] == "bernoulli"
+    last = jnp.asarray(probes.arrays["codes"][-1])
+    logvol = jax.vmap(jgeo.FisherPullback(model.decoder, "bernoulli").log_volume)(last)
+    assert np.isclose(probes.rows[-1]["logvol_mean"], float(jnp.mean(logvol)), rtol=1e-4)
+    # the recon_mse is the squared error of the decoded mean σ(logits), in [0, 1]
+    assert 0 < report["recon_mse"] < 0.25
     (out / "figures" / "interpolation.png").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "figures" / "interpolation.png").exists()

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import diagnostics, representation
+from .._fisher import FisherPullback
 from .._pullback import Pullback
 from ..data import class_pairs
 from ._topology import topology
@@ -133,13 +134,15 @@ def measure_geometry(
     class_geodesics: bool = False,
     geodesic_points: int = 8,
     geodesic_rtol: float = 1e-3,
+    likelihood: str | None = None,
 ) -> dict:
     """The jit-compatible part of a probe: the codes of the samples `x` (S, ...) under
     `encode` (one point → a vector (d,)); with `x_random` (the inputs of
     `probes.random`), the intrinsic dimension (TwoNN, MLE), effective rank and
     participation ratio of their codes and, with labels, NC1 and the nearest-centroid
     accuracy; with a decoder `decode` (a vector (d,) → one point), also the metric
-    summary of its pullback at the codes (MCN, VoR, mean and variance of log det G), the
+    summary of its pullback (JᵀJ, or with `likelihood` the Fisher–Rao pullback of the
+    distribution `decode` parametrises) at the codes (MCN, VoR, mean and variance of log det G), the
     decoder's active dimensions and curvature at the codes, geodesic/straight length
     ratios on the fixed pairs and, for d = 2, log-volume and Gaussian-curvature fields
     on the grid. With `class_geodesics` (and labels), `representation.class_geodesics`
@@ -157,10 +160,13 @@ def measure_geometry(
         out.update(cloud_statistics(jax.vmap(encode)(x_random), probes))
     if decode is None:
         return out
-    flat = lambda z: jnp.ravel(decode(z))  # noqa: E731
-    metric = Pullback(flat)
+    if likelihood is None:
+        metric = Pullback(lambda z: jnp.ravel(decode(z)))
+    else:  # the Fisher–Rao pullback of the distribution `decode` parametrises
+        metric = FisherPullback(decode, likelihood)
     out.update(diagnostics.metric_summary(metric, codes))
-    out["active_dims"] = jnp.mean(representation.active_dimensions(flat, codes))
+    active = representation.active_dimensions(metric.immersion, codes)
+    out["active_dims"] = jnp.mean(active)
     if class_geodesics and probes.labels is not None:
         between = representation.class_geodesics(
             metric, codes, jnp.asarray(probes.labels[probes.index]),

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._fisher import FAMILIES
 from .._io import RunError, run_lock
 from ..landscape import LANDSCAPE_SCALARS, Landscape, measure_landscape
 from ._probes import measure_geometry, probe_set, sectional_planes, summarise
@@ -50,6 +51,10 @@ class Recorder:
       also measure the pullback metric of `z ↦ decode(params, z)`: its volume and
       condition number, the decoder's active dimensions, sectional curvature, geodesic /
       straight length ratios and, for d = 2, log-volume and curvature maps.
+    - `likelihood`: with `decode`, the distribution whose parameters `decode` returns —
+      `"bernoulli"` (logits), `"categorical"`, `"poisson"` or `"gaussian"` (a pair mean,
+      std), as in `jgeo.FisherPullback` — to measure the Fisher–Rao pullback of the
+      decoder instead of JᵀJ; None (the default) for JᵀJ of `decode`'s output.
     - `labels`: integer classes (N,) (taken from `data` if it is a `Dataset`): pairs of
       different classes for the geodesics, colours for the figures.
     - `every`: probe at steps divisible by `every`; other calls return at once.
@@ -99,6 +104,7 @@ class Recorder:
         *,
         encode: Callable,
         decode: Callable | None = None,
+        likelihood: str | None = None,
         labels=None,
         every: int = 1,
         samples: int = 128,
@@ -126,6 +132,11 @@ class Recorder:
         if grid == 1:
             raise ValueError("`grid` must be 0 (no fields) or at least 2, got 1.")
         x, labels, color = _data_arrays(data, labels)
+        if likelihood is not None and (decode is None or likelihood not in FAMILIES):
+            raise ValueError(
+                f"`likelihood` must be None or one of {', '.join(FAMILIES)}, with a `decode`; "
+                f"got {likelihood!r}" + (" without a decode." if decode is None else ".")
+            )
         if class_geodesics and (decode is None or labels is None):
             raise ValueError("`class_geodesics` needs a `decode` and `labels`.")
         self.landscape, self.landscape_every = _landscape(landscape, landscape_every, every)
@@ -134,6 +145,7 @@ class Recorder:
             raise RunError(f"`out` {self.out} is a file, not a directory; choose a directory path.")
         self.encode, self.decode, self.every, self.seed = encode, decode, every, seed
         self.class_geodesics = bool(class_geodesics)
+        self.likelihood = likelihood
         with_decoder = decode is not None
         self.probes = probe_set(
             x, None, labels=labels, samples=samples, pairs=pairs if with_decoder else 0,
@@ -156,6 +168,8 @@ class Recorder:
             "data_shape": list(x.shape),
             "data_sha256": _digest(x, labels),
         }
+        if likelihood is not None:  # (absent from the files of JᵀJ probes, as before it existed)
+            info["likelihood"] = likelihood
         static = {"sample_index": self.probes.index, "color": color[self.probes.index],
                   "pairs": self.probes.pairs, "random_index": self.probes.random}  # fmt: skip
         if labels is not None:
@@ -211,7 +225,8 @@ class Recorder:
             encode = lambda x: self.encode(params, x).reshape(-1)  # noqa: E731
             decode = None if self.decode is None else functools.partial(self.decode, params)
             return measure_geometry(encode, decode, x, probes, x_random=x_random,
-                                    class_geodesics=self.class_geodesics)  # fmt: skip
+                                    class_geodesics=self.class_geodesics,
+                                    likelihood=self.likelihood)  # fmt: skip
 
         self._probe = jax.jit(probe)
         if self.landscape is not None:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._fisher import FisherPullback
 from .._geodesics import curve_length
 from .._io import is_writer, save_figure, write_atomic
 from .._pullback import Pullback
@@ -52,13 +53,14 @@ def _pick(count: int, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, min(k, count))})
 
 
-def trajectory_lengths(dynamics: Dynamics, decoder) -> np.ndarray:
+def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = None) -> np.ndarray:
     """Length of each fixed sample's path through latent space over training (its codes
     at successive probes joined by segments), measured by the pullback metric of
     `decoder` — usually the final one: how far a code moved in the geometry the model
-    ends with."""
+    ends with. With `likelihood` (a `jgeo.FisherPullback` family), its Fisher–Rao
+    pullback."""
     codes = jnp.asarray(np.swapaxes(dynamics.arrays["codes"], 0, 1))  # (S, P, d)
-    metric = Pullback(decoder)
+    metric = Pullback(decoder) if likelihood is None else FisherPullback(decoder, likelihood)
     return np.asarray(jax.jit(jax.vmap(lambda c: curve_length(metric, c)))(codes))
 
 
@@ -266,7 +268,8 @@ def _run_extras(run_dir: Path, dynamics: Dynamics):
         _, _, model = load_run(run_dir)
     except (ValueError, OSError):  # no checkpoint (yet): draw what the probes hold
         return metrics, None
-    return metrics, trajectory_lengths(dynamics, model.decoder)
+    likelihood = dynamics.info.get("likelihood")
+    return metrics, trajectory_lengths(dynamics, model.decoder, likelihood)
 
 
 def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Path:

@@ -10,6 +10,7 @@ from ..data import DATASETS, IMAGE_DATASETS
 from ..nn._autoencoder import MODELS
 from ..nn._mlp import ACTIVATIONS
 from ..regularizers import REGULARIZERS
+from ._likelihood import LIKELIHOODS
 
 REGULARIZER_NAMES = ("none", *REGULARIZERS)
 
@@ -51,6 +52,7 @@ class TrainConfig:
     epochs: int = 200
     seed: int = 0
     model: str = "ae"
+    likelihood: str = "gaussian"
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "silu"
     batch_size: int = 128
@@ -81,6 +83,7 @@ class TrainConfig:
         choices = {
             "regularizer": REGULARIZER_NAMES,
             "model": MODELS,
+            "likelihood": LIKELIHOODS,
             "activation": tuple(ACTIVATIONS),
         }
         for name, allowed in choices.items():

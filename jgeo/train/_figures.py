@@ -8,9 +8,9 @@ import numpy as np
 
 from .. import diagnostics
 from .._io import save_figure
-from .._pullback import Pullback
 from ..data import Dataset
 from ._config import TrainConfig
+from ._likelihood import decoded_mean, latent_metric
 
 
 def _plt():
@@ -65,7 +65,7 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
     plt = _plt()
     directory.mkdir(parents=True, exist_ok=True)
     codes, pairs, curves = arrays["codes"], arrays["pairs"], arrays["curves"]
-    metric = Pullback(model.decoder)
+    metric = latent_metric(model.decoder, config.likelihood)
     written = []
 
     def save(fig, name):
@@ -84,7 +84,8 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
         _draw_field(ax, plt, field)
         ax.scatter(codes[:, 0], codes[:, 1], s=1, c="w", alpha=0.3)
-        ax.set_title("log-volume of the pullback metric")
+        kind = "Fisher–Rao pullback" if config.likelihood != "gaussian" else "pullback metric"
+        ax.set_title(f"log-volume of the {kind}")
         save(fig, "log_volume.png")
 
         fig, ax = plt.subplots(figsize=(5, 5))
@@ -105,7 +106,8 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
 
     if data.image_shape is not None:
         save(
-            _interpolation_figure(plt, model, codes, pairs[0], curves[0], data), "interpolation.png"
+            _interpolation_figure(plt, model, codes, pairs[0], curves[0], data, config.likelihood),
+            "interpolation.png",
         )
     return written
 
@@ -128,7 +130,9 @@ def _indicatrices(ax, metric, codes, size=12):
     ax.set_aspect("equal")
 
 
-def _interpolation_figure(plt, model, codes, pair, curve, data: Dataset, steps: int = 10):
+def _interpolation_figure(
+    plt, model, codes, pair, curve, data: Dataset, likelihood: str, steps: int = 10
+):
     """Decoded images along the geodesic and along the straight line between two codes."""
     t = np.linspace(0, 1, steps)[:, None]
     straight = (1 - t) * codes[pair[0]] + t * codes[pair[1]]
@@ -139,7 +143,7 @@ def _interpolation_figure(plt, model, codes, pair, curve, data: Dataset, steps: 
         geodesic = np.stack([np.interp(t[:, 0], s, curve[:, k]) for k in range(curve.shape[1])], -1)
         rows.insert(0, ("geodesic", geodesic))
     fig, axes = plt.subplots(len(rows), steps, figsize=(steps, 1.2 * len(rows)), squeeze=False)
-    decode = jax.jit(jax.vmap(model.decode))
+    decode = jax.jit(jax.vmap(lambda z: decoded_mean(model.decode(z), likelihood)))
     for r, (name, zs) in enumerate(rows):
         images = np.asarray(decode(jnp.asarray(zs, jnp.float32))).reshape(-1, *data.image_shape)
         for c, image in enumerate(images):

@@ -18,11 +18,11 @@ from flax import nnx
 
 from .. import _data_file as data_file, data as datasets, diagnostics, sharding
 from .._io import LOCK, RunError, deferred_interrupt, run_lock, write_atomic
-from .._pullback import Pullback
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
 from ._checkpoint import CheckpointError, Checkpoints
 from ._config import ConfigError, TrainConfig, make_config, with_data_file
+from ._likelihood import decoded_mean, latent_metric, reconstruction_loss
 
 
 class TrainingDiverged(RuntimeError):
@@ -39,6 +39,12 @@ def build(config: TrainConfig):
         classes=config.classes,
         scaling=config.data_scaling,
     )
+    if config.likelihood == "bernoulli" and not (data.x.min() >= 0 and data.x.max() <= 1):
+        raise ConfigError(
+            f"likelihood bernoulli needs data in [0, 1] (intensities), but {config.data} "
+            f"spans [{data.x.min():.3g}, {data.x.max():.3g}]: use --likelihood gaussian, or "
+            "image data (digits, sprites, an image file)."
+        )
     if data_file.is_data_file(config.data) and len(data.x) < config.batch_size:
         raise ConfigError(
             f"data file {config.data} has {len(data.x)} points, fewer than a batch "
@@ -86,7 +92,9 @@ def eval_index(config: TrainConfig, n: int) -> np.ndarray:
 
 def loss_fn(graphdef, config: TrainConfig):
     """The training objective `loss(params, x, key, weight) -> (total, (mse, reg))` of a
-    batch `x`: reconstruction error (+ the VAE's KL) + weight × regularizer."""
+    batch `x`: the likelihood's reconstruction loss (+ the VAE's KL) + weight × the
+    regularizer, which sees the decoder through the likelihood's latent metric; `mse` is
+    the squared error of the decoded mean, comparable across likelihoods."""
     regularizer = REGULARIZERS.get(config.regularizer)
 
     def loss(params, x, key, weight=config.weight):
@@ -100,7 +108,9 @@ def loss_fn(graphdef, config: TrainConfig):
         else:
             z = codes = model.encode(x)
             kl = 0.0
-        mse = jnp.mean((model.decode(z) - x) ** 2)
+        output = model.decode(z)
+        recon = reconstruction_loss(output, x, config.likelihood)
+        mse = jnp.mean((decoded_mean(output, config.likelihood) - x) ** 2)
         # the regularizer sees the first `reg_fraction` of the (shuffled) batch: a
         # random subset, which halves its cost at 0.5
         points = max(2, round(config.reg_fraction * x.shape[0]))
@@ -109,8 +119,9 @@ def loss_fn(graphdef, config: TrainConfig):
         elif config.regularizer == "contractive":
             reg = regularizer(model.encoder, x[:points], key_reg)
         else:
-            reg = regularizer(model.decoder, codes[:points], key_reg)
-        total = mse + config.beta * kl / x.shape[1] + weight * reg
+            immersion = latent_metric(model.decoder, config.likelihood).immersion
+            reg = regularizer(immersion, codes[:points], key_reg)
+        total = recon + config.beta * kl / x.shape[1] + weight * reg
         return total, (mse, reg)
 
     return loss
@@ -154,13 +165,15 @@ def make_epoch(graphdef, tx, config: TrainConfig, n: int, mesh=None):
     return epoch
 
 
-def make_diagnose(graphdef):
-    """`diagnose(params, x)` → MCN, VoR, mean and variance of log det G at the codes of x."""
+def make_diagnose(graphdef, likelihood: str):
+    """`diagnose(params, x)` → MCN, VoR, mean and variance of log det G at the codes of x,
+    under the latent metric of `likelihood`."""
 
     @jax.jit
     def diagnose(params, x):
         model = nnx.merge(graphdef, params)
-        return diagnostics.metric_summary(Pullback(model.decoder), jax.vmap(model.encode)(x))
+        metric = latent_metric(model.decoder, likelihood)
+        return diagnostics.metric_summary(metric, jax.vmap(model.encode)(x))
 
     return diagnose
 
@@ -332,7 +345,7 @@ def _train(config: TrainConfig, out: Path, callbacks, progress, stop_after, repo
     x_eval = x[eval_index(config, len(x))]
     mesh = _mesh(config)
     epoch_fn = make_epoch(graphdef, tx, config, len(x), mesh)
-    diagnose = make_diagnose(graphdef)
+    diagnose = make_diagnose(graphdef, config.likelihood)
 
     if start:
         restored = checkpoints.restore(start, {"params": params, "opt_state": opt_state})

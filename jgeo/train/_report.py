@@ -9,9 +9,9 @@ import numpy as np
 
 from .. import diagnostics
 from .._io import is_writer, write_atomic
-from .._pullback import Pullback
 from ..data import Dataset, class_pairs
 from ._config import TrainConfig
+from ._likelihood import METRIC_NAMES, decoded_mean, latent_metric
 from ._loop import eval_index
 
 NUM_PAIRS = 8
@@ -27,9 +27,9 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
     """Final measurements, and the arrays the figures are drawn from."""
     x = jnp.asarray(data.x)
     codes = jax.jit(jax.vmap(model.encode))(x)
-    recon = jax.jit(jax.vmap(model))(x)
+    recon = decoded_mean(jax.jit(jax.vmap(model))(x), config.likelihood)
     index = eval_index(config, len(x))
-    metric = Pullback(model.decoder)
+    metric = latent_metric(model.decoder, config.likelihood)
     eval_codes = codes[index]
     summary = jax.jit(diagnostics.metric_summary)(metric, eval_codes)
     pairs = geodesic_pairs(config, data)
@@ -41,6 +41,8 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
         "weight": config.weight,
         "seed": config.seed,
         "epochs": config.epochs,
+        "likelihood": config.likelihood,
+        "latent_metric": METRIC_NAMES[config.likelihood],
         "recon_mse": float(jnp.mean((recon - x) ** 2)),
         **{k: float(v) for k, v in summary.items()},
         "geodesic_ratio": float(np.nanmean(np.asarray(ratios))),
