@@ -73,7 +73,7 @@ CASES = [
     ("conv-needs-images", None, ["train", "--model", "conv", "--data", "swissroll"],
      "needs image data"),
     ("bernoulli-needs-intensities", None, ["train", "--likelihood", "bernoulli", "--data",
-     "swissroll"], r"bernoulli needs data in \[0, 1\]"),
+     "swissroll"], "bernoulli needs data in [0, 1]"),
     ("unknown-class", setup_toml("classes = [3, 12]\n"), ["train", "--config", "TMP/conf.toml"],
      "[12] do not exist"),
     ("repeated-class", setup_toml("classes = [3, 3]\n"), ["train", "--config", "TMP/conf.toml"],
