@@ -160,7 +160,12 @@ def train_command(args) -> int:
         regularizer = config.regularizer
         if regularizer != "none":
             regularizer += f" (weight {config.weight}, warm-up {config.warmup:.0%})"
-        print(f"jgeo train → {out}: {config.data}, {config.model}, regularizer {regularizer}, "
+        model = (
+            config.model
+            if config.likelihood == "gaussian"
+            else f"{config.model} ({config.likelihood})"
+        )
+        print(f"jgeo train → {out}: {config.data}, {model}, regularizer {regularizer}, "
               f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
         report = run(config, out, progress=not args.no_progress)
     except RunError as error:

@@ -226,6 +226,8 @@ def _loss(params, batch):
         (dict(data=np.full((20, 3), np.nan)), "NaN or infinite"),
         (dict(labels=np.zeros(7, int)), r"`labels` must be integer classes of shape \(1797,\)"),
         (dict(landscape_every=10), "`landscape_every` needs a `landscape`"),
+        (dict(likelihood="bernoulli"), "`likelihood` must be .* with a `decode`.*without a decode"),
+        (dict(decode=lambda p, z: z, likelihood="beta"), "`likelihood` must be None or one of"),
         (dict(landscape=lambda p, b: 0.0), r"`landscape` must be a jgeo.landscape.Landscape"),
         (dict(landscape=(3, np.zeros(4))), "`landscape.loss` must be a function"),
         (
