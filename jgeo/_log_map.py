@@ -69,11 +69,12 @@ def _minimise_energy(metric, x, y, curve0, max_steps, tol):
     decoder in the residual, and no "tunnelling" — with g taken at segment midpoints (or
     chords of whole segments), a long segment whose midpoint sits on the crest of a
     ridge of the metric (a stochastic decoder's wall of variance) crosses it at almost
-    no cost. Otherwise rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
+    no cost. Otherwise (a pullback through a non-Euclidean `ambient` metric too, whose
+    chords are not its lengths) rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
     """
     interior0 = curve0[1:-1]
 
-    if isinstance(metric, AbstractPullback):
+    if isinstance(metric, AbstractPullback) and metric.ambient is None:
         # Each segment is decoded at `_SUBDIVISIONS` sub-steps, so that a jump across
         # a symmetric ridge (equal φ on both sides) still pays for the climb.
         t = jnp.linspace(0.0, 1.0, _SUBDIVISIONS + 1, dtype=x.dtype)[:, None, None]

@@ -71,6 +71,13 @@ def test_gaussian_is_the_hyperbolic_fisher_metric():
     g, scalar = jax.jit(jax.vmap(lambda z: (metric(z), jgeo.scalar_curvature(metric, z))))(points)
     expected = jax.vmap(lambda z: jnp.diag(jnp.array([jnp.exp(-2 * z[1]), 2.0])))(points)
     assert tree_allclose(g, expected) and tree_allclose(scalar, jnp.full(2, -1.0))
+    # (μ, σ) = (√2 u, s): √2 × the distance of the upper half-plane in (u, s)
+    x, y = jnp.array([-1.0, 0.2]), jnp.array([1.5, -0.4])
+    (u1, s1), (u2, s2) = (x[0] / jnp.sqrt(2), jnp.exp(x[1])), (y[0] / jnp.sqrt(2), jnp.exp(y[1]))
+    expected = jnp.sqrt(2) * jnp.arccosh(1 + ((u1 - u2) ** 2 + (s1 - s2) ** 2) / (2 * s1 * s2))
+    exact = jax.jit(jgeo.distance)(metric, x, y)
+    energy = jax.jit(lambda a, b: jgeo.distance(metric, a, b, method="energy", rtol=1e-6))(x, y)
+    assert tree_allclose(exact, expected, rtol=1e-8) and tree_allclose(energy, expected, rtol=1e-3)
     # the same metric built from its parts, and the closed-form spray of the ambient
     ambient = jgeo.Pullback(
         lambda z: jnp.stack([z[0], jnp.exp(z[1])]), ambient=jgeo.GaussianFisher()
