@@ -13,9 +13,19 @@ never a traceback); 130 interrupted by Ctrl-C (the line says how to resume).
 """
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
+
+# The application stack of `jgeo train`, `report` and `dynamics` (the `train` extra).
+APPLICATION = ("flax", "orbax", "sklearn", "matplotlib", "ripser", "tqdm")
+APPLICATION_COMMANDS = ("train", "report", "dynamics")
+
+
+def missing_application() -> str | None:
+    """The first package of the `train` extra that is not installed, or None."""
+    return next((m for m in APPLICATION if importlib.util.find_spec(m) is None), None)
 
 
 def demo(seed: int = 0) -> int:
@@ -227,7 +237,21 @@ def main(argv: list[str] | None = None) -> int:
         prog="jgeo", description="Riemannian geometry of learned latent spaces."
     )
     sub = parser.add_subparsers(dest="command")
-    _train_parser(sub)
+    missing = missing_application()
+    command = next(
+        (a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None
+    )
+    if missing is not None and command in APPLICATION_COMMANDS:
+        print(
+            f"jgeo {command}: needs the application packages, but {missing} is not installed: "
+            'pip install "jgeo[train]" (the core, `import jgeo`, works without them).',
+            file=sys.stderr,
+        )
+        return 2
+    if missing is None:
+        _train_parser(sub)
+    else:  # listed in --help; running it says what to install (above)
+        sub.add_parser("train", help='train an autoencoder (needs pip install "jgeo[train]")')
     report_parser = sub.add_parser("report", help="redraw the report and figures of a run")
     report_parser.add_argument("dir", metavar="DIR")
     dynamics_parser = sub.add_parser(

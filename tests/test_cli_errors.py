@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jgeo import cli
 from jgeo.cli import main
 from jgeo.train import _loop
 
@@ -128,6 +129,21 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, se
     # that existed before keeps the lock file it was opened with, which holds no data).
     after = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.name != ".lock"]
     assert sorted(after) == before
+
+
+@pytest.mark.parametrize("command", ["train", "report", "dynamics"])
+def test_the_application_without_its_extra_names_the_install(monkeypatch, capsys, command):
+    # `pip install jgeo` is the core; `jgeo train` and the reports need `jgeo[train]`.
+    monkeypatch.setattr(cli, "missing_application", lambda: "flax")
+    assert main([command, "--epochs", "2"] if command == "train" else [command, "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"jgeo {command}: needs the application packages, but flax is not installed: "
+        'pip install "jgeo[train]" (the core, `import jgeo`, works without them).'
+    )
+    with pytest.raises(SystemExit) as exit_:  # --help still lists the command
+        main(["--help"])
+    assert exit_.value.code == 0 and 'needs pip install "jgeo[train]"' in capsys.readouterr().out
 
 
 def test_an_unknown_choice_is_argparse_exit_code_2(capsys):

@@ -2,8 +2,11 @@
 imports under `python -OO` (docstrings stripped). One interpreter answers both."""
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,22 @@ def test_import_jgeo_loads_no_application_stack(imported):
 
 def test_every_package_imports_without_docstrings(imported):
     assert imported["lazy"] == ["jgeo.landscape", "jgeo.representation"]
+
+
+def test_the_core_declares_no_application_dependency():
+    # `pip install jgeo` is the core; the application is the `train` extra, which the
+    # test, bench and notebooks extras pull in.
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=\[ ;]", d)[0] for d in project["dependencies"]}
+    application = {re.split(r"[<>=\[ ;]", d)[0] for d in project["optional-dependencies"]["train"]}
+    assert application == {
+        "flax",
+        "orbax-checkpoint",
+        "scikit-learn",
+        "matplotlib",
+        "tqdm",
+        "ripser",
+    }
+    assert core.isdisjoint(application) and "lineax" not in core  # lineax: diffrax's, unused here
+    for extra in ["test", "bench", "notebooks"]:
+        assert "jgeo[train]" in project["optional-dependencies"][extra]

@@ -30,7 +30,7 @@ def test_quick_start_is_two_lines():
     text = README.read_text()
     (block,) = re.findall(r"## Quick start\n\n```bash\n(.*?)```", text, flags=re.S)
     install, test = block.strip().splitlines()
-    assert "pip install" in install and install.endswith("jgeo train")
+    assert '".[train]"' in install and install.endswith("jgeo train")  # the application extra
     assert '".[test]"' in test and "pytest" in test
 
 
