@@ -9,45 +9,10 @@ Geodesic solves on sharded batches need `throw=False`: a failed solve raises on 
 device, and the other devices then wait for it at the next all-reduce of their loops.
 """
 
-import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-AXIS = "data"
-
-
-def make_mesh(devices: int | None = None, axis: str = AXIS) -> Mesh:
-    """A one-dimensional mesh over the first `devices` devices (default all)."""
-    available = jax.devices()
-    count = len(available) if devices is None else devices
-    if not 1 <= count <= len(available):
-        raise ValueError(
-            f"`devices` = {count}, but JAX sees {len(available)} device(s) "
-            f"({available[0].platform}). On a CPU, simulate more by setting "
-            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} before Python starts."
-        )
-    return Mesh(np.array(available[:count]), (axis,))
-
-
-def batch_sharding(mesh: Mesh, axis: str = AXIS) -> NamedSharding:
-    """Sharding of arrays split along their first (batch) axis over `axis`."""
-    return NamedSharding(mesh, PartitionSpec(axis))
-
-
-def shard_batch(mesh: Mesh, array, axis: str = AXIS):
-    """`array` split along its first axis over the mesh's `axis`; that axis's length must
-    be a multiple of the number of devices."""
-    array = jax.numpy.asarray(array)
-    size = mesh.shape[axis]
-    if array.ndim == 0 or array.shape[0] % size:
-        raise ValueError(
-            f"the batch axis of an array of shape {array.shape} must be a multiple of the "
-            f"{size} devices of the mesh: pad or trim the batch."
-        )
-    return jax.device_put(array, batch_sharding(mesh, axis))
-
-
-def replicate(mesh: Mesh, tree):
-    """Every leaf of `tree` copied to all devices of the mesh (parameters, optimiser
-    state)."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+from ._sharding import (
+    AXIS as AXIS,
+    batch_sharding as batch_sharding,
+    make_mesh as make_mesh,
+    replicate as replicate,
+    shard_batch as shard_batch,
+)

@@ -1,6 +1,8 @@
 """What importing jgeo costs: the core loads no application stack, and the library
 imports under `python -OO` (docstrings stripped). One interpreter answers both."""
 
+import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -54,3 +56,20 @@ def test_the_core_declares_no_application_dependency():
     assert core.isdisjoint(application) and "lineax" not in core  # lineax: diffrax's, unused here
     for extra in ["test", "bench", "notebooks"]:
         assert "jgeo[train]" in project["optional-dependencies"][extra]
+
+
+CORE_MODULES = ["diagnostics", "landscape", "optim", "regularizers", "representation", "sharding",
+                "stats"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_public_modules_export_only_their_own_api(name):
+    # `jgeo.regularizers.Pullback` or `jgeo.stats.jnp` would be imports leaking out: each
+    # public module re-exports what its private implementation `jgeo._<name>` defines.
+    module = importlib.import_module(f"jgeo.{name}")
+    exported = [a for a in dir(module) if not a.startswith("__")]
+    assert exported
+    for attr in exported:
+        value = getattr(module, attr)
+        assert not inspect.ismodule(value), f"jgeo.{name}.{attr} is a module"
+        assert getattr(value, "__module__", f"jgeo._{name}") == f"jgeo._{name}", attr

@@ -1,0 +1,350 @@
+"""The implementation of `jgeo.representation`, documented there."""
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from ._custom_types import Labels, Points
+
+
+def _points(z, name: str = "z", least: int = 3) -> Array:
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[0] < least:
+        raise ValueError(
+            f"`{name}` must be a point cloud of shape (n ≥ {least}, d), got {z.shape}."
+        )
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        z = z.astype(jnp.float32)
+    return z
+
+
+def _labels(labels, n: int, num_classes: int | None) -> tuple[Array, int]:
+    labels = jnp.asarray(labels)
+    if labels.shape != (n,) or not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"`labels` must be integer classes of shape ({n},), got {labels.dtype} {labels.shape}."
+        )
+    if num_classes is None:
+        try:
+            num_classes = int(jnp.max(labels)) + 1
+        except jax.errors.ConcretizationTypeError:
+            raise ValueError("under jax.jit, pass `num_classes` (a static int).") from None
+    return labels, int(num_classes)
+
+
+def _neighbours(z: Array, k: int) -> tuple[Array, Array]:
+    """The k nearest other points of each point: distances (n, k), ascending, and indices.
+
+    Candidates come from the Gram matrix (n × n memory, not n × n × D); their distances
+    are then recomputed by subtraction, since ‖a‖² + ‖b‖² − 2a·b loses the small
+    distances of near neighbours to rounding in float32.
+    """
+    centred = z - jnp.mean(z, 0, keepdims=True)
+    norms = jnp.sum(centred**2, axis=1)
+    squared = norms[:, None] + norms[None] - 2 * centred @ centred.T
+    squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
+    _, index = jax.lax.top_k(-squared, k)
+    distances = jnp.linalg.norm(z[index] - z[:, None], axis=-1)
+    order = jnp.argsort(distances, axis=1)
+    return jnp.take_along_axis(distances, order, 1), jnp.take_along_axis(index, order, 1)
+
+
+def twonn_dimension(z: Points, discard: float = 0.1) -> Float[Array, ""]:
+    """Intrinsic dimension by TwoNN (Facco et al. 2017): the ratios μ = r₂/r₁ of each
+    point's second to first nearest-neighbour distance follow a Pareto law of exponent
+    d, fitted as the slope through the origin of −log(1 − F(μ)) against log μ over the
+    smallest `1 − discard` of the ratios (F: the empirical distribution, i/N for the
+    i-th smallest) — the same estimator as scikit-dimension's `TwoNN`. Duplicate points
+    give μ = ∞, which falls in the discarded tail while duplicates are rarer than
+    `discard`."""
+    z = _points(z)
+    if not 0 < discard < 1:
+        raise ValueError(f"`discard` must be in (0, 1), got {discard}.")
+    r, _ = _neighbours(z, 2)
+    n = len(z)
+    keep = int(n * (1 - discard))
+    mu = jnp.sort(r[:, 1] / r[:, 0])[:keep]
+    x = jnp.log(mu)
+    y = -jnp.log1p(-jnp.arange(1, keep + 1, dtype=z.dtype) / n)
+    return (x @ y) / (x @ x)
+
+
+def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
+    """Intrinsic dimension by maximum likelihood (Levina & Bickel 2004) from each
+    point's k nearest neighbours, T₁ ≤ … ≤ T_k: the per-point inverse estimates
+    (1/(k−1)) Σⱼ<ₖ log(T_k / Tⱼ) are averaged before inverting (MacKay & Ghahramani
+    2005), which removes the upward bias of averaging the dimensions themselves."""
+    z = _points(z)
+    if not 2 <= k < len(z):
+        raise ValueError(f"`k` must be in [2, n) = [2, {len(z)}), got {k}.")
+    t, _ = _neighbours(z, k)
+    inverse = jnp.mean(jnp.log(t[:, -1:] / t[:, :-1]), axis=1)
+    return 1.0 / jnp.mean(inverse)
+
+
+def _singular_values(z: Array) -> Array:
+    return jnp.linalg.svd(z - jnp.mean(z, 0, keepdims=True), compute_uv=False)
+
+
+def effective_rank(z: Points) -> Float[Array, ""]:
+    """exp of the entropy of the normalised singular values of the centred codes (Roy &
+    Vetterli 2007; RankMe): d for an isotropic cloud in d dimensions, 1 for a line.
+    Centred, so an offset of the whole cloud does not count as a direction."""
+    s = _singular_values(_points(z))
+    p = s / jnp.sum(s)
+    return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)))
+
+
+def participation_ratio(z: Points) -> Float[Array, ""]:
+    """(Σ λᵢ)² / Σ λᵢ² over the eigenvalues λ of the codes' covariance: the number of
+    directions the variance is spread over (d if even, 1 if along one)."""
+    variances = _singular_values(_points(z)) ** 2
+    return jnp.sum(variances) ** 2 / jnp.sum(variances**2)
+
+
+def linear_cka(x: Points, y: Points) -> Float[Array, ""]:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations
+    of the same n samples, (n, p) and (n, q): 1 when they differ by a rotation and a
+    uniform scaling, near 0 when unrelated. Invariant to how the representation is
+    rotated or scaled, so it measures change of the representation, not of its frame."""
+    x, y = _points(x, "x", 2), _points(y, "y", 2)
+    if len(x) != len(y):
+        raise ValueError(f"`x` and `y` must be (n, ·) arrays of equal n, got {x.shape}, {y.shape}.")
+    x, y = x - jnp.mean(x, 0, keepdims=True), y - jnp.mean(y, 0, keepdims=True)
+    cross = jnp.sum((y.T @ x) ** 2)
+    return cross / (jnp.linalg.norm(x.T @ x) * jnp.linalg.norm(y.T @ y))
+
+
+class ClassSeparation(NamedTuple):
+    """Result of `class_separation`.
+
+    **Fields:** `within`: Tr Σ_W, the mean squared distance of a point to its class
+    mean; `between`: Tr Σ_B, the mean squared distance of the class means to the global
+    mean; `nc1`: Tr(Σ_W Σ_B⁺) / C; `means` (num_classes, d), NaN for absent classes;
+    `counts` (num_classes,).
+    """
+
+    within: Float[Array, ""]
+    between: Float[Array, ""]
+    nc1: Float[Array, ""]
+    means: Float[Array, "c d"]
+    counts: Int[Array, " c"]
+
+
+def _class_means(z: Array, labels: Array, num_classes: int) -> tuple[Array, Array]:
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)  # (n, C)
+    counts = jnp.sum(onehot, 0)
+    means = (onehot.T @ z) / jnp.maximum(counts, 1)[:, None]
+    return jnp.where(counts[:, None] > 0, means, jnp.nan), counts.astype(jnp.int32)
+
+
+def class_separation(z: Points, labels: Labels, num_classes: int | None = None) -> ClassSeparation:
+    """Within- and between-class scatter of the codes and the neural-collapse measure
+    NC1 = Tr(Σ_W Σ_B⁺) / C (Papyan et al. 2020): 0 when every class has collapsed to its
+    mean, large when the classes overlap.
+
+    Σ_W = (1/n) Σᵢ (zᵢ − μ_yᵢ)(zᵢ − μ_yᵢ)ᵀ; Σ_B = (1/C) Σ_c (μ_c − μ)(μ_c − μ)ᵀ over the C
+    classes present, μ the mean of all points. Σ_B has rank at most C − 1: its
+    pseudo-inverse is taken on its C − 1 leading eigen-directions only (and those above
+    rounding), since inverting the rounding noise in the other directions — what a
+    default `pinv` cutoff does in float32 — makes NC1 meaningless.
+    """
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    means, counts = _class_means(z, labels, num_classes)
+    present = counts > 0
+    classes = jnp.sum(present)
+    centred = z - jnp.where(present[labels][:, None], means[labels], 0.0)
+    sigma_w = centred.T @ centred / len(z)
+    offsets = jnp.where(present[:, None], means - jnp.mean(z, 0, keepdims=True), 0.0)
+    sigma_b = offsets.T @ offsets / classes
+    values, vectors = jnp.linalg.eigh(sigma_b)  # ascending
+    values, vectors = values[::-1], vectors[:, ::-1]
+    rank = jnp.arange(len(values)) < classes - 1
+    usable = rank & (values > values[0] * len(values) * jnp.finfo(z.dtype).eps)
+    inverse = jnp.where(usable, 1.0 / jnp.where(usable, values, 1.0), 0.0)
+    pinv = (vectors * inverse[None]) @ vectors.T
+    nc1 = jnp.trace(sigma_w @ pinv) / classes
+    return ClassSeparation(jnp.trace(sigma_w), jnp.trace(sigma_b), nc1, means, counts)
+
+
+def nearest_centroid_accuracy(
+    z: Points, labels: Labels, num_classes: int | None = None
+) -> Float[Array, ""]:
+    """Fraction of points whose nearest class mean (Euclidean) is their own class's
+    (NC4 of Papyan et al. 2020, measured on the points the means come from)."""
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    means, counts = _class_means(z, labels, num_classes)
+    distances = jnp.sum((z[:, None] - jnp.nan_to_num(means)[None]) ** 2, -1)
+    distances = jnp.where(counts[None] > 0, distances, jnp.inf)
+    return jnp.mean(jnp.argmin(distances, 1) == labels)
+
+
+def knn_accuracy(
+    z: Points, labels: Labels, k: int = 5, num_classes: int | None = None
+) -> Float[Array, ""]:
+    """Leave-one-out accuracy of the k-nearest-neighbour vote (Euclidean; ties go to
+    the smaller label): how well the classes are separated locally."""
+    z = _points(z)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    if not 1 <= k < len(z):
+        raise ValueError(f"`k` must be in [1, n) = [1, {len(z)}), got {k}.")
+    _, neighbours = _neighbours(z, k)
+    votes = jnp.sum(jax.nn.one_hot(labels[neighbours], num_classes), axis=1)
+    return jnp.mean(jnp.argmax(votes, 1) == labels)
+
+
+def active_dimensions(decoder: Callable, z: Points, rtol: float = 1e-2) -> Int[Array, " n"]:
+    """Per code zᵢ, how many singular values of the decoder's Jacobian exceed `rtol`
+    times the largest: the local dimension of the decoded manifold there, and so how
+    many latent directions the decoder uses (a 16-dimensional latent space whose
+    decoder uses 3 gives 3). `decoder` maps a code (d,) to an output of any shape."""
+    z = _points(z, least=1)
+
+    def count(point):
+        jacobian = jax.jacfwd(lambda p: jnp.ravel(decoder(p)))(point)
+        s = jnp.linalg.svd(jacobian, compute_uv=False)
+        return jnp.sum(s > rtol * s[0])
+
+    return jax.vmap(count)(z)
+
+
+class ClassGeodesics(NamedTuple):
+    """Result of `class_geodesics`; rows and columns of the (C, C) matrices are classes,
+    NaN for classes without points.
+
+    **Fields:**
+
+    - `means` (C, d): the class centres (Fréchet means under the metric, or coordinate
+      means with `frechet_steps=0`); `euclidean_means` (C, d): coordinate means.
+    - `distances` (C, C): geodesic distances between the centres; `euclidean` (C, C):
+      Euclidean distances between the coordinate means.
+    - `barrier` (C, C): the largest log-volume ½ log det G along each connecting geodesic
+      — a wall the metric puts between two classes; `uncertainty` (C, C): for a
+      `StochasticPullback`, the largest mean decoder σ along it (else NaN).
+    - `spread` (C,): mean geodesic distance of a class's points to its centre;
+      `euclidean_spread` (C,): mean Euclidean distance to its coordinate mean.
+    - `ratio`: mean distance between centres over mean spread, under the metric;
+      `euclidean_ratio`: the same in Euclidean coordinates. A metric that separates the
+      classes more than the coordinates do has `ratio` > `euclidean_ratio`.
+    - `converged`: every geodesic (and Fréchet mean) converged.
+    """
+
+    means: Float[Array, "c d"]
+    euclidean_means: Float[Array, "c d"]
+    distances: Float[Array, "c c"]
+    euclidean: Float[Array, "c c"]
+    barrier: Float[Array, "c c"]
+    uncertainty: Float[Array, "c c"]
+    spread: Float[Array, " c"]
+    euclidean_spread: Float[Array, " c"]
+    ratio: Float[Array, ""]
+    euclidean_ratio: Float[Array, ""]
+    converged: Bool[Array, ""]
+
+
+def class_geodesics(
+    metric,
+    codes: Points,
+    labels: Labels,
+    num_classes: int | None = None,
+    *,
+    frechet_steps: int = 50,
+    num_points: int = 16,
+    **log_map_kwargs,
+) -> ClassGeodesics:
+    """The geometry between classes under `metric`: class centres, the geodesics
+    between them with the largest log-volume (and decoder σ) along each, the spread of
+    each class, and how far apart the classes are relative to their spread — under the
+    metric and in Euclidean coordinates (Arvanitidis et al. 2018 show an expected metric
+    putting a wall of uncertainty between classes that coordinates place side by side).
+
+    **Arguments:**
+
+    - `metric`: e.g. `Pullback(decoder)` or `StochasticPullback(mean, std)`;
+      `codes` (n, d), `labels` (n,), `num_classes` as for `class_separation`.
+    - `frechet_steps`: steps of the Fréchet-mean iteration of each class centre
+      (`jgeo.stats.frechet_mean`); 0 takes the coordinate means as centres, which costs
+      no log maps beyond the distances (what a probe during training uses).
+    - `num_points`: points of each connecting geodesic; further keyword arguments go to
+      `connecting_geodesic` (e.g. `method="energy"`, `rtol`).
+
+    Cost: C(C − 1)/2 geodesics between centres, n from points to their centres, and
+    `frechet_steps` × C × n log maps for the means; all with `throw=False`.
+    """
+    from ._log_map import connecting_geodesic
+    from ._pullback import StochasticPullback
+    from .stats import frechet_mean
+
+    z = _points(codes, "codes", 2)
+    labels, num_classes = _labels(labels, len(z), num_classes)
+    euclidean_means, counts = _class_means(z, labels, num_classes)
+    present = counts > 0
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=z.dtype)
+    solve = functools.partial(
+        connecting_geodesic, metric, throw=False, num_points=num_points, **log_map_kwargs
+    )
+    if frechet_steps:
+        weights = jnp.where(present[:, None], onehot.T, 1.0)  # absent classes: masked below
+
+        def centre(w, init):
+            kwargs = dict(num_points=num_points, **log_map_kwargs)
+            return frechet_mean(metric, z, w, init=init, max_steps=frechet_steps, **kwargs)
+
+        fm = jax.vmap(centre)(weights, jnp.nan_to_num(euclidean_means))
+        means = jnp.where(present[:, None], fm.mean, jnp.nan)
+        means_converged = jnp.all(fm.converged | ~present)
+    else:
+        means, means_converged = euclidean_means, jnp.array(True)
+
+    i, j = np.triu_indices(num_classes, 1)
+    safe = jnp.nan_to_num(means)
+    between = jax.vmap(solve)(safe[i], safe[j])
+    pair_ok = present[i] & present[j]
+    log_volumes = jax.vmap(jax.vmap(metric.log_volume))(between.curve)
+    if isinstance(metric, StochasticPullback):
+        sigma = jax.vmap(jax.vmap(lambda p: jnp.mean(metric.std(p))))(between.curve)
+        uncertainty_pairs = jnp.max(sigma, 1)
+    else:
+        uncertainty_pairs = jnp.full(len(i), jnp.nan, z.dtype)
+
+    def matrix(values, diagonal):
+        values = jnp.where(pair_ok, values, jnp.nan)
+        out = jnp.full((num_classes, num_classes), jnp.nan, z.dtype)
+        out = out.at[i, j].set(values).at[j, i].set(values)
+        return out.at[np.diag_indices(num_classes)].set(jnp.where(present, diagonal, jnp.nan))
+
+    members = jax.vmap(solve)(safe[labels], z)
+    solved = onehot * members.converged[:, None]  # a failed solve is left out, and reported
+    spread = (solved.T @ jnp.nan_to_num(members.length)) / jnp.maximum(jnp.sum(solved, 0), 1)
+    coordinates = jnp.nan_to_num(euclidean_means)
+    offsets = jnp.linalg.norm(z - coordinates[labels], axis=1)
+    euclidean_spread = (onehot.T @ offsets) / jnp.maximum(counts, 1)
+    euclidean_pairs = jnp.linalg.norm(coordinates[i] - coordinates[j], axis=1)
+
+    def ratio(pairs, spreads):
+        inter = jnp.sum(jnp.where(pair_ok, pairs, 0.0)) / jnp.maximum(jnp.sum(pair_ok), 1)
+        intra = jnp.sum(jnp.where(present, spreads, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+        return inter / intra
+
+    converged = means_converged & jnp.all(between.converged | ~pair_ok) & jnp.all(members.converged)
+    nan_c = jnp.full(num_classes, jnp.nan, z.dtype)
+    return ClassGeodesics(
+        means=means,
+        euclidean_means=euclidean_means,
+        distances=matrix(between.length, jnp.zeros(num_classes, z.dtype)),
+        euclidean=matrix(euclidean_pairs, jnp.zeros(num_classes, z.dtype)),
+        barrier=matrix(jnp.max(log_volumes, 1), nan_c),
+        uncertainty=matrix(uncertainty_pairs, nan_c),
+        spread=jnp.where(present, spread, jnp.nan),
+        euclidean_spread=jnp.where(present, euclidean_spread, jnp.nan),
+        ratio=ratio(between.length, spread),
+        euclidean_ratio=ratio(euclidean_pairs, euclidean_spread),
+        converged=converged,
+    )

@@ -1,0 +1,281 @@
+"""The implementation of `jgeo.stats`, documented there."""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._checks import check_dtype, check_values
+from ._custom_types import Points
+from ._geodesics import exp_map, geodesic
+from ._log_map import connecting_geodesic
+from ._metrics import AbstractMetric
+
+
+def _check_points(points, name="points") -> Array:
+    points = jnp.asarray(points)
+    if points.ndim != 2 or points.shape[0] < 1:
+        raise ValueError(f"`{name}` must be an array of shape (n, d), got shape {points.shape}.")
+    check_dtype(points.dtype, name)
+    return points
+
+
+def _check_weights(weights, n: int, dtype) -> Array:
+    """Weights (n,), finite and ≥ 0 with a positive sum, normalised to sum to 1."""
+    weights = jnp.asarray(weights)
+    if weights.shape != (n,):
+        raise ValueError(f"`weights` must have shape ({n},) like `points`, got {weights.shape}.")
+    check_dtype(jnp.result_type(weights.dtype, jnp.float32), "weights")
+    weights = weights.astype(dtype)
+    bad = ~jnp.all(jnp.isfinite(weights) & (weights >= 0)) | ~(jnp.sum(weights) > 0)
+    message = (
+        "`weights` must be finite and ≥ 0 with a positive sum (a Fréchet mean is a convex "
+        "combination); give a zero weight to leave a point out, never a negative one."
+    )
+    weights = check_values(weights, bad, message)
+    return weights / jnp.sum(weights)
+
+
+class FrechetMean(NamedTuple):
+    """Result of `frechet_mean`.
+
+    **Fields:** `mean` (d,); `converged`: the Riemannian gradient fell below `tol`;
+    `steps` taken; `gradient_norm`: its final G-norm; `log_maps_failed`: how many log
+    maps of the last step did not converge (their points were left out of that step).
+    """
+
+    mean: Float[Array, " d"]
+    converged: Bool[Array, ""]
+    steps: Int[Array, ""]
+    gradient_norm: Float[Array, ""]
+    log_maps_failed: Int[Array, ""]
+
+
+def frechet_mean(
+    metric: AbstractMetric,
+    points: Points,
+    weights: Float[Array, " n"] | None = None,
+    *,
+    init: Float[Array, " d"] | None = None,
+    step_size: float = 1.0,
+    max_steps: int = 50,
+    tol: float | None = None,
+    **log_map_kwargs,
+) -> FrechetMean:
+    """The weighted Fréchet (Karcher) mean argmin_μ Σᵢ wᵢ d(μ, xᵢ)², by Riemannian
+    gradient descent μ ← exp_μ(step_size · Σᵢ wᵢ log_μ(xᵢ)) (Pennec 2006).
+
+    **Arguments:**
+
+    - `points` (n, d), float32 or float64; `weights` (n,), finite and ≥ 0 with a positive
+      sum (normalised; default uniform). A zero weight leaves its point out.
+    - `init`: the starting point (default: the weighted coordinate mean).
+    - `step_size`: 1 is Newton-like where the space is nearly flat; lower it on strongly
+      curved spaces if the iteration oscillates.
+    - `max_steps`, `tol`: stop when the G-norm of the gradient is below `tol` (default
+      1e-6 in float64, 1e-3 in float32) or after `max_steps`.
+    - further keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`).
+
+    **Raises:** `ValueError` for negative, non-finite or all-zero weights (at run time
+    under `jax.jit`), `TypeError` for points that are not float32 or float64.
+    """
+    points = _check_points(points)
+    n, _ = points.shape
+    weights = _check_weights(jnp.ones(n) if weights is None else weights, n, points.dtype)
+    if tol is None:
+        tol = 1e-6 if points.dtype == jnp.float64 else 1e-3
+    mean0 = weights @ points if init is None else jnp.asarray(init, points.dtype)
+
+    def gradient(mu):
+        def log(x):
+            return connecting_geodesic(metric, mu, x, throw=False, **log_map_kwargs)
+
+        logs = jax.vmap(log)(points)
+        ok = logs.converged
+        w = jnp.where(ok, weights, 0.0)
+        v = jnp.where(ok[:, None], logs.velocity, 0.0)
+        grad = (w / jnp.maximum(jnp.sum(w), jnp.finfo(w.dtype).tiny)) @ v
+        return grad, jnp.sqrt(grad @ metric(mu) @ grad), jnp.sum(~ok)
+
+    def cond(state):
+        _, _, norm, _, steps = state
+        return (norm > tol) & (steps < max_steps)
+
+    def body(state):
+        mu, grad, _, _, steps = state
+        mu = exp_map(metric, mu, step_size * grad, throw=False)
+        grad, norm, failed = gradient(mu)
+        return mu, grad, norm, failed, steps + 1
+
+    grad, norm, failed = gradient(mean0)
+    mu, _, norm, failed, steps = jax.lax.while_loop(
+        cond, body, (mean0, grad, norm, failed, jnp.zeros((), jnp.int32))
+    )
+    return FrechetMean(mu, norm <= tol, steps, norm, failed)
+
+
+def pairwise_distances(
+    metric: AbstractMetric, points: Points, *, batch_size: int = 256, **kwargs
+) -> Float[Array, "n n"]:
+    """The symmetric matrix of geodesic distances between `points` (n, d): one connecting
+    geodesic per pair i < j, solved `batch_size` pairs at a time (one vmapped solve per
+    batch, so memory stays bounded for large n). NaN where a solve did not converge.
+    Keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`, cheaper)."""
+    points = _check_points(points)
+    n = points.shape[0]
+    i, j = jnp.triu_indices(n, k=1)
+    pairs = i.shape[0]
+    if pairs == 0:
+        return jnp.zeros((n, n), points.dtype)
+    size = min(batch_size, pairs)
+    padded = -(-pairs // size) * size
+    i_pad = jnp.concatenate([i, jnp.zeros(padded - pairs, i.dtype)])
+    j_pad = jnp.concatenate([j, jnp.ones(padded - pairs, j.dtype) % n])
+
+    def batch(index):
+        a, b = index
+        one = lambda x, y: connecting_geodesic(metric, x, y, throw=False, **kwargs).length  # noqa: E731
+        return jax.vmap(one)(points[a], points[b])
+
+    chunks = (i_pad.reshape(-1, size), j_pad.reshape(-1, size))
+    lengths = jax.lax.map(batch, chunks).reshape(-1)[:pairs]
+    upper = jnp.zeros((n, n), points.dtype).at[i, j].set(lengths)
+    return upper + upper.T
+
+
+class KMedoids(NamedTuple):
+    """Result of `kmedoids`: `medoids` (k,) indices of the cluster centres, `labels` (n,)
+    the index 0…k−1 of each point's medoid, `cost` Σᵢ d(xᵢ, its medoid)."""
+
+    medoids: Int[Array, " k"]
+    labels: Int[Array, " n"]
+    cost: Float[Array, ""]
+
+
+def kmedoids(
+    distances: Float[Array, "n n"],
+    k: int,
+    key: PRNGKeyArray,
+    *,
+    restarts: int = 10,
+    max_iter: int = 50,
+) -> KMedoids:
+    """k-medoids on a distance matrix: k-means++ seeding, then alternating assignment
+    and medoid update (each cluster's new medoid is its member with the least total
+    distance to the others), from `restarts` seeds; the lowest-cost result. NaN
+    distances (failed solves) count as infinitely far."""
+    distances = jnp.asarray(distances)
+    n = distances.shape[0]
+    if distances.shape != (n, n) or not 1 <= k <= n:
+        raise ValueError(
+            f"`distances` must be (n, n) and 1 ≤ `k` ≤ n, got {distances.shape} and k = {k}."
+        )
+    d = jnp.where(jnp.isnan(distances), jnp.inf, distances)
+
+    def seed(key):  # k-means++: next medoid with probability ∝ squared distance
+        keys = jr.split(key, k)
+        medoids = jnp.zeros(k, jnp.int32).at[0].set(jr.randint(keys[0], (), 0, n, jnp.int32))
+        for c in range(1, k):
+            nearest = jnp.min(d[:, medoids[:c]], axis=1)
+            p = jnp.where(jnp.isfinite(nearest), nearest**2, 0.0)
+            p = jnp.where(jnp.sum(p) > 0, p, 1.0)
+            medoids = medoids.at[c].set(jr.choice(keys[c], n, p=p / jnp.sum(p)).astype(jnp.int32))
+        return medoids
+
+    finite = jnp.where(jnp.isinf(d), 1e30, d)  # so that sums over a cluster stay defined
+
+    def step(_, medoids):
+        labels = jnp.argmin(d[:, medoids], axis=1)
+        member = jax.nn.one_hot(labels, k, dtype=d.dtype)  # (n, k)
+        totals = finite.T @ member  # [j, c]: total distance from j to the members of c
+        totals = jnp.where(member > 0, totals, jnp.inf)  # candidates: c's own members
+        best = jnp.argmin(totals, axis=0)
+        return jnp.where(jnp.any(member > 0, axis=0), best, medoids).astype(jnp.int32)
+
+    def run(key):
+        medoids = jax.lax.fori_loop(0, max_iter, step, seed(key))
+        labels = jnp.argmin(d[:, medoids], axis=1)
+        return medoids, labels, jnp.sum(d[jnp.arange(n), medoids[labels]])
+
+    medoids, labels, cost = jax.vmap(run)(jr.split(key, restarts))
+    best = jnp.argmin(cost)
+    return KMedoids(medoids[best], labels[best], cost[best])
+
+
+def geodesic_kmedoids(
+    metric: AbstractMetric,
+    points: Points,
+    k: int,
+    key: PRNGKeyArray,
+    *,
+    restarts: int = 10,
+    batch_size: int = 256,
+    **kwargs,
+) -> tuple[KMedoids, Float[Array, "n n"]]:
+    """k-medoids clustering under geodesic distances (Arvanitidis et al. 2018): the
+    clusters that the decoder's geometry sees, e.g. separated by a low-density region
+    that a stochastic decoder's metric makes expensive to cross. Returns the clustering
+    and the distance matrix (`pairwise_distances`; keyword arguments go there)."""
+    distances = pairwise_distances(metric, points, batch_size=batch_size, **kwargs)
+    return kmedoids(distances, k, key, restarts=restarts), distances
+
+
+class TangentPCA(NamedTuple):
+    """Result of `tangent_pca`.
+
+    **Fields:** `base` (d,); `components` (d, d), rows the principal directions as
+    tangent vectors at `base`, orthonormal in G(base); `explained_variance` (d,) and
+    `explained_variance_ratio`, decreasing; `coordinates` (n, d) of the points' log maps
+    in that basis; `log_maps_failed`.
+    """
+
+    base: Float[Array, " d"]
+    components: Float[Array, "d d"]
+    explained_variance: Float[Array, " d"]
+    explained_variance_ratio: Float[Array, " d"]
+    coordinates: Float[Array, "n d"]
+    log_maps_failed: Int[Array, ""]
+
+
+def tangent_pca(
+    metric: AbstractMetric, points: Points, base: Float[Array, " d"] | None = None, **kwargs
+) -> TangentPCA:
+    """Principal geodesic analysis in its linearised form (Fletcher et al. 2004): PCA of
+    the log maps log_base(xᵢ) in the inner product G(base). `base` defaults to the
+    Fréchet mean; points whose log map fails are left out. Keyword arguments go to
+    `connecting_geodesic`."""
+    points = _check_points(points)
+    if base is None:
+        base = frechet_mean(metric, points, **kwargs).mean
+    base = jnp.asarray(base, points.dtype)
+    logs = jax.vmap(lambda x: connecting_geodesic(metric, base, x, throw=False, **kwargs))(points)
+    ok = logs.converged
+    v = jnp.where(ok[:, None], logs.velocity, 0.0)
+    chol = jnp.linalg.cholesky(metric(base))  # G = L Lᵀ: u = Lᵀ v has ‖u‖ = ‖v‖_G
+    u = v @ chol
+    count = jnp.maximum(jnp.sum(ok), 1)
+    centred = jnp.where(ok[:, None], u - (jnp.sum(u, 0) / count)[None], 0.0)
+    variance, vectors = jnp.linalg.eigh(centred.T @ centred / count)
+    variance, vectors = variance[::-1], vectors[:, ::-1]
+    components = jax.scipy.linalg.solve_triangular(chol.T, vectors, lower=False).T
+    total = jnp.sum(variance)
+    ratio = variance / jnp.where(total > 0, total, 1.0)
+    return TangentPCA(base, components, variance, ratio, centred @ vectors, jnp.sum(~ok))
+
+
+def geodesic_interpolation(
+    metric: AbstractMetric, x: Float[Array, " d"], y: Float[Array, " d"], n: int, **kwargs
+) -> Float[Array, "n d"]:
+    """`n` points from `x` to `y` along their connecting geodesic, evenly spaced in arc
+    length (a geodesic has constant speed, so these are exp_x(t log_x(y)) at evenly
+    spaced t): decode them for a semantic morph. NaN if the log map fails. Keyword
+    arguments go to `connecting_geodesic`."""
+    if n < 2:
+        raise ValueError(f"`n` must be at least 2, got {n}.")
+    x = jnp.asarray(x)
+    found = connecting_geodesic(metric, x, y, throw=False, **kwargs)
+    ts = jnp.linspace(0.0, 1.0, n, dtype=x.dtype)
+    path = geodesic(metric, x, found.velocity, ts, throw=False).xs
+    return jnp.where(found.converged, path, jnp.nan)
