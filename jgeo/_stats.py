@@ -1,6 +1,6 @@
 """The implementation of `jgeo.stats`, documented there."""
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +10,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from ._checks import check_dtype, check_values
 from ._custom_types import Points
 from ._geodesics import exp_map, geodesic
+from ._graph import geodesic_graph
 from ._log_map import connecting_geodesic
 from ._metrics import AbstractMetric
 
@@ -117,14 +118,63 @@ def frechet_mean(
 
 
 def pairwise_distances(
-    metric: AbstractMetric, points: Points, *, batch_size: int = 256, **kwargs
+    metric: AbstractMetric,
+    points: Points,
+    *,
+    approximation: Literal["graph", "refined"] | None = None,
+    k: int = 10,
+    reference: Points | None = None,
+    batch_size: int = 256,
+    **kwargs,
 ) -> Float[Array, "n n"]:
-    """The symmetric matrix of geodesic distances between `points` (n, d): one connecting
-    geodesic per pair i < j, solved `batch_size` pairs at a time (one vmapped solve per
-    batch, so memory stays bounded for large n). NaN where a solve did not converge.
-    Keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`, cheaper)."""
+    """The symmetric matrix of geodesic distances between `points` (n, d), in one of three
+    tiers of cost and accuracy.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric; `points`: shape (n, d).
+    - `approximation`:
+        - `None` (default), exact: one connecting geodesic per pair i < j (energy
+          minimisation, then shooting to the ODE tolerance), `batch_size` pairs per
+          vmapped solve, so memory stays bounded for large n. NaN where a solve did not
+          converge.
+        - `"graph"`: shortest paths on the k-nearest-neighbour graph of the points (and
+          `reference` points, which densify it), every edge weighted by the Riemannian
+          length of its straight segment (`geodesic_graph`). No solves: one Floyd–Warshall
+          pass over m = n + len(reference) nodes, O(m³) time and O(m²) memory (a few
+          thousand nodes). A path along graph edges is longer than the geodesic, so this
+          overestimates (by a few percent on a dense graph; see `bench/distances.py`),
+          and is ∞ between components the graph does not connect.
+        - `"refined"`: each pair's graph path, resampled and minimised in energy
+          (`connecting_geodesic(..., method="energy", graph=...)`): close to exact where
+          the graph path lies in the right basin, at the cost of one energy solve per pair.
+    - `k`: neighbours per node of the graph (`"graph"`, `"refined"`).
+    - `reference`: extra graph nodes (r, d), e.g. a subsample of the training codes.
+    - `batch_size`: pairs per vmapped solve (exact and `"refined"`).
+    - `**kwargs`: passed to `connecting_geodesic` (e.g. `method="energy"`, `rtol`, and for
+      `"refined"` `num_points`, `energy_steps`).
+
+    **Returns:** an (n, n) array, symmetric with a zero diagonal.
+
+    **Raises:** `ValueError` for malformed points, an unknown `approximation`, or `k` out
+    of range.
+    """
     points = _check_points(points)
     n = points.shape[0]
+    if approximation not in (None, "graph", "refined"):
+        raise ValueError(
+            f'`approximation` must be None (exact), "graph" or "refined", got {approximation!r}.'
+        )
+    graph = None
+    if approximation is not None:
+        nodes = points
+        if reference is not None:
+            reference = _check_points(reference, "reference").astype(points.dtype)
+            nodes = jnp.concatenate([points, reference])
+        graph = geodesic_graph(metric, nodes, k)
+        if approximation == "graph":
+            return graph.distances[:n, :n]
+        kwargs = {"method": "energy", **kwargs, "graph": graph}
     i, j = jnp.triu_indices(n, k=1)
     pairs = i.shape[0]
     if pairs == 0:
