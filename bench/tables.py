@@ -157,7 +157,30 @@ def kernels(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def distances(results: dict) -> str:
+    """`bench/distances.py`: the tiers of `stats.pairwise_distances` on the default model."""
+    env = results["environment"]
+    lines = [_row(["tier", "pairs timed", "seconds", "ms / pair", "median error", "90th pct",
+                   "max", "within 0.5 %", "within 5 %"]), _row(["---"] * 9)]  # fmt: skip
+    for r in results["rows"]:
+        errors = (
+            [f"{r[k]:.2%}" for k in ("median", "p90", "max")] if "median" in r else ["ref."] * 3
+        )
+        shares = (
+            [f"{r[k]:.0%}" for k in ("within_0.5%", "within_5%")] if "median" in r else ["", ""]
+        )
+        lines.append(_row([r["tier"], f"{r['pairs']:,}", _g(r["seconds"]),
+                           _g(r["ms_per_pair"]), *errors, *shares]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*{results['codes']:,} codes of the default run, k = {results['k']}, errors "
+                 f"against exact on {results['sampled_pairs']} sampled pairs, "
+                 f"{results['dtype']}, {env['backend']} ({env['device']}), jax {env['jax']}, "
+                 "`bench/results/distances.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
+    "distances": (distances, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),
     "kernels": (kernels, "kernels.json"),
     "landscape": (landscape, "landscape.json"),

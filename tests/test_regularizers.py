@@ -8,7 +8,7 @@ import jax.random as jr
 import pytest
 from helpers import mlp_decoder
 
-from jgeo import regularizers as R
+from jgeo import _regularizers, regularizers as R
 
 D_LATENT, D_DATA, BATCH = 3, 7, 6
 
@@ -78,7 +78,9 @@ def test_lanczos_quadrature_is_exact_with_d_steps(key, setup):
     lam, vecs = jnp.linalg.eigh(g)
     probe = jr.rademacher(key, (D_LATENT,), jnp.float64)
     expected = probe @ (vecs * jnp.log(lam)[None]) @ vecs.T @ probe
-    assert jnp.allclose(R._logdet_lanczos(lambda u: g @ u, probe, D_LATENT), expected, rtol=1e-9)
+    assert jnp.allclose(
+        _regularizers._logdet_lanczos(lambda u: g @ u, probe, D_LATENT), expected, rtol=1e-9
+    )
 
 
 def test_contractive_is_the_frobenius_norm_of_the_encoder_jacobian(key):

@@ -1,0 +1,115 @@
+"""All-pairs geodesic distances at the scale of a study: the tiers of
+`jgeo.stats.pairwise_distances` on the codes of the default `jgeo train` model.
+
+The default run (digits, 2-D autoencoder, isometry regularizer, 200 epochs) is trained
+first (about a minute). Its pullback metric, on `--codes` codes of the training data:
+
+- `"graph"`: every pair (the whole matrix), timed;
+- exact connecting geodesics (energy, then shooting) on `--pairs` sampled pairs: the
+  reference, timed per pair;
+- `"refined"` (an energy solve from each graph path) on the same sampled pairs, timed
+  per pair; the whole matrix of it is not run here (its cost is per pair × pairs).
+
+Errors are relative to the exact lengths on the sampled pairs, as a distribution.
+
+    python bench/distances.py [--codes 1000] [--pairs 200] [--k 10]
+"""
+
+import argparse
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _timing import environment, write_json
+
+import jgeo
+from jgeo import stats
+from jgeo.train import load_run, make_config, train
+
+
+def _timed(fn, *args):
+    """(seconds of the first call, compile included; of a second call; the output)."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return first, time.perf_counter() - start, out
+
+
+def _errors(lengths, exact) -> dict:
+    relative = np.abs(np.asarray(lengths) / np.asarray(exact) - 1)
+    finite = relative[np.isfinite(relative)]
+    return {
+        "median": float(np.median(finite)),
+        "p90": float(np.percentile(finite, 90)),
+        "max": float(finite.max()),
+        "within_0.5%": float(np.mean(finite < 5e-3)),
+        "within_5%": float(np.mean(finite < 5e-2)),
+        "finite": int(finite.size),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--json", default="bench/results/distances.json")
+    args = parser.parse_args()
+
+    config = make_config({})
+    with tempfile.TemporaryDirectory() as run:
+        start = time.perf_counter()
+        train(config, run, progress=False, report=False)
+        train_s = time.perf_counter() - start
+        _, data, model = load_run(run)
+    rng = np.random.default_rng(0)
+    index = rng.permutation(len(data.x))[: args.codes]
+    codes = jax.jit(jax.vmap(model.encode))(jnp.asarray(data.x[index]))
+    metric = jgeo.Pullback(model.decoder)
+    n = codes.shape[0]
+    i, j = np.triu_indices(n, k=1)
+    pick = rng.choice(i.size, args.pairs, replace=False)
+    a, b = codes[i[pick]], codes[j[pick]]
+
+    graph_fn = jax.jit(
+        lambda c: stats.pairwise_distances(metric, c, approximation="graph", k=args.k)
+    )
+    graph_first, graph_s, graph = _timed(graph_fn, codes)
+
+    def connect(**options):
+        one = lambda x, y: jgeo.connecting_geodesic(metric, x, y, throw=False, **options)  # noqa: E731
+        return jax.jit(jax.vmap(one))
+
+    exact_first, exact_s, exact = _timed(connect(), a, b)
+    nodes = jgeo.geodesic_graph(metric, codes, args.k)  # the graph the refined tier starts on
+    refined_fn = connect(method="energy", graph=nodes)
+    refined_first, refined_s, refined = _timed(refined_fn, a, b)
+
+    rows = [
+        {"tier": '"graph"', "pairs": int(i.size), "seconds": graph_s, "first_call_s": graph_first,
+         "ms_per_pair": 1e3 * graph_s / i.size,
+         **_errors(np.asarray(graph)[i[pick], j[pick]], exact.length)},
+        {"tier": '"refined"', "pairs": args.pairs, "seconds": refined_s,
+         "first_call_s": refined_first, "ms_per_pair": 1e3 * refined_s / args.pairs,
+         "converged": float(np.mean(refined.converged)), **_errors(refined.length, exact.length)},
+        {"tier": "exact (None)", "pairs": args.pairs, "seconds": exact_s,
+         "first_call_s": exact_first, "ms_per_pair": 1e3 * exact_s / args.pairs,
+         "converged": float(np.mean(exact.converged))},
+    ]  # fmt: skip
+    print(f"default run trained in {train_s:.0f} s; {n} codes, {i.size} pairs, k = {args.k}, "
+          f"errors against exact on {args.pairs} sampled pairs")  # fmt: skip
+    for row in rows:
+        print({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+    write_json(
+        args.json,
+        {"environment": environment(), "codes": n, "k": args.k, "sampled_pairs": args.pairs,
+         "dtype": str(codes.dtype), "train_s": train_s, "rows": rows},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
