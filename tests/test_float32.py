@@ -1,5 +1,6 @@
 """The float32 tier: dtype in = dtype out, and values agree with float64."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -44,8 +45,8 @@ def test_connecting_geodesic_keeps_float32_under_x64(key):
     # solves; jgeo solves in float64 there and returns float32.
     decoder = as_float32(mlp_decoder(key, 2, 4))
     x, y = jnp.array([0.1, -0.2], jnp.float32), jnp.array([0.5, 0.3], jnp.float32)
-    single = jgeo.connecting_geodesic(jgeo.Pullback(decoder), x, y)
-    double = jgeo.connecting_geodesic(jgeo.Pullback(mlp_decoder(key, 2, 4)), x, y)
+    connect = eqx.filter_jit(lambda d, x, y: jgeo.connecting_geodesic(jgeo.Pullback(d), x, y))
+    single, double = connect(decoder, x, y), connect(mlp_decoder(key, 2, 4), x, y)
     assert single.velocity.dtype == single.curve.dtype == single.length.dtype == jnp.float32
     assert bool(single.converged)
     assert jnp.allclose(single.velocity, double.velocity, rtol=1e-3, atol=1e-4)

@@ -112,22 +112,20 @@ def test_gradients_through_exp_map(key):
     x, v = jnp.array([0.2, -0.3]), jnp.array([0.5, 0.4])
     weights = jnp.array([1.0, -2.0])
 
+    @eqx.filter_jit  # compiled once: run eagerly, each call would trace the solver again
     def loss(point, velocity, mlp):
         return weights @ jgeo.exp_map(jgeo.Pullback(mlp), point, velocity)
 
-    dx, dv = jax.grad(loss, argnums=(0, 1))(x, v, decoder)
+    dx, dv = eqx.filter_jit(jax.grad(lambda p, w: loss(p, w, decoder), argnums=(0, 1)))(x, v)
     u = jnp.array([0.6, 0.8])
     fd = dict(rtol=1e-5, atol=1e-7)
     assert tree_allclose(dx @ u, central_difference(lambda p: loss(p, v, decoder), x, u), **fd)
     assert tree_allclose(dv @ u, central_difference(lambda w: loss(x, w, decoder), v, u), **fd)
-    grads = eqx.filter_grad(lambda m: loss(x, v, m))(decoder)
+    grads = eqx.filter_jit(eqx.filter_grad(lambda m: loss(x, v, m)))(decoder)
     assert jnp.max(jnp.abs(grads.layers[0].weight)) > 0
     # Forward mode, as Newton shooting needs it.
-    jac = jax.jacfwd(
-        lambda w: jgeo.exp_map(
-            jgeo.Pullback(decoder), x, w, ode=jgeo.ODESolver(adjoint=diffrax.ForwardMode())
-        )
-    )(v)
+    forward = jgeo.ODESolver(adjoint=diffrax.ForwardMode())
+    jac = jax.jit(jax.jacfwd(lambda w: jgeo.exp_map(jgeo.Pullback(decoder), x, w, ode=forward)))(v)
     assert tree_allclose(weights @ jac, dv, rtol=1e-6)
 
 

@@ -122,15 +122,15 @@ def test_graph_initialisation_goes_around_a_wall():
     wall = jgeo.MetricField(lambda z: (1 + 50 * jnp.exp(-jnp.sum(z**2) / 0.1)) * jnp.eye(2))
     x, y = jnp.array([-1.0, 0.0]), jnp.array([1.0, 0.0])
     grid = jnp.stack(jnp.meshgrid(*2 * [jnp.linspace(-1.2, 1.2, 13)]), -1).reshape(-1, 2)
-    graph = jgeo.geodesic_graph(wall, grid, k=8)
+    graph = jax.jit(jgeo.geodesic_graph, static_argnums=2)(wall, grid, 8)
     assert tree_allclose(graph.distances, graph.distances.T)
-    straight = jgeo.connecting_geodesic(wall, x, y)
-    around = jgeo.connecting_geodesic(wall, x, y, graph=graph)
+    straight = jax.jit(jgeo.connecting_geodesic)(wall, x, y)
+    around = jax.jit(lambda g: jgeo.connecting_geodesic(wall, x, y, graph=g))(graph)
     assert straight.converged and around.converged
     assert tree_allclose(jnp.max(jnp.abs(straight.curve[:, 1])), jnp.asarray(0.0), atol=1e-9)
     assert around.length < 0.5 * straight.length
     assert jnp.max(jnp.abs(around.curve[:, 1])) > 0.3
     # Both are geodesics through y; the graph one is the shorter of the two.
-    assert tree_allclose(jgeo.exp_map(wall, x, around.velocity), y, atol=1e-6)
+    assert tree_allclose(jax.jit(jgeo.exp_map)(wall, x, around.velocity), y, atol=1e-6)
     with pytest.raises(ValueError, match="`k` must be between"):
         jgeo.geodesic_graph(wall, grid, k=len(grid))
