@@ -33,20 +33,39 @@ def key():
     return jr.key(20261128)
 
 
-# The longest test files first (measured: notebooks, the default `jgeo train`, training,
-# sharding), so that under `--dist loadfile` no long file starts last while the other
-# processes sit idle. A file not listed keeps its place after these.
+# Test files by their measured time (longest first, summed over their tests in a cold
+# run on 2 cores), so that under `--dist loadfile` no long file starts last while the
+# other process sits idle. A file not listed runs after these: list a new long one.
 _LONGEST_FIRST = [
     "test_notebooks.py",
-    "test_cli.py",
-    "test_notebooks_dynamics.py",
     "test_train.py",
     "test_sharding.py",
-    "test_data_file.py",
     "test_geodesics.py",
-    "test_recorder.py",
-    "test_representation.py",
+    "test_log_map.py",
+    "test_cli.py",
+    "test_transforms.py",
+    "test_space_forms.py",
+    "test_stats.py",
     "test_dynamics.py",
+    "test_notebooks_dynamics.py",
+    "test_data_file.py",
+    "test_representation.py",
+    "test_fisher.py",
+    "test_recorder.py",
+    "test_regularizers.py",
+    "test_landscape.py",
+    "test_properties.py",
+    "test_float32.py",
+    "test_diagnostics.py",
+    "test_nn.py",
+    "test_closed_forms.py",
+    "test_run_integrity.py",
+    "test_readme.py",
+    "test_imports.py",
+    "test_cli_errors.py",
+    "test_optim.py",
+    "test_data.py",
+    "test_errors.py",
 ]
 
 

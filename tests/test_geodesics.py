@@ -52,12 +52,13 @@ def test_linear_decoder_geodesics_are_straight_lines(key):
 def test_speed_is_conserved_on_a_curved_decoder(key):
     metric = jgeo.Pullback(mlp_decoder(key, 3, 5))
     x, v = jnp.array([0.2, -0.1, 0.3]), jnp.array([0.8, 0.5, -0.6])
-    path = jgeo.geodesic(metric, x, v, jnp.linspace(0.0, 1.0, 9))
+    geodesic = eqx.filter_jit(jgeo.geodesic)
+    path = geodesic(metric, x, v, jnp.linspace(0.0, 1.0, 9))
     speeds = jax.vmap(lambda p, u: u @ metric(p) @ u)(path.xs, path.vs)
     assert tree_allclose(speeds, jnp.full_like(speeds, speeds[0]), rtol=1e-7)
     assert jnp.max(jnp.abs(path.xs[-1] - (x + v))) > 1e-2  # really curved
     # The discrete curve's length approaches the geodesic's, |v|_g.
-    dense = jgeo.geodesic(metric, x, v, jnp.linspace(0.0, 1.0, 200)).xs
+    dense = geodesic(metric, x, v, jnp.linspace(0.0, 1.0, 200)).xs
     assert tree_allclose(jgeo.curve_length(metric, dense), jnp.sqrt(speeds[0]), rtol=1e-4)
     assert tree_allclose(2 * jgeo.curve_energy(metric, dense), speeds[0], rtol=1e-3)
 
@@ -66,13 +67,13 @@ def test_parallel_transport_is_an_isometry(key):
     metric = jgeo.Pullback(mlp_decoder(key, 3, 5))
     x, v = jnp.array([0.2, -0.1, 0.3]), jnp.array([0.8, 0.5, -0.6])
     w1, w2 = jnp.array([1.0, 0.0, 0.5]), jnp.array([-0.3, 1.0, 0.2])
-    transport = jax.vmap(lambda w: jgeo.parallel_transport(metric, x, v, w))
+    transport = eqx.filter_jit(jax.vmap(lambda w: jgeo.parallel_transport(metric, x, v, w)))
     p1, p2, pv = transport(jnp.stack([w1, w2, v]))
-    y = jgeo.exp_map(metric, x, v)
+    y = eqx.filter_jit(jgeo.exp_map)(metric, x, v)
     for a, b, pa, pb in [(w1, w2, p1, p2), (w1, w1, p1, p1), (v, w2, pv, p2)]:
         assert tree_allclose(pa @ metric(y) @ pb, a @ metric(x) @ b, rtol=1e-7)
     # The velocity of a geodesic is parallel along it.
-    final_velocity = jgeo.geodesic(metric, x, v, jnp.ones(1)).vs[-1]
+    final_velocity = eqx.filter_jit(jgeo.geodesic)(metric, x, v, jnp.ones(1)).vs[-1]
     assert tree_allclose(pv, final_velocity, **CLOSE)
 
 

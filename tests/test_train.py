@@ -220,8 +220,9 @@ def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
     assert config.likelihood == report["likelihood"] == "bernoulli"
     assert "Fisher" in report["latent_metric"]
     codes = jax.vmap(model.encode)(jnp.asarray(data.x[_loop.eval_index(config, len(data.x))]))
-    fisher = diagnostics.metric_summary(jgeo.FisherPullback(model.decoder, "bernoulli"), codes)
-    euclidean = diagnostics.metric_summary(jgeo.Pullback(model.decoder), codes)
+    summary = jax.jit(diagnostics.metric_summary)
+    fisher = summary(jgeo.FisherPullback(model.decoder, "bernoulli"), codes)
+    euclidean = summary(jgeo.Pullback(model.decoder), codes)
     assert np.isclose(report["logdet_mean"], fisher["logdet_mean"], rtol=1e-4)
     assert not np.isclose(report["logdet_mean"], euclidean["logdet_mean"], rtol=0.1)
     assert np.isclose(
@@ -230,7 +231,7 @@ def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
     probes = dynamics.load(out)
     assert probes.info["likelihood"] == "bernoulli"
     last = jnp.asarray(probes.arrays["codes"][-1])
-    logvol = jax.vmap(jgeo.FisherPullback(model.decoder, "bernoulli").log_volume)(last)
+    logvol = jax.jit(jax.vmap(jgeo.FisherPullback(model.decoder, "bernoulli").log_volume))(last)
     assert np.isclose(probes.rows[-1]["logvol_mean"], float(jnp.mean(logvol)), rtol=1e-4)
     # the recon_mse is the squared error of the decoded mean σ(logits), in [0, 1]
     assert 0 < report["recon_mse"] < 0.25
