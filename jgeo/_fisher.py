@@ -74,6 +74,14 @@ class GaussianFisher(AbstractDiagonalMetric):
 
     Defined where every σᵢ > 0. Its spray is closed form: with w = (a, b),
     −Γ(w, w) = (2 a b / σ, (b² − a²/2) / σ).
+
+    **Arguments:**
+
+    - `dim`: 2n, the length of (μ, σ), or None to take it from the points.
+
+    Used as the `ambient` metric of a pullback: `Pullback(lambda z: jnp.concatenate([μ(z),
+    σ(z)]), ambient=GaussianFisher())` is `FisherPullback(lambda z: (μ(z), σ(z)),
+    "gaussian")`.
     """
 
     dim: int | None = eqx.field(default=None, static=True)
