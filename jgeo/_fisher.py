@@ -29,7 +29,7 @@ from jaxtyping import Array, Bool, Float
 
 from ._custom_types import Point, Tangent
 from ._metrics import AbstractDiagonalMetric, as_pytree_callable, check_dim
-from ._pullback import AbstractPullback, _check_jitter
+from ._pullback import AbstractPullback, _check_jitter, trace_decoder
 
 FAMILIES = ("bernoulli", "categorical", "poisson", "gaussian")
 
@@ -152,14 +152,7 @@ class FisherPullback(AbstractPullback):
 
     def check_point(self, x: Point, name: str = "x") -> None:
         super().check_point(x, name)
-        try:
-            out = jax.eval_shape(self.f, x)
-        except Exception as error:
-            raise ValueError(
-                f"FisherPullback: calling the decoder `f` on a point of shape {x.shape} "
-                f"failed ({type(error).__name__}: {error}). Check that points have the "
-                "decoder's latent dimension."
-            ) from error
+        out = trace_decoder(self.f, x, "f", "FisherPullback")
         self._check_rank(x, _output_dimension(out, self.family))
 
     def immersion(self, x: Point) -> Float[Array, " D"]:

@@ -32,16 +32,22 @@ from ._linalg import solve
 from ._metrics import AbstractDiagonalMetric, AbstractMetric, as_pytree_callable, check_dim
 
 
-def _check_decoder(fn: Callable, x: Point, name: str, owner: str) -> tuple[int, ...]:
-    """Trace `fn` at `x` and check that it returns one floating vector."""
+def trace_decoder(fn: Callable, x: Point, name: str, owner: str):
+    """The abstract output of `fn` at `x` (shapes and dtypes, nothing computed); a
+    `ValueError` naming the decoder if it cannot be called there."""
     try:
-        out = jax.eval_shape(fn, x)
+        return jax.eval_shape(fn, x)
     except Exception as error:
         raise ValueError(
             f"{owner}: calling the decoder `{name}` on a point of shape {x.shape} failed "
             f"({type(error).__name__}: {error}). Check that points have the decoder's "
             "latent dimension."
         ) from error
+
+
+def _check_decoder(fn: Callable, x: Point, name: str, owner: str) -> tuple[int, ...]:
+    """Trace `fn` at `x` and check that it returns one floating vector."""
+    out = trace_decoder(fn, x, name, owner)
     if not hasattr(out, "shape") or len(out.shape) != 1:
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(
