@@ -1,10 +1,11 @@
 """One short accelerator check: float32 on the default device against float64 on the
 CPU, then the bench figures measured on that device.
 
-1. Agreement: the kernels (metric, Christoffel symbols, Gaussian curvature, log-volume),
-   exp maps, connecting geodesics, the volume regularizer and the MCN of a tanh MLP
-   decoder, in float32 on the default device vs float64 on the CPU: the largest error
-   relative to the largest reference value.
+1. Agreement, under the default float32 matmul precision and under
+   `jax.default_matmul_precision("highest")`: the kernels (metric, Christoffel symbols,
+   Gaussian curvature, log-volume), exp maps, connecting geodesics, the volume
+   regularizer and the MCN of a tanh MLP decoder, in float32 on the default device vs
+   float64 on the CPU: the largest error relative to the largest reference value.
 2. Cost of a training step, plain and regularized (bench/training.py's step_cost).
 3. Batched log maps of bench/geodesics.py (float32 on the device).
 4. Probe overhead on the default run (bench/dynamics.py), shortened.
@@ -41,7 +42,14 @@ def _cast(tree, dtype, device):
     return jax.tree.map(leaf, tree)
 
 
-def agreement(n: int = 64) -> list[dict]:
+def agreement(n: int = 64, precision: str | None = None) -> list[dict]:
+    """Largest float32 error against float64, with float32 matrix products at `precision`
+    (None: the device's default, which on GPUs and TPUs may be TF32 or bf16 passes)."""
+    with jax.default_matmul_precision(precision):
+        return _agreement(n, precision or "default")
+
+
+def _agreement(n: int, precision: str) -> list[dict]:
     mlp = eqx.nn.MLP(2, 64, 128, depth=2, activation=jnp.tanh, key=jr.key(0), dtype=jnp.float64)
     k1, k2 = jr.split(jr.key(1))
     xs, vs = jr.normal(k1, (n, 2), jnp.float64), 0.5 * jr.normal(k2, (n, 2), jnp.float64)
@@ -67,6 +75,7 @@ def agreement(n: int = 64) -> list[dict]:
         seconds = time.perf_counter() - start
         error = jnp.nanmax(jnp.abs(jax.device_put(low, CPU).astype(jnp.float64) - reference))
         rows.append({"quantity": f"{name} ({n} points)", "dtype": str(low.dtype),
+                     "precision": precision,
                      "max_rel_error": float(error / jnp.max(jnp.abs(reference))),
                      "first_call_s": seconds})  # fmt: skip
         print(rows[-1], flush=True)
@@ -83,7 +92,8 @@ def agreement(n: int = 64) -> list[dict]:
         ref = f(*_cast((mlp, xs), jnp.float64, CPU))
         low = f(*_cast((mlp, xs), jnp.float32, jax.devices()[0]))
         error = abs(float(low) - float(ref)) / abs(float(ref))
-        rows.append({"quantity": name, "dtype": str(low.dtype), "max_rel_error": error})
+        rows.append({"quantity": name, "dtype": str(low.dtype), "precision": precision,
+                     "max_rel_error": error})  # fmt: skip
         print(rows[-1], flush=True)
     return rows
 
@@ -97,7 +107,8 @@ def main() -> None:
     result = {"environment": environment()}
     print(result["environment"], flush=True)
 
-    result["agreement"] = agreement()
+    # Under the device's default matmul precision and under "highest" (full float32).
+    result["agreement"] = agreement() + agreement(precision="highest")
     write_json(args.json, result)
     jax.config.update("jax_enable_x64", False)  # the rest in float32, as training runs
 

@@ -1,11 +1,11 @@
-"""Benchmark tables of the README, written from `bench/results/*.json`, so that no
-number in the docs is copied by hand.
+"""Benchmark tables of the docs, written from `bench/results/*.json`, so that no number
+in the docs is copied by hand.
 
-    python bench/tables.py            # rewrite the tables in README.md
+    python bench/tables.py            # rewrite the tables in docs/ (and README.md)
     python bench/tables.py --check    # exit 1 if a table differs from its results
 
 A table sits between `<!-- bench-table: NAME -->` and `<!-- /bench-table -->`;
-`tests/test_readme.py` checks that each one matches its JSON.
+`tests/test_docs.py` checks that each one matches its JSON.
 """
 
 import argparse
@@ -179,12 +179,95 @@ def distances(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _footer(env: dict, name: str, extra: str = "") -> str:
+    return f"*{extra}{env['backend']} ({env['device']}), jax {env['jax']}, `bench/results/{name}`*"
+
+
+def geodesics(results: dict) -> str:
+    """`bench/geodesics.py`: exp and log maps against geomstats (and stochman when installed)."""
+    lines = [_row(["task", "library", "per item", "max error", "converged"]), _row(["---"] * 5)]
+    for r in results["rows"]:
+        per_item = r["per_item_s"]
+        cost = f"{per_item * 1e3:.3g} ms" if per_item >= 1e-4 else f"{per_item * 1e6:.3g} µs"
+        error = r.get("max_error")
+        lines.append(_row([r["task"], r["library"], cost,
+                           "NaN on some points" if error != error else _g(error, 2),
+                           f"{r['converged']:.0%}" if "converged" in r else ""]))  # fmt: skip
+    lines += ["", _footer(results["environment"], "geodesics.json", "float64, ")]
+    return "\n".join(lines) + "\n"
+
+
+def training(results: dict) -> str:
+    """`bench/training.py`: the regularizers' effect, means over seeds and their ratio to
+    the unregularized runs."""
+    keys = ("recon_mse", "mcn", "vor", "logdet_var")
+    lines = [_row(["data", "regularizer (weight, warm-up)", "recon MSE", "MCN", "VoR",
+                   "Var log det G"]), _row(["---"] * 6)]  # fmt: skip
+    for r in results["table"]:
+        name = r["regularizer"]
+        if name != "none":
+            name += f" ({r['weight']:g}, {r['warmup']:.0%})"
+        cells = [f"{_g(r[k])}" if r["regularizer"] == "none" else
+                 f"{_g(r[k])} ({r[k + ' ×none']:.2g}×)" for k in keys]  # fmt: skip
+        lines.append(_row([r["data"], name, *cells]))
+    seeds = sorted({r["seed"] for r in results["runs"]})
+    lines += ["", _footer(results["environment"], "training_runs.json",
+                          f"float32, seeds {', '.join(map(str, seeds))}, ")]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def training_step(results: dict) -> str:
+    """`bench/training.py`: one regularized training step in plain steps."""
+    rows = results["step_cost"]
+    plain = rows[0]["median_s"]
+    lines = [_row(["step (batch 256, D = 784, d = 2)", "regularized fraction", "ms",
+                   f"× plain step ({plain * 1e3:.2f} ms)"]), _row(["---"] * 4)]  # fmt: skip
+    for r in rows[1:]:
+        name, _, fraction = r["step"].partition(", batch")
+        fraction = r["step"].rsplit("reg_fraction ", 1)[1]
+        emphasis = "**" if name == "isometry" and fraction == "0.5" else ""
+        lines.append(_row([name, fraction, f"{r['median_s'] * 1e3:.2f}",
+                           f"{emphasis}{r['× plain']:.2f}×{emphasis}"]))  # fmt: skip
+    lines += ["", _footer(results["environment"], "training_step.json", "float32, ")]
+    return "\n".join(lines) + "\n"
+
+
+def scaling(results: dict) -> str:
+    """`bench/scaling.py`: strong and weak scaling over devices, checked against one device."""
+    lines = [_row(["case", "scaling", "devices", "global batch", "ms", "speed-up / efficiency",
+                   "max abs. difference vs 1 device"]), _row(["---"] * 7)]  # fmt: skip
+    for r in results["rows"]:
+        ratio = r.get("speed-up", r.get("efficiency"))
+        delta = r.get("max |Δ| vs 1 device")
+        lines.append(_row([r["case"], r["scaling"], str(r["devices"]), str(r["global batch"]),
+                           f"{r['median_s'] * 1e3:.3g}", f"{ratio:.2f}",
+                           "" if delta is None else _g(delta, 2)]))  # fmt: skip
+    env = results["environment"]
+    lines += ["", _footer(env, "scaling.json", f"{env['device_count']} devices seen, ")]
+    return "\n".join(lines) + "\n"
+
+
+def device(results: dict) -> str:
+    """`bench/device.py`: float32 on the default device against float64 on the CPU."""
+    lines = [_row(["quantity", "matmul precision", "max relative error"]), _row(["---"] * 3)]
+    for r in results["agreement"]:
+        precision = r.get("precision", "default")
+        lines.append(_row([r["quantity"], precision, _g(r["max_rel_error"], 2)]))
+    lines += ["", _footer(results["environment"], "device_cpu.json", "float32 vs float64, ")]
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
+    "device": (device, "device_cpu.json"),
     "distances": (distances, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),
+    "geodesics": (geodesics, "geodesics.json"),
     "kernels": (kernels, "kernels.json"),
     "landscape": (landscape, "landscape.json"),
     "representation": (representation, "representation.json"),
+    "scaling": (scaling, "scaling.json"),
+    "training": (training, "training_runs.json"),
+    "training_step": (training_step, "training_step.json"),
 }
 
 
@@ -205,21 +288,27 @@ def rewrite(text: str) -> str:
     return BLOCK.sub(table, text)
 
 
+def pages() -> list[Path]:
+    """The Markdown files that may hold bench tables."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args()
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    new = rewrite(text)
-    if args.check:
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        new = rewrite(text)
         if new != text:
-            print("README.md: a bench table differs from bench/results; run bench/tables.py")
-            return 1
-        return 0
-    readme.write_text(new)
-    print(f"wrote the bench tables of {readme}")
-    return 0
+            stale.append(page)
+            if not args.check:
+                page.write_text(new)
+    for page in stale:
+        verb = "differs from bench/results" if args.check else "rewritten"
+        print(f"{page.relative_to(ROOT)}: a bench table {verb}")
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":

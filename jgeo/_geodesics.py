@@ -203,24 +203,6 @@ def _finish(metric, x, ends: Array, result, throw: bool, *outputs: Array):
     return result, _mask(succeeded, *outputs)
 
 
-def _add_solver_doc(fn) -> None:
-    """Append the shared solver arguments to `fn`'s docstring (absent under `python -OO`)."""
-    if fn.__doc__ is not None:
-        fn.__doc__ += _SOLVER_DOC
-
-
-_SOLVER_DOC = """
-    - `method`: `"auto"` (default) uses the metric's closed form where it has one
-      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
-      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
-      closed forms are tested against).
-    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
-    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
-      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
-      A point outside the metric's domain (`metric.contains`) is such a failure.
-"""
-
-
 def geodesic(
     metric: AbstractMetric,
     x: PointLike,
@@ -241,6 +223,14 @@ def geodesic(
 
     - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,).
     - `ts`: increasing times, shape (n,); the solve runs from 0 to `ts[-1]`.
+    - `method`: `"auto"` (default) uses the metric's closed form where it has one
+      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
+      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
+      closed forms are tested against).
+    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
+    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
+      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
+      A point outside the metric's domain (`metric.contains`) is such a failure.
 
     **Returns:** a `Geodesic`. An ODE solve fails (NaN outputs; `result` says why) when
     it runs out of steps, when the state leaves the metric's domain, or when the speed
@@ -265,9 +255,6 @@ def geodesic(
     return Geodesic(ts, xs, vs, result, steps)
 
 
-_add_solver_doc(geodesic)
-
-
 def exp_map(
     metric: AbstractMetric,
     x: PointLike,
@@ -279,9 +266,19 @@ def exp_map(
 ) -> Point:
     """The exponential map exp_x(v) = γ(1) for the geodesic γ(0) = x, γ'(0) = v.
 
-    **Returns:** a point of shape (d,); NaN if the solve failed and `throw=False`.
+    **Arguments:**
 
-    **Arguments:** as for `geodesic`, without `ts`:
+    - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,).
+    - `method`: `"auto"` (default) uses the metric's closed form where it has one
+      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
+      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
+      closed forms are tested against).
+    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
+    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
+      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
+      A point outside the metric's domain (`metric.contains`) is such a failure.
+
+    **Returns:** a point of shape (d,); NaN if the solve failed and `throw=False`.
     """
     x = metric_point(metric, x, throw=False)
     if _use_closed_form(metric, method):
@@ -289,9 +286,6 @@ def exp_map(
         return _finish(metric, x, y[None], _closed_form_result(y), throw, y)[1][0]
     path = geodesic(metric, x, v, jnp.ones((1,), x.dtype), method="ode", ode=ode, throw=throw)
     return path.xs[-1]
-
-
-_add_solver_doc(exp_map)
 
 
 def parallel_transport(
@@ -309,9 +303,21 @@ def parallel_transport(
     Solves ẇᵏ = −Γᵏᵢⱼ ẋⁱ wʲ together with the geodesic. Transport is linear in `w` and
     preserves inner products: g(P w₁, P w₂) = g(w₁, w₂).
 
-    **Returns:** the transported vector at exp_x(v), shape (d,).
+    **Arguments:**
 
-    **Arguments:** `metric`, `x`, `v` as for `exp_map`; `w` a tangent vector at `x`;
+    - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,): the
+      curve is t ↦ exp_x(t v).
+    - `w`: the tangent vector at `x` to transport, shape (d,).
+    - `method`: `"auto"` (default) uses the metric's closed form where it has one
+      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
+      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
+      closed forms are tested against).
+    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
+    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
+      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
+      A point outside the metric's domain (`metric.contains`) is such a failure.
+
+    **Returns:** the transported vector at exp_x(v), shape (d,).
     """
     x = metric_point(metric, x, throw=False)
     v, w = as_tangent(x, v, "v"), as_tangent(x, w, "w")
@@ -326,9 +332,6 @@ def parallel_transport(
     return _finish(metric, x, end[None], result, throw, out)[1][0]
 
 
-_add_solver_doc(parallel_transport)
-
-
 def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:
     """g(Δᵢ, Δᵢ) of each segment Δᵢ = cᵢ₊₁ − cᵢ, with g at the segment's midpoint."""
     c = jnp.asarray(c)
@@ -341,8 +344,18 @@ def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:
 
 
 def curve_length(metric: AbstractMetric, c: ArrayLike) -> Scalar:
-    """Length Σᵢ √g(Δᵢ, Δᵢ) of the polygon through the points `c` (n, d), with the metric
-    at each segment's midpoint (second-order accurate in the spacing)."""
+    """Length Σᵢ √g(Δᵢ, Δᵢ) of the polygon through the points `c`, Δᵢ = cᵢ₊₁ − cᵢ, with
+    the metric at each segment's midpoint (second-order accurate in the spacing).
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `c`: the points of a discrete curve, shape (n ≥ 2, d).
+
+    **Returns:** the length, a scalar of `c`'s dtype.
+
+    **Raises:** `ValueError` if `c` is not of shape (n ≥ 2, d).
+    """
     return jnp.sum(jnp.sqrt(_segments(metric, c)))
 
 

@@ -14,6 +14,16 @@ from sklearn.neighbors import kneighbors_graph
 
 from . import _data_file as data_file
 
+__all__ = (
+    "DATASETS",
+    "IMAGE_DATASETS",
+    "SPRITE_SHAPES",
+    "Dataset",
+    "class_pairs",
+    "load",
+    "sprites_images",
+)
+
 DATASETS = ("digits", "swissroll", "scurve", "sphere", "torus", "circles", "sprites")
 # Image data sets and their (H, W): kept in [0, 1], not standardised.
 _IMAGES = {"digits": (8, 8), "sprites": (32, 32)}

@@ -18,6 +18,8 @@ from .train import TrainConfig, steps_per_epoch, train
 from .train._config import with_data_file
 from .train._loop import build, eval_index, learning_rate_schedule, loss_fn
 
+__all__ = ("probe_recorder", "run")
+
 
 def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     """The `Recorder` of the run `config` in `out`: the model's encoder and decoder on
