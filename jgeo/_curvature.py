@@ -30,7 +30,17 @@ def riemann(metric: AbstractMetric, x: PointLike, *, method: Method = "auto") ->
     A pullback uses the Gauss equation R_abcd = ⟨II_ac, II_bd⟩ − ⟨II_ad, II_bc⟩ (second
     derivatives of the decoder only); `method="autodiff"` differentiates Γ (third).
 
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,).
+    - `method`: `"auto"` uses the metric's fast path (the Gauss equation for a pullback);
+      `"autodiff"` differentiates the metric matrix (the reference).
+
     **Returns:** shape (d, d, d, d), the dtype of `x`.
+
+    **Raises:** `ValueError`/`TypeError` for a malformed point; a runtime error if the
+    metric is singular at `x` (see `jitter`).
     """
     x = metric_point(metric, x)
     return finish(_riemann(metric, x, method), x, "riemann")
@@ -40,7 +50,17 @@ def ricci(metric: AbstractMetric, x: PointLike, *, method: Method = "auto") -> M
     """The Ricci tensor `R_bd = Rᵃ_bad` (a contraction of `riemann`); symmetric, and
     equal to g / r² on a sphere of radius r.
 
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,).
+    - `method`: `"auto"` uses the metric's fast path (through `riemann`'s); `"autodiff"`
+      differentiates the metric matrix (the reference).
+
     **Returns:** shape (d, d), the dtype of `x`.
+
+    **Raises:** `ValueError`/`TypeError` for a malformed point; a runtime error if the
+    metric is singular at `x` (see `jitter`).
     """
     x = metric_point(metric, x)
     return finish(_ricci(metric, x, method), x, "ricci")
@@ -50,7 +70,17 @@ def scalar_curvature(metric: AbstractMetric, x: PointLike, *, method: Method = "
     """The scalar curvature `g^{bd} R_bd`: 2/r² on a 2-sphere of radius r, d(d−1)/r² on a
     d-sphere, −d(d−1) on hyperbolic space.
 
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,).
+    - `method`: `"auto"` uses the metric's fast path (through `riemann`'s); `"autodiff"`
+      differentiates the metric matrix (the reference).
+
     **Returns:** a scalar of the dtype of `x`.
+
+    **Raises:** `ValueError`/`TypeError` for a malformed point; a runtime error if the
+    metric is singular at `x` (see `jitter`).
     """
     x = metric_point(metric, x)
     out = jnp.trace(solve(metric(x), _ricci(metric, x, method)))
@@ -72,7 +102,18 @@ def sectional_curvature(
     A pullback needs only three second-order JVPs (Gauss equation on the plane), not
     the full tensor.
 
-    **Raises:** a runtime error if `u` and `v` are parallel (no plane).
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,); `u`, `v`: two tangent vectors at `x`, shape (d,),
+      not parallel (any scale: K depends only on the plane).
+    - `method`: `"auto"` uses the metric's fast path; `"autodiff"` contracts the full
+      tensor from autodiff of the metric (the reference).
+
+    **Returns:** a scalar of the dtype of `x`.
+
+    **Raises:** `ValueError`/`TypeError` for a malformed point or vector; a runtime
+    error if `u` and `v` are parallel (no plane) or the metric is singular at `x`.
     """
     x = metric_point(metric, x)
     u, v = as_tangent(x, u, "u"), as_tangent(x, v, "v")
@@ -85,7 +126,17 @@ def gaussian_curvature(metric: AbstractMetric, x: PointLike, *, method: Method =
     """The Gaussian curvature of a 2-dimensional metric: scalar curvature / 2
     (1/r² on a sphere of radius r).
 
-    **Raises:** `ValueError` if the metric is not 2-dimensional.
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,).
+    - `method`: `"auto"` uses the metric's fast path; `"autodiff"` differentiates
+      the metric matrix (the reference).
+
+    **Returns:** a scalar of the dtype of `x`.
+
+    **Raises:** `ValueError` if the metric is not 2-dimensional (use
+    `scalar_curvature` or `sectional_curvature`); otherwise as `scalar_curvature`.
     """
     x = metric_point(metric, x)
     if x.shape[0] != 2:
@@ -101,6 +152,18 @@ def log_volume(metric: AbstractMetric, x: PointLike, *, method: Method = "auto")
 
     For a pullback, log |det R| of the QR factorisation of J, which avoids squaring J's
     condition number; otherwise from the Cholesky factor of g.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric.
+    - `x`: one point, shape (d,).
+    - `method`: `"auto"` uses the metric's fast path (QR of J for a pullback); `"autodiff"`
+      differentiates the metric matrix (the reference).
+
+    **Returns:** a scalar of the dtype of `x`.
+
+    **Raises:** `ValueError`/`TypeError` for a malformed point; a runtime error if the
+    metric is singular at `x` (see `jitter`).
     """
     x = metric_point(metric, x)
     out = choose(method, metric.log_volume, lambda y: _autodiff.log_volume(metric, y))(x)

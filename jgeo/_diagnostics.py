@@ -29,24 +29,57 @@ def _affine_invariant_spread(gs):
 
 
 def mean_condition_number(metric: AbstractMetric, zs: Points) -> Float[Array, ""]:
-    """MCN: the mean over points of λ_max(G) / λ_min(G); 1 for a (scaled) isometry."""
+    """MCN: the mean over points of λ_max(G) / λ_min(G); 1 for a (scaled) isometry.
+
+    **Arguments:**
+
+        - `metric`: a jgeo metric on Rᵈ.
+        - `zs`: latent points, shape (n, d).
+
+    **Returns:** a scalar, ≥ 1.
+    """
     return jnp.mean(_condition_numbers(jax.vmap(metric)(zs)))
 
 
 def variance_of_riemannian_metric(metric: AbstractMetric, zs: Points) -> Float[Array, ""]:
     """VoR (Lee et al. 2022): E_z d²(G(z), Ḡ), Ḡ = E_z G(z), with the affine-invariant
-    distance d²(A, B) = Σᵢ log² λᵢ(A⁻¹B). Zero iff G is constant over the points."""
+    distance d²(A, B) = Σᵢ log² λᵢ(A⁻¹B). Zero iff G is constant over the points.
+
+    **Arguments:**
+
+        - `metric`: a jgeo metric on Rᵈ.
+        - `zs`: latent points, shape (n, d).
+
+    **Returns:** a scalar, ≥ 0.
+    """
     return jnp.mean(_affine_invariant_spread(jax.vmap(metric)(zs)))
 
 
 def log_volumes(metric: AbstractMetric, zs: Points) -> Float[Array, " n"]:
-    """log det G at every point (twice `jgeo.log_volume`)."""
+    """log det G at every point (twice `jgeo.log_volume`).
+
+    **Arguments:**
+
+        - `metric`: a jgeo metric on Rᵈ.
+        - `zs`: latent points, shape (n, d).
+
+    **Returns:** shape (n,).
+    """
     return jnp.linalg.slogdet(jax.vmap(metric)(zs))[1]
 
 
 def metric_summary(metric: AbstractMetric, zs: Points) -> dict[str, Float[Array, ""]]:
     """MCN, VoR, and the mean and variance of log det G, from one evaluation of G at
-    every point: what `jgeo train` records each epoch."""
+    every point: what `jgeo train` records each epoch.
+
+    **Arguments:**
+
+        - `metric`: a jgeo metric on Rᵈ.
+        - `zs`: latent points, shape (n, d).
+
+    **Returns:** a dict of scalars with keys `"mcn"`, `"vor"`, `"logdet_mean"` and
+    `"logdet_var"`.
+    """
     gs = jax.vmap(metric)(zs)
     logdets = jnp.linalg.slogdet(gs)[1]
     return {
@@ -58,7 +91,16 @@ def metric_summary(metric: AbstractMetric, zs: Points) -> dict[str, Float[Array,
 
 
 def straight_length(metric: AbstractMetric, x, y, num_points: int = 64) -> Float[Array, ""]:
-    """Riemannian length of the straight latent segment from x to y."""
+    """Riemannian length of the straight latent segment from x to y.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `x`, `y`: the end points, shape (d,).
+    - `num_points`: points of the polygon (`curve_length`) along the segment.
+
+    **Returns:** a scalar.
+    """
     t = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)[:, None]
     return curve_length(metric, (1 - t) * x[None] + t * y[None])
 
@@ -67,9 +109,18 @@ def geodesic_ratios(
     metric: AbstractMetric, starts: Points, ends: Points, **kwargs
 ) -> tuple[Float[Array, " n"], ConnectingGeodesic]:
     """Geodesic length over the length of the straight latent segment for each pair, and
-    the connecting geodesics themselves (ratios are NaN where one did not converge, see
-    `.converged`). ≤ 1 where the geodesic is minimising; 1 in a flat latent space.
-    Keyword arguments go to `connecting_geodesic` (whose `throw` is False here)."""
+    the connecting geodesics themselves. ≤ 1 where the geodesic is minimising; 1 in a flat
+    latent space.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `starts`, `ends`: the pairs, shape (n, d) each.
+    - `**kwargs`: go to `connecting_geodesic` (whose `throw` is False here).
+
+    **Returns:** the ratios, shape (n,) — NaN where a geodesic did not converge — and the
+    batched `ConnectingGeodesic` (see its `.converged`).
+    """
 
     def one(x, y):
         result = connecting_geodesic(metric, x, y, throw=False, **kwargs)
@@ -79,7 +130,17 @@ def geodesic_ratios(
 
 
 def spearman(a, b) -> float:
-    """Spearman rank correlation of two equally long 1-D arrays (ties by average rank)."""
+    """Spearman rank correlation of two equally long 1-D arrays (ties by average rank).
+    Runs on the host (SciPy), not under `jit`.
+
+    **Arguments:**
+
+    - `a`, `b`: array-likes of the same number of elements (flattened).
+
+    **Returns:** a float in [−1, 1].
+
+    **Raises:** `ValueError` if their shapes differ.
+    """
     from scipy.stats import spearmanr
 
     a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
@@ -89,9 +150,17 @@ def spearman(a, b) -> float:
 
 
 def distance_spearman(codes, truth_distances) -> float:
-    """Spearman correlation between Euclidean distances of latent `codes` (m, d) and
-    ground-truth geodesic distances (m, m) over all pairs: 1 when the latent space
-    orders distances as the data manifold does (Nazari et al. 2023)."""
+    """Spearman correlation between Euclidean distances of latent `codes` and
+    ground-truth geodesic distances over all pairs: 1 when the latent space orders
+    distances as the data manifold does (Nazari et al. 2023).
+
+    **Arguments:**
+
+    - `codes`: latent codes, shape (m, d).
+    - `truth_distances`: ground-truth distances between the same points, shape (m, m).
+
+    **Returns:** a float in [−1, 1].
+    """
     codes = np.asarray(codes, np.float64)
     latent = np.linalg.norm(codes[:, None] - codes[None], axis=-1)
     upper = np.triu_indices(len(codes), 1)

@@ -15,7 +15,14 @@ from ._metrics import AbstractMetric
 
 
 class GeodesicResult(diffrax.RESULTS):
-    """diffrax's result codes, and one for a geodesic that leaves the metric's domain."""
+    """Why a geodesic solve failed: diffrax's result codes, and jgeo's own.
+
+    **Fields:** the codes, compared as `result == jgeo.GeodesicResult.successful`:
+    `successful`; diffrax's (`max_steps_reached`, ...); `outside_domain` (the geodesic
+    starts or ends outside the metric's domain); `lost_accuracy` (the speed g(ẋ, ẋ)
+    drifted by more than √rtol); `not_finite` (a closed form is not finite there). Each
+    carries the message `throw=True` raises with.
+    """
 
     outside_domain = (
         "the geodesic starts or ends outside the metric's domain (e.g. it crossed the "
@@ -360,8 +367,18 @@ def curve_length(metric: AbstractMetric, c: ArrayLike) -> Scalar:
 
 
 def curve_energy(metric: AbstractMetric, c: ArrayLike) -> Scalar:
-    """Energy ½ ∫₀¹ g(ċ, ċ) dt of the curve through `c` (n, d), its points taken at
-    evenly spaced times: ½ (n − 1) Σᵢ g(Δᵢ, Δᵢ). For a constant-speed curve,
-    length² = 2 · energy; geodesics minimise it among curves with the same ends."""
+    """Energy ½ ∫₀¹ g(ċ, ċ) dt of the curve through `c`, its points taken at evenly
+    spaced times: ½ (n − 1) Σᵢ g(Δᵢ, Δᵢ). For a constant-speed curve, length² = 2 ·
+    energy; geodesics minimise it among curves with the same ends.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `c`: the points of a discrete curve, shape (n ≥ 2, d).
+
+    **Returns:** the energy, a scalar of `c`'s dtype.
+
+    **Raises:** `ValueError` if `c` is not of shape (n ≥ 2, d).
+    """
     squares = _segments(metric, c)
     return 0.5 * (squares.shape[0]) * jnp.sum(squares)

@@ -74,7 +74,16 @@ def geodesic_graph(
     points), and solve all-pairs shortest paths (Floyd–Warshall, O(m³): meant for a few
     hundred reference points, e.g. a subsample of the training codes).
 
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `points`: the graph's nodes, shape (m ≥ 2, d).
+    - `k`: neighbours per node, 1 ≤ k < m (the graph is symmetrised).
+    - `segment_points`: points of the polygon that measures each edge.
+
     **Returns:** a `GeodesicGraph`, to pass as `connecting_geodesic(..., graph=graph)`.
+
+    **Raises:** `ValueError` for `points` of the wrong shape or `k` out of range.
     """
     points = jnp.asarray(points)
     if points.ndim != 2 or points.shape[0] < 2:

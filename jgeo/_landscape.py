@@ -199,7 +199,14 @@ class SpectralDensity(NamedTuple):
     """A spectral density by stochastic Lanczos quadrature: per random start vector
     (row), the Gauss quadrature nodes θ (the Ritz values) and weights τ (summing to 1),
     so that vᵀ f(H) v ≈ Σ τ f(θ). Their average over rows estimates the density
-    φ(t) = (1/n) Σᵢ δ(t − λᵢ) of the n eigenvalues."""
+    φ(t) = (1/n) Σᵢ δ(t − λᵢ) of the n eigenvalues. Returned by `hessian_density`;
+    `.evaluate(t, sigma)` smooths it with Gaussians of width `sigma` for a figure.
+
+    **Fields:**
+
+    - `nodes`: the Ritz values, shape (probes, m).
+    - `weights`: their quadrature weights, shape (probes, m), each row summing to 1.
+    """
 
     nodes: Float[Array, "probes m"]
     weights: Float[Array, "probes m"]
@@ -279,6 +286,8 @@ def fisher_trace(
 class Landscape(NamedTuple):
     """What `jgeo.dynamics.Recorder(landscape=...)` records the loss landscape of.
 
+    **Arguments:**
+
     - `loss`: `loss(params, batch) -> scalar`, the training loss (deterministic: fix
       any dropout or sampling key).
     - `batch`: the fixed batch it is measured on, the same at every probe.
@@ -305,10 +314,19 @@ LANDSCAPE_SCALARS = ("sharpness", "sharpness_residual", "hessian_trace", "fisher
 
 
 def measure_landscape(landscape: Landscape, params, key: PRNGKeyArray) -> dict:
-    """The landscape scalars of one probe (jit-compatible): `sharpness`, the largest
-    Hessian eigenvalue from `landscape.iterations` Lanczos steps, its Ritz residual
-    ‖Hy − λy‖ (small against λ when it has converged), the Hutch++ `hessian_trace`
-    and, with a log-likelihood, `fisher_trace`."""
+    """The landscape scalars of one probe (jit-compatible).
+
+    **Arguments:**
+
+    - `landscape`: the `Landscape` to measure.
+    - `params`: the parameters pytree `landscape.loss` takes.
+    - `key`: a JAX PRNG key for the Lanczos start and the trace probes.
+
+    **Returns:** a dict of scalars: `sharpness`, the largest Hessian eigenvalue from
+    `landscape.iterations` Lanczos steps; `sharpness_residual`, its Ritz residual
+    ‖Hy − λy‖ (small against λ when it has converged); `hessian_trace` (Hutch++); and,
+    with a log-likelihood, `fisher_trace`.
+    """
     loss = lambda p: landscape.loss(p, landscape.batch)  # noqa: E731
     k1, k2 = jr.split(key)
     theta, residual = _ritz_pairs(loss, params, 1, k1, landscape.iterations)

@@ -142,6 +142,13 @@ def connecting_geodesic(
     - `throw`: raise if the method does not converge (default); if False, report it in
       `converged` and fill the outputs with NaN, so a batch under `jax.vmap` goes on.
       A point outside the metric's domain (`metric.contains`) never converges.
+
+    **Returns:** a `ConnectingGeodesic`: `velocity` (log_x y), `curve` (`num_points`
+    points from `x` to `y`), `length`, `energy`, `residual` (‖exp_x(v) − y‖, or of the
+    discrete curve for `"energy"`), `converged`. x = y gives velocity 0 and length 0.
+
+    **Raises:** `ValueError` for an unknown `method` or malformed points; with
+    `throw=True`, a runtime error if the solve does not converge.
     """
     x = metric_point(metric, x, throw=False)
     y = as_point(y, "y").astype(x.dtype)
@@ -236,11 +243,30 @@ def connecting_geodesic(
 
 def log_map(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Tangent:
     """The logarithmic map log_x(y): the initial velocity v of the geodesic from `x` with
-    exp_x(v) = y. Keyword arguments are those of `connecting_geodesic`."""
+    exp_x(v) = y.
+
+    **Arguments:**
+
+    - `metric`, `x`, `y`: the metric and two points of shape (d,).
+    - `**kwargs`: those of `connecting_geodesic` (method, tolerances, `graph`, `throw`).
+
+    **Returns:** the velocity, shape (d,); NaN if the solve failed and `throw=False`.
+    Differentiable (implicit function theorem through the shooting solve).
+    """
     return connecting_geodesic(metric, x, y, **kwargs).velocity
 
 
 def distance(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Scalar:
     """Geodesic distance: the length of the connecting geodesic from `x` to `y`.
-    Keyword arguments are those of `connecting_geodesic`."""
+
+    **Arguments:**
+
+    - `metric`, `x`, `y`: the metric and two points of shape (d,).
+    - `**kwargs`: those of `connecting_geodesic` (for many pairs, `method="energy",
+      rtol=1e-3` is far cheaper than exact shooting).
+
+    **Returns:** a scalar; NaN if the solve failed and `throw=False`. Where geodesics pass
+    an obstacle on either side this is the length of the critical curve found, not always
+    the shortest (see the FAQ).
+    """
     return connecting_geodesic(metric, x, y, **kwargs).length

@@ -141,7 +141,14 @@ class AbstractDiagonalMetric(AbstractMetric):
 
 
 class AbstractSpaceForm(AbstractMetric):
-    """A metric of constant curvature whose geodesics are known in closed form."""
+    """A metric of constant curvature whose geodesics are known in closed form.
+
+    Subclasses implement `exp_map`, `log_map`, `distance` and `parallel_transport` as
+    methods; the free functions use them under `method="auto"`, and the ODE path stays
+    available (`method="ode"`) as the reference. `metric.closed_form_geodesics` is True.
+
+    **Arguments:** those of the subclass (`dim`, and `radius` for the sphere).
+    """
 
     @property
     def closed_form_geodesics(self) -> bool:
@@ -185,7 +192,12 @@ class MetricField(AbstractMetric):
 
 
 class Euclidean(AbstractSpaceForm):
-    """The flat metric gᵢⱼ = δᵢⱼ on Rᵈ; geodesics are straight lines."""
+    """The flat metric gᵢⱼ = δᵢⱼ on Rᵈ; geodesics are straight lines.
+
+    **Arguments:**
+
+    - `dim`: the dimension d.
+    """
 
     dim: int = eqx.field(static=True)
 
@@ -217,6 +229,10 @@ class PoincareBall(AbstractSpaceForm):
     model.) Geodesics are closed forms through Möbius addition (Ganea et al. 2018): the
     exp map never leaves the ball, also in float32 at large velocities, where a point
     is kept a few machine epsilons inside the unit sphere.
+
+    **Arguments:**
+
+    - `dim`: the dimension d.
     """
 
     dim: int = eqx.field(static=True)
@@ -250,6 +266,10 @@ class PoincareHalfSpace(AbstractSpaceForm):
 
     Geodesics in closed form, through the ball: the inversion in the sphere of radius
     √2 about −e_d is an isometry onto the Poincaré ball.
+
+    **Arguments:**
+
+    - `dim`: the dimension d (the last coordinate is x_d).
     """
 
     dim: int = eqx.field(static=True)
@@ -285,6 +305,11 @@ class StereographicSphere(AbstractSpaceForm):
     great circles, in closed form through the embedding in Rᵈ⁺¹; the north pole is not
     in the chart, so a geodesic through it has no coordinates there (the exp map
     returns infinity, and the log map of antipodal points is NaN).
+
+    **Arguments:**
+
+    - `dim`: the dimension d of the sphere (and of the chart).
+    - `radius`: r > 0.
     """
 
     dim: int = eqx.field(static=True)

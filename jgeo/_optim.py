@@ -16,7 +16,14 @@ def _dot(u, v):
 
 
 class AbstractManifold(eqx.Module):
-    """A manifold embedded in a Euclidean space, for parameters (not a latent metric)."""
+    """A manifold embedded in a Euclidean space, for parameters (not a latent metric).
+
+    Subclasses give the projection of a Euclidean gradient to the Riemannian gradient, a
+    retraction (or the exponential map) and a vector transport; `riemannian_sgd` and
+    `riemannian_adam` use nothing else.
+
+    **Arguments:** those of the subclass (none, or `margin` for the Poincaré ball).
+    """
 
     def project(self, x, u):
         """Orthogonal projection of an ambient vector u onto the tangent space at x."""
@@ -44,7 +51,10 @@ class AbstractManifold(eqx.Module):
 
 
 class Sphere(AbstractManifold):
-    """The unit sphere ‖x‖ = 1 along the last axis, with the exponential map."""
+    """The unit sphere ‖x‖ = 1 along the last axis, with the exponential map.
+
+    **Arguments:** none.
+    """
 
     def project(self, x, u):
         return u - _dot(x, u) * x
@@ -70,7 +80,12 @@ def _mobius_add(u, v):
 class PoincareBall(AbstractManifold):
     """The Poincaré ball ‖x‖ < 1 (curvature −1, metric λₓ² I with λₓ = 2 / (1 − ‖x‖²))
     along the last axis: exponential map by Möbius addition, parallel transport by
-    gyration (Ganea et al. 2018). Points are kept within `margin` of the boundary."""
+    gyration (Ganea et al. 2018).
+
+    **Arguments:**
+
+    - `margin`: points are kept within `margin` of the boundary (1e-5).
+    """
 
     margin: float = 1e-5
 
@@ -108,7 +123,10 @@ class PoincareBall(AbstractManifold):
 
 class Stiefel(AbstractManifold):
     """Matrices X (…, n, p) with orthonormal columns, XᵀX = I, with the embedded metric
-    and the QR retraction."""
+    and the QR retraction.
+
+    **Arguments:** none.
+    """
 
     def project(self, x, u):
         xtu = jnp.swapaxes(x, -1, -2) @ u
@@ -143,6 +161,15 @@ def _schedule(learning_rate):
 
 
 class RiemannianSGDState(NamedTuple):
+    """The state of `riemannian_sgd`.
+
+    **Fields:**
+
+    - `count`: steps taken.
+    - `momentum`: the momentum, a tangent vector at each current point (a pytree like the
+      parameters).
+    """
+
     count: jax.Array
     momentum: optax.Params
 
@@ -151,7 +178,19 @@ def riemannian_sgd(
     learning_rate: float | Callable, manifold: AbstractManifold, momentum: float = 0.0
 ) -> optax.GradientTransformation:
     """Riemannian gradient descent x ← R_x(−η (momentum-averaged) grad f), the momentum
-    transported to each new point. `updates` must be Euclidean gradients."""
+    transported to each new point.
+
+    **Arguments:**
+
+    - `learning_rate`: η, a float or an optax schedule `step -> η`.
+    - `manifold`: `Sphere()`, `PoincareBall()` or `Stiefel()`; every parameter leaf is a
+      point of it (or a batch of points along its leading axes).
+    - `momentum`: heavy-ball coefficient in [0, 1) (0: plain descent).
+
+    **Returns:** an `optax.GradientTransformation`. Its `update` takes the Euclidean
+    gradients and needs `params`; the updates are the differences between the retracted
+    points and the current ones, so `optax.apply_updates` lands on the manifold.
+    """
     lr = _schedule(learning_rate)
 
     def init(params):
@@ -176,6 +215,16 @@ def riemannian_sgd(
 
 
 class RiemannianAdamState(NamedTuple):
+    """The state of `riemannian_adam`.
+
+    **Fields:**
+
+    - `count`: steps taken.
+    - `mu`: the first moment, a tangent vector at each current point.
+    - `nu`: the second moment, the squared Riemannian norm of the gradient per manifold
+      point.
+    """
+
     count: jax.Array
     mu: optax.Params  # first moment: a tangent vector at the current point
     nu: optax.Params  # second moment: ‖grad‖²ₓ per manifold point
@@ -191,7 +240,19 @@ def riemannian_adam(
     """Riemannian Adam (Bécigneul & Ganea 2019): the first moment is a tangent vector,
     transported to each new point; the second moment is the squared Riemannian norm of
     the gradient per manifold point (a scalar, since a manifold has no coordinates to
-    adapt separately); x ← R_x(−η m̂ / (√v̂ + ε)). `updates` must be Euclidean gradients."""
+    adapt separately); x ← R_x(−η m̂ / (√v̂ + ε)).
+
+    **Arguments:**
+
+    - `learning_rate`: η, a float or an optax schedule `step -> η`.
+    - `manifold`: `Sphere()`, `PoincareBall()` or `Stiefel()`; every parameter leaf is a
+      point of it (or a batch of points along its leading axes).
+    - `b1`, `b2`, `eps`: Adam's decay rates and ε.
+
+    **Returns:** an `optax.GradientTransformation`. Its `update` takes the Euclidean
+    gradients and needs `params`; the updates are the differences between the retracted
+    points and the current ones, so `optax.apply_updates` lands on the manifold.
+    """
     lr = _schedule(learning_rate)
 
     def init(params):
@@ -224,8 +285,17 @@ def riemannian_adam(
 def natural_gradient(
     metric: AbstractMetric, z: jax.Array, grad: jax.Array, damping: float = 0.0
 ) -> jax.Array:
-    """G(z)⁻¹ grad by a Cholesky solve (never an inverse), for one point z (d,) or a
-    batch (B, d); `damping` adds λI where G may be singular."""
+    """G(z)⁻¹ grad by a Cholesky solve (never an inverse).
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ.
+    - `z`: one point (d,) or a batch (B, d).
+    - `grad`: the Euclidean gradient, the shape of `z`.
+    - `damping`: λ ≥ 0 added as λI where G may be singular.
+
+    **Returns:** the preconditioned gradient, the shape of `z`.
+    """
     if z.shape != grad.shape or z.ndim not in (1, 2):
         raise ValueError(
             f"`z` and `grad` must both be (d,) or (B, d), got {z.shape} and {grad.shape}."
@@ -245,7 +315,15 @@ def latent_natural_gradient(
     become G(z)⁻¹ ∇f(z), the steepest-descent direction in the geometry the decoder
     induces (for f = ‖decoder(z) − target‖², a Gauss–Newton step). Chain it before a
     step size: `optax.chain(latent_natural_gradient(Pullback(decoder)), optax.sgd(lr))`.
-    Parameters must be latent codes (d,) or (B, d), or a tree of them."""
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on the latent space Rᵈ.
+    - `damping`: λ ≥ 0 added as λI where G may be singular.
+
+    **Returns:** an `optax.GradientTransformation` (stateless) whose `update` needs
+    `params`: latent codes (d,) or (B, d), or a tree of them.
+    """
 
     def init(params):
         return optax.EmptyState()  # stateless: the metric is all it needs

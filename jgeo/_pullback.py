@@ -67,6 +67,12 @@ class AbstractPullback(AbstractMetric):
     Subclasses give the immersion (and the ambient metric); this class gives the fast
     kernel paths. Through a Euclidean ambient every kernel has one; through another
     ambient the spray has one, and the rest differentiate G.
+
+    **Fields:** (abstract, given by subclasses)
+
+    - `jitter`: ε ≥ 0, added as εI.
+    - `ambient`: the metric M on the output space, or None for the Euclidean one.
+    - `immersion(z)`: the map whose Jacobian J is pulled back.
     """
 
     jitter: eqx.AbstractVar[float]

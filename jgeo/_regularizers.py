@@ -21,7 +21,15 @@ def _check_batch(batch, name="z"):
 def mixup(z: Batch, key: PRNGKeyArray, eta: float = 0.2) -> Batch:
     """Points a zᵢ + (1 − a) z_π(i) for a random permutation π and a ~ U[−η, 1 + η]: the
     latent region between and slightly beyond the codes, where IRVAE and FMVAE enforce
-    their geometry (Lee et al. 2022; Chen et al. 2020)."""
+    their geometry (Lee et al. 2022; Chen et al. 2020).
+
+    **Arguments:**
+
+    - `z`: latent codes, shape (B, d); `key`: a JAX PRNG key.
+    - `eta`: how far beyond the segment between two codes a point may lie.
+
+    **Returns:** the mixup points, shape (B, d).
+    """
     key_perm, key_a = jr.split(key)
     a = jr.uniform(key_a, (z.shape[0], 1), z.dtype, minval=-eta, maxval=1 + eta)
     return a * z + (1 - a) * z[jr.permutation(key_perm, z.shape[0])]
@@ -55,6 +63,15 @@ def isometry(
     per point: E‖Jv‖² = Tr G, E‖JᵀJv‖² = Tr G² (one JVP + one VJP each), as in IRVAE.
     Its minimum 1/d is reached exactly when G = cI everywhere for one c: the decoder is
     then a scaled isometry.
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: a latent batch, shape (B, d).
+    - `key`: a JAX PRNG key.
+    - `eta`: the mixup range (see `mixup`); `probes`: Hutchinson probes per point.
+
+    **Returns:** a scalar ≥ 1/d.
     """
     _check_batch(z)
     key_mix, key_v = jr.split(key)
@@ -71,6 +88,15 @@ def flat(
     Estimated as the mean of ‖(G − ĉI) v‖² over probes v ~ N(0, I) at the mixup points
     (drawn as in `isometry`), with ĉ = Σ‖Jv‖² / Σ‖v‖²: unbiased as ĉ → c, and exactly zero
     for a scaled isometry, so the noise vanishes at the optimum.
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: a latent batch, shape (B, d).
+    - `key`: a JAX PRNG key.
+    - `eta`: the mixup range (see `mixup`); `probes`: probes per point.
+
+    **Returns:** a scalar ≥ 0.
     """
     _check_batch(z)
     key_mix, key_v = jr.split(key)
@@ -116,7 +142,18 @@ def log_det_metric(
 ) -> Float[Array, ""]:
     """log det G(z): exact (d JVPs and a QR factorisation of J) for d ≤ `exact_max_dim`,
     otherwise stochastic Lanczos quadrature with `probes` Rademacher probes of `steps`
-    Lanczos steps each, every step one JVP + VJP."""
+    Lanczos steps each, every step one JVP + VJP.
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: one latent point, shape (d,).
+    - `key`: a JAX PRNG key, needed only above `exact_max_dim`.
+    - `probes`, `steps`: of the stochastic Lanczos quadrature.
+    - `exact_max_dim`: the largest d computed exactly.
+
+    **Returns:** a scalar.
+    """
     d = z.shape[-1]
     if d <= exact_max_dim:  # the pullback's QR path: twice its log-volume
         return 2 * Pullback(decoder, dim=d).log_volume(z)
@@ -146,7 +183,17 @@ def volume(
 ) -> Float[Array, ""]:
     """Variance over the batch of log det G (Geometric Autoencoder, Nazari et al. 2023):
     zero when the decoder scales volume by the same factor everywhere. Exact for
-    d ≤ `exact_max_dim`, stochastic Lanczos quadrature above (see `log_det_metric`)."""
+    d ≤ `exact_max_dim`, stochastic Lanczos quadrature above (see `log_det_metric`).
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: a latent batch, shape (B, d).
+    - `key`: a JAX PRNG key. (used only above `exact_max_dim`)
+    - `probes`, `steps`, `exact_max_dim`: as for `log_det_metric`.
+
+    **Returns:** a scalar ≥ 0.
+    """
     _check_batch(z)
     keys = jr.split(key, z.shape[0])
     logdets = jax.vmap(
@@ -159,7 +206,16 @@ def volume(
 
 def contractive(encoder: Fn, x: Batch, key: PRNGKeyArray | None = None) -> Float[Array, ""]:
     """Contractive penalty E‖J_enc(x)‖²_F (Rifai et al. 2011), exact from d VJPs per
-    point (one per latent dimension; d ≪ D). `key` is unused; it keeps the signature."""
+    point (one per latent dimension; d ≪ D).
+
+    **Arguments:**
+
+    - `encoder`: any JAX callable from one input (D,) to one latent point (d,).
+    - `x`: a batch of inputs, shape (B, D).
+    - `key`: unused; it keeps the signature of the other regularizers.
+
+    **Returns:** a scalar ≥ 0.
+    """
     _check_batch(x, "x")
 
     def one(x):
@@ -172,7 +228,15 @@ def contractive(encoder: Fn, x: Batch, key: PRNGKeyArray | None = None) -> Float
 
 def second_fundamental_form(decoder: Fn, z: Float[Array, " d"]) -> Float[Array, "D d d"]:
     """II[:, i, j] = P⊥ ∂ᵢ∂ⱼ f(z), the normal part of the decoder's Hessian (exact; for
-    tests and small decoders)."""
+    tests and small decoders).
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: one latent point, shape (d,).
+
+    **Returns:** shape (D, d, d), symmetric in its last two axes.
+    """
     jac = jax.jacfwd(decoder)(z)
     hess = jax.jacfwd(jax.jacfwd(decoder))(z)
     q, _ = jnp.linalg.qr(jac)
@@ -187,6 +251,15 @@ def curvature(decoder: Fn, z: Batch, key: PRNGKeyArray, *, probes: int = 1) -> F
     For Gaussian u the exact value is E_z[2 Σᵢⱼ ‖IIᵢⱼ‖² + ‖Σᵢ IIᵢᵢ‖²] (see
     `second_fundamental_form`): zero iff the decoded surface is totally geodesic — an
     affine piece of a plane in data space.
+
+    **Arguments:**
+
+    - `decoder`: any JAX callable from one latent point (d,) to one output (D,).
+    - `z`: a latent batch, shape (B, d).
+    - `key`: a JAX PRNG key.
+    - `probes`: directions u per point.
+
+    **Returns:** a scalar ≥ 0.
     """
     _check_batch(z)
     u = jr.normal(key, (probes, *z.shape), z.dtype)

@@ -61,7 +61,15 @@ def twonn_dimension(z: Points, discard: float = 0.1) -> Float[Array, ""]:
     smallest `1 − discard` of the ratios (F: the empirical distribution, i/N for the
     i-th smallest) — the same estimator as scikit-dimension's `TwoNN`. Duplicate points
     give μ = ∞, which falls in the discarded tail while duplicates are rarer than
-    `discard`."""
+    `discard`.
+
+    **Arguments:**
+
+    - `z`: the codes, shape (n, d), n ≥ 3.
+    - `discard`: the fraction of largest ratios left out of the fit.
+
+    **Returns:** a scalar, the estimated dimension.
+    """
     z = _points(z)
     if not 0 < discard < 1:
         raise ValueError(f"`discard` must be in (0, 1), got {discard}.")
@@ -78,7 +86,15 @@ def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
     """Intrinsic dimension by maximum likelihood (Levina & Bickel 2004) from each
     point's k nearest neighbours, T₁ ≤ … ≤ T_k: the per-point inverse estimates
     (1/(k−1)) Σⱼ<ₖ log(T_k / Tⱼ) are averaged before inverting (MacKay & Ghahramani
-    2005), which removes the upward bias of averaging the dimensions themselves."""
+    2005), which removes the upward bias of averaging the dimensions themselves.
+
+    **Arguments:**
+
+    - `z`: the codes, shape (n, d), n > k.
+    - `k`: neighbours per point (static under `jit`).
+
+    **Returns:** a scalar, the estimated dimension.
+    """
     z = _points(z)
     if not 2 <= k < len(z):
         raise ValueError(f"`k` must be in [2, n) = [2, {len(z)}), got {k}.")
@@ -94,7 +110,14 @@ def _singular_values(z: Array) -> Array:
 def effective_rank(z: Points) -> Float[Array, ""]:
     """exp of the entropy of the normalised singular values of the centred codes (Roy &
     Vetterli 2007; RankMe): d for an isotropic cloud in d dimensions, 1 for a line.
-    Centred, so an offset of the whole cloud does not count as a direction."""
+    Centred, so an offset of the whole cloud does not count as a direction.
+
+    **Arguments:**
+
+    - `z`: the codes, shape (n, d).
+
+    **Returns:** a scalar in [1, min(n, d)].
+    """
     s = _singular_values(_points(z))
     p = s / jnp.sum(s)
     return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)))
@@ -102,7 +125,14 @@ def effective_rank(z: Points) -> Float[Array, ""]:
 
 def participation_ratio(z: Points) -> Float[Array, ""]:
     """(Σ λᵢ)² / Σ λᵢ² over the eigenvalues λ of the codes' covariance: the number of
-    directions the variance is spread over (d if even, 1 if along one)."""
+    directions the variance is spread over (d if even, 1 if along one).
+
+    **Arguments:**
+
+    - `z`: the codes, shape (n, d).
+
+    **Returns:** a scalar in [1, d].
+    """
     variances = _singular_values(_points(z)) ** 2
     return jnp.sum(variances) ** 2 / jnp.sum(variances**2)
 
@@ -111,7 +141,14 @@ def linear_cka(x: Points, y: Points) -> Float[Array, ""]:
     """Linear centred kernel alignment (Kornblith et al. 2019) of two representations
     of the same n samples, (n, p) and (n, q): 1 when they differ by a rotation and a
     uniform scaling, near 0 when unrelated. Invariant to how the representation is
-    rotated or scaled, so it measures change of the representation, not of its frame."""
+    rotated or scaled, so it measures change of the representation, not of its frame.
+
+    **Arguments:**
+
+    - `x`, `y`: two representations of the same n samples, shapes (n, p) and (n, q).
+
+    **Returns:** a scalar in [0, 1].
+    """
     x, y = _points(x, "x", 2), _points(y, "y", 2)
     if len(x) != len(y):
         raise ValueError(f"`x` and `y` must be (n, ·) arrays of equal n, got {x.shape}, {y.shape}.")
@@ -153,6 +190,14 @@ def class_separation(z: Points, labels: Labels, num_classes: int | None = None) 
     pseudo-inverse is taken on its C − 1 leading eigen-directions only (and those above
     rounding), since inverting the rounding noise in the other directions — what a
     default `pinv` cutoff does in float32 — makes NC1 meaningless.
+
+    **Arguments:**
+
+    - `z`: the codes, shape (n, d).
+    - `labels`: integer classes, shape (n,), in [0, num_classes).
+    - `num_classes`: static; required under `jit` (default `max(labels) + 1`).
+
+    **Returns:** a `ClassSeparation`.
     """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
@@ -177,7 +222,14 @@ def nearest_centroid_accuracy(
     z: Points, labels: Labels, num_classes: int | None = None
 ) -> Float[Array, ""]:
     """Fraction of points whose nearest class mean (Euclidean) is their own class's
-    (NC4 of Papyan et al. 2020, measured on the points the means come from)."""
+    (NC4 of Papyan et al. 2020, measured on the points the means come from).
+
+    **Arguments:**
+
+    - `z`, `labels`, `num_classes`: as for `class_separation`.
+
+    **Returns:** a scalar in [0, 1].
+    """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
     means, counts = _class_means(z, labels, num_classes)
@@ -190,7 +242,15 @@ def knn_accuracy(
     z: Points, labels: Labels, k: int = 5, num_classes: int | None = None
 ) -> Float[Array, ""]:
     """Leave-one-out accuracy of the k-nearest-neighbour vote (Euclidean; ties go to
-    the smaller label): how well the classes are separated locally."""
+    the smaller label): how well the classes are separated locally.
+
+    **Arguments:**
+
+    - `z`, `labels`, `num_classes`: as for `class_separation`.
+    - `k`: voting neighbours (static).
+
+    **Returns:** a scalar in [0, 1].
+    """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
     if not 1 <= k < len(z):
@@ -204,7 +264,16 @@ def active_dimensions(decoder: Callable, z: Points, rtol: float = 1e-2) -> Int[A
     """Per code zᵢ, how many singular values of the decoder's Jacobian exceed `rtol`
     times the largest: the local dimension of the decoded manifold there, and so how
     many latent directions the decoder uses (a 16-dimensional latent space whose
-    decoder uses 3 gives 3). `decoder` maps a code (d,) to an output of any shape."""
+    decoder uses 3 gives 3). `decoder` maps a code (d,) to an output of any shape.
+
+    **Arguments:**
+
+    - `decoder`: maps a code (d,) to an output of any shape.
+    - `z`: the codes, shape (n, d).
+    - `rtol`: the threshold relative to the largest singular value.
+
+    **Returns:** integers, shape (n,), in [1, d].
+    """
     z = _points(z, least=1)
 
     def count(point):
@@ -277,6 +346,8 @@ def class_geodesics(
 
     Cost: C(C − 1)/2 geodesics between centres, n from points to their centres, and
     `frechet_steps` × C × n log maps for the means; all with `throw=False`.
+
+    **Returns:** a `ClassGeodesics`.
     """
     from ._log_map import connecting_geodesic
     from ._pullback import StochasticPullback

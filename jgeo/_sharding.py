@@ -8,7 +8,18 @@ AXIS = "data"
 
 
 def make_mesh(devices: int | None = None, axis: str = AXIS) -> Mesh:
-    """A one-dimensional mesh over the first `devices` devices (default all)."""
+    """A one-dimensional mesh over the first `devices` devices.
+
+    **Arguments:**
+
+    - `devices`: how many of `jax.devices()` to use (default all).
+    - `axis`: the mesh axis name (`"data"`).
+
+    **Returns:** a `jax.sharding.Mesh`.
+
+    **Raises:** `ValueError` if more devices are asked for than JAX sees (the message
+    names the CPU flag that simulates more).
+    """
     available = jax.devices()
     count = len(available) if devices is None else devices
     if not 1 <= count <= len(available):
@@ -21,13 +32,29 @@ def make_mesh(devices: int | None = None, axis: str = AXIS) -> Mesh:
 
 
 def batch_sharding(mesh: Mesh, axis: str = AXIS) -> NamedSharding:
-    """Sharding of arrays split along their first (batch) axis over `axis`."""
+    """Sharding of arrays split along their first (batch) axis over `axis`.
+
+    **Arguments:**
+
+    - `mesh`: a mesh from `make_mesh`; `axis`: its axis name.
+
+    **Returns:** a `NamedSharding` with `PartitionSpec(axis)`.
+    """
     return NamedSharding(mesh, PartitionSpec(axis))
 
 
 def shard_batch(mesh: Mesh, array, axis: str = AXIS):
-    """`array` split along its first axis over the mesh's `axis`; that axis's length must
-    be a multiple of the number of devices."""
+    """`array` split along its first axis over the mesh's `axis`.
+
+    **Arguments:**
+
+    - `mesh`: a mesh from `make_mesh`; `axis`: its axis name.
+    - `array`: an array whose first axis is a multiple of the number of devices.
+
+    **Returns:** the array, placed on the devices with `batch_sharding(mesh, axis)`.
+
+    **Raises:** `ValueError` if the first axis is not a multiple of the device count.
+    """
     array = jax.numpy.asarray(array)
     size = mesh.shape[axis]
     if array.ndim == 0 or array.shape[0] % size:
@@ -40,5 +67,12 @@ def shard_batch(mesh: Mesh, array, axis: str = AXIS):
 
 def replicate(mesh: Mesh, tree):
     """Every leaf of `tree` copied to all devices of the mesh (parameters, optimiser
-    state)."""
+    state).
+
+    **Arguments:**
+
+    - `mesh`: a mesh from `make_mesh`; `tree`: any pytree of arrays.
+
+    **Returns:** the tree with every array leaf replicated over the mesh.
+    """
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))

@@ -70,6 +70,7 @@ def frechet_mean(
 
     **Arguments:**
 
+    - `metric`: a jgeo metric on Rᵈ.
     - `points` (n, d), float32 or float64; `weights` (n,), finite and ≥ 0 with a positive
       sum (normalised; default uniform). A zero weight leaves its point out.
     - `init`: the starting point (default: the weighted coordinate mean).
@@ -78,6 +79,8 @@ def frechet_mean(
     - `max_steps`, `tol`: stop when the G-norm of the gradient is below `tol` (default
       1e-6 in float64, 1e-3 in float32) or after `max_steps`.
     - further keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`).
+
+    **Returns:** a `FrechetMean`.
 
     **Raises:** `ValueError` for negative, non-finite or all-zero weights (at run time
     under `jax.jit`), `TypeError` for points that are not float32 or float64.
@@ -196,8 +199,11 @@ def pairwise_distances(
 
 
 class KMedoids(NamedTuple):
-    """Result of `kmedoids`: `medoids` (k,) indices of the cluster centres, `labels` (n,)
-    the index 0…k−1 of each point's medoid, `cost` Σᵢ d(xᵢ, its medoid)."""
+    """Result of `kmedoids`.
+
+    **Fields:** `medoids` (k,), indices of the cluster centres; `labels` (n,), the index
+    0…k−1 of each point's medoid; `cost`, Σᵢ d(xᵢ, its medoid).
+    """
 
     medoids: Int[Array, " k"]
     labels: Int[Array, " n"]
@@ -215,7 +221,17 @@ def kmedoids(
     """k-medoids on a distance matrix: k-means++ seeding, then alternating assignment
     and medoid update (each cluster's new medoid is its member with the least total
     distance to the others), from `restarts` seeds; the lowest-cost result. NaN
-    distances (failed solves) count as infinitely far."""
+    distances (failed solves) count as infinitely far.
+
+    **Arguments:**
+
+    - `distances`: a symmetric distance matrix, shape (n, n).
+    - `k`: the number of clusters, 1 ≤ k ≤ n (static).
+    - `key`: a JAX PRNG key for the seeding.
+    - `restarts`, `max_iter`: seeds tried, and iterations per seed.
+
+    **Returns:** a `KMedoids`.
+    """
     distances = jnp.asarray(distances)
     n = distances.shape[0]
     if distances.shape != (n, n) or not 1 <= k <= n:
@@ -266,8 +282,16 @@ def geodesic_kmedoids(
 ) -> tuple[KMedoids, Float[Array, "n n"]]:
     """k-medoids clustering under geodesic distances (Arvanitidis et al. 2018): the
     clusters that the decoder's geometry sees, e.g. separated by a low-density region
-    that a stochastic decoder's metric makes expensive to cross. Returns the clustering
-    and the distance matrix (`pairwise_distances`; keyword arguments go there)."""
+    that a stochastic decoder's metric makes expensive to cross.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ; `points`: shape (n, d).
+    - `k`, `key`, `restarts`: as for `kmedoids`.
+    - `batch_size`, `**kwargs`: go to `pairwise_distances` (e.g. `approximation`).
+
+    **Returns:** the `KMedoids` clustering and the distance matrix (n, n).
+    """
     distances = pairwise_distances(metric, points, batch_size=batch_size, **kwargs)
     return kmedoids(distances, k, key, restarts=restarts), distances
 
@@ -294,8 +318,16 @@ def tangent_pca(
 ) -> TangentPCA:
     """Principal geodesic analysis in its linearised form (Fletcher et al. 2004): PCA of
     the log maps log_base(xᵢ) in the inner product G(base). `base` defaults to the
-    Fréchet mean; points whose log map fails are left out. Keyword arguments go to
-    `connecting_geodesic`."""
+    Fréchet mean; points whose log map fails are left out.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ; `points`: shape (n, d).
+    - `base`: the tangent space's base point (d,) (default: the Fréchet mean).
+    - `**kwargs`: go to `connecting_geodesic`.
+
+    **Returns:** a `TangentPCA`.
+    """
     points = _check_points(points)
     if base is None:
         base = frechet_mean(metric, points, **kwargs).mean
@@ -320,8 +352,16 @@ def geodesic_interpolation(
 ) -> Float[Array, "n d"]:
     """`n` points from `x` to `y` along their connecting geodesic, evenly spaced in arc
     length (a geodesic has constant speed, so these are exp_x(t log_x(y)) at evenly
-    spaced t): decode them for a semantic morph. NaN if the log map fails. Keyword
-    arguments go to `connecting_geodesic`."""
+    spaced t): decode them for a semantic morph.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on Rᵈ; `x`, `y`: the end points (d,).
+    - `n`: how many points, both ends included (static).
+    - `**kwargs`: go to `connecting_geodesic`.
+
+    **Returns:** shape (n, d); NaN if the log map fails.
+    """
     if n < 2:
         raise ValueError(f"`n` must be at least 2, got {n}.")
     x = jnp.asarray(x)
