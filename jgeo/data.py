@@ -158,10 +158,18 @@ def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def sprites_images(factors: np.ndarray, shapes: np.ndarray, side: int = 32, aa: int = 4):
-    """Images (n, side, side) of `shapes` (n,) (indices into `SPRITE_SHAPES`) at
-    `factors` (n, 4) = (scale, rotation, x, y), each in [0, 1]: the half-size runs
-    from 0.12 to 0.24 of the image, the rotation over the shape's symmetry period, the
-    centre over [0.26, 0.74]. Anti-aliased by averaging aa × aa sub-pixels."""
+    """Images of sprites at given factors: the half-size runs from 0.12 to 0.24 of the
+    image, the rotation over the shape's symmetry period, the centre over [0.26, 0.74].
+    Anti-aliased by averaging aa × aa sub-pixels.
+
+    **Arguments:**
+
+    - `factors`: shape (n, 4), (scale, rotation, x, y), each in [0, 1].
+    - `shapes`: shape (n,), indices into `SPRITE_SHAPES`.
+    - `side`: the image side in pixels; `aa`: sub-pixels per pixel and axis.
+
+    **Returns:** float images in [0, 1], shape (n, side, side).
+    """
     t = (np.arange(side * aa) + 0.5) / (side * aa)
     px, py = np.meshgrid(t, 1.0 - t)  # row 0 at the top
     images = np.empty((len(shapes), side, side), np.float32)
@@ -230,6 +238,10 @@ def load(
     `name` may also be the path of a `.npz` / `.npy` file of your own (see
     `jgeo._data_file`): `n` then keeps a random subset of its points.
 
+    **Returns:** a `Dataset`: `x` (N, D), `color`, `labels`, `truth`,
+    `image_shape`, `factors`, and `geodesic_distances(index)` where the set has a ground
+    truth.
+
     **Raises:** `ValueError` naming the argument for an unknown name or a bad size;
     `DataFileError` naming the file for an unusable data file.
     """
@@ -288,8 +300,18 @@ def _from_file(path, *, n, noise, seed, scaling) -> Dataset:
 
 
 def class_pairs(n: int, labels: np.ndarray | None, count: int, rng: np.random.Generator):
-    """`count` random pairs (count, 2) of distinct indices below `n`; of different labels
-    where `labels` are given (the interpolations a researcher looks at)."""
+    """Random pairs of distinct indices, of different labels where `labels` are given
+    (the interpolations a researcher looks at).
+
+    **Arguments:**
+
+    - `n`: indices are below `n`.
+    - `labels`: shape (n,), or None.
+    - `count`: how many pairs.
+    - `rng`: a NumPy `Generator`.
+
+    **Returns:** integer indices, shape (count, 2).
+    """
     if n < 2 or (labels is not None and len(np.unique(labels)) < 2):
         raise ValueError("pairs need at least two points (of two different labels).")
     pairs = []

@@ -23,12 +23,19 @@ __all__ = ("probe_recorder", "run")
 
 def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     """The `Recorder` of the run `config` in `out`: the model's encoder and decoder on
-    the run's data, every `config.probe_every` epochs (which must be ≥ 1), finishing
-    each probe in the background while the next epoch trains. With
-    `config.landscape_every`, the loss landscape of the training objective (at the
-    regularizer's full weight, one fixed key) on a fixed batch of the diagnostics'
-    points, beside the learning rate in force. The decoder's metric is the one its
-    likelihood defines (`config.likelihood`)."""
+    the run's data, every `config.probe_every` epochs, finishing each probe in the
+    background while the next epoch trains. With `config.landscape_every`, the loss
+    landscape of the training objective (at the regularizer's full weight, one fixed key)
+    on a fixed batch of the diagnostics' points, beside the learning rate in force. The
+    decoder's metric is the one its likelihood defines (`config.likelihood`).
+
+    **Arguments:**
+
+    - `config`: the run, with `probe_every` ≥ 1.
+    - `out`: the run directory.
+
+    **Returns:** a `jgeo.dynamics.Recorder`, a callback of `jgeo.train.train`.
+    """
     data, model, _ = build(with_data_file(config))
     graphdef = nnx.graphdef(model)
     per_epoch = steps_per_epoch(config, len(data.x))
@@ -95,8 +102,18 @@ def run(
     report: bool = True,
 ) -> dict:
     """Train the run `config` in `out` as `jgeo train` does: `jgeo.train.train` with the
-    probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`;
-    returns the final report (see `jgeo.train.train` for the rest)."""
+    probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`.
+
+    **Arguments:** those of `jgeo.train.train`:
+
+    - `config`, `out`: the run and its directory (a rerun resumes).
+    - `callbacks`: further callbacks, after the recorder.
+    - `progress`, `stop_after`, `report`: as for `jgeo.train.train`.
+
+    **Returns:** the final report (a dict, as `report.json`).
+
+    **Raises:** what `jgeo.train.train` raises.
+    """
     probes = [_RunProbes(config, out)] if config.probe_every else []
     return train(config, out, callbacks=[*probes, *callbacks], progress=progress,
                  stop_after=stop_after, report=report)  # fmt: skip

@@ -60,10 +60,23 @@ def probe_set(
     seed: int,
     random_samples: int = 512,
 ) -> ProbeSet:
-    """The probe set of a run, a deterministic function of its arguments: `x` (N, ...)
-    the data (flattened per point for the landmarks), `labels` (N,) or None. With
-    `latent_dim` None the planes are left empty, to be set once it is known
-    (`sectional_planes`)."""
+    """The probe set of a run, a deterministic function of its arguments: the samples
+    (farthest-point sampling of the data), the fixed pairs, a uniform random sample for the
+    nearest-neighbour statistics, and one random 2-plane per sample for the sectional
+    curvature.
+
+    **Arguments:**
+
+    - `x`: the data (N, ...), flattened per point for the landmarks.
+    - `latent_dim`: d, or None to leave the planes empty until it is known
+      (`sectional_planes`).
+    - `labels`: integer classes (N,), or None (pairs then ignore classes).
+    - `samples`, `pairs`, `grid`: how many samples and pairs, and the side of the d = 2 grid.
+    - `seed`: the seed of every random choice.
+    - `random_samples`: size of the uniform random sample.
+
+    **Returns:** a `ProbeSet`.
+    """
     rng = np.random.default_rng([seed, 3])
     x = np.asarray(x).reshape(len(x), -1)
     candidates = np.arange(len(x))
@@ -112,10 +125,17 @@ def maxmin_landmarks(x, count: int, first: int = 0) -> np.ndarray:
 
 
 def grid_points(codes, side: int, pad: float = 0.1):
-    """A side × side grid over the bounding box of `codes` (n, 2), widened by `pad` of
-    its size on each side; returns the points (side², 2) and the extent
-    (x_min, x_max, y_min, y_max). The grid follows the codes, so fields at different
-    epochs compare the same region of the representation, not the same coordinates."""
+    """A side × side grid over the bounding box of `codes`, widened by `pad` of its size
+    on each side. The grid follows the codes, so fields at different epochs compare the same
+    region of the representation, not the same coordinates.
+
+    **Arguments:**
+
+    - `codes`: shape (n, 2).
+    - `side`: points per axis; `pad`: the widening, a fraction of the box's size.
+
+    **Returns:** the points (side², 2) and the extent (x_min, x_max, y_min, y_max).
+    """
     lo, hi = jnp.min(codes, 0), jnp.max(codes, 0)
     lo, hi = lo - pad * (hi - lo), hi + pad * (hi - lo)
     t = jnp.linspace(0.0, 1.0, side, dtype=codes.dtype)
@@ -153,6 +173,16 @@ def measure_geometry(
     The geodesics are minimal-energy curves of `geodesic_points` points solved to
     `geodesic_rtol`: coarse, since a probe runs every epoch — on a trained digits
     decoder their ratios agree with 12 points at 1e-4 to 2e-4, at a third of the cost.
+
+    **Arguments:**
+
+    - `encode`, `decode`: as for `Recorder`, closed over the parameters; `decode` may be
+      None.
+    - `x`: the samples' inputs (S, ...); `probes`: the run's `ProbeSet`.
+    - `x_random`: the inputs of `probes.random`, or None.
+    - `class_geodesics`, `geodesic_points`, `geodesic_rtol`, `likelihood`: as above.
+
+    **Returns:** a dict of arrays (codes, scalars, fields), ready for `summarise`.
     """
     codes = jax.vmap(encode)(x)
     out = {"codes": codes}
@@ -220,10 +250,19 @@ CLASS_ARRAYS = ("class_distances", "class_distances_euclidean", "class_barrier")
 
 
 def summarise(geometry: dict, previous_codes, *, threshold: float = 0.1) -> tuple[dict, dict]:
-    """The host part of a probe, from `measure_geometry`'s output: one row of scalars
-    (topology of the codes, CKA to the previous probe's codes and, where a decoder was
-    probed, the metric, curvature and geodesic scalars) and the arrays to keep (codes,
-    ratios, fields, persistence diagrams)."""
+    """The host part of a probe, from `measure_geometry`'s output: topology of the codes,
+    CKA to the previous probe's codes and, where a decoder was probed, the metric,
+    curvature and geodesic scalars.
+
+    **Arguments:**
+
+    - `geometry`: the dict `measure_geometry` returned (device arrays are fetched).
+    - `previous_codes`: the previous probe's codes (S, d), or None at the first probe.
+    - `threshold`: the persistence threshold of `topology`.
+
+    **Returns:** one row of scalars (a dict for `dynamics.jsonl`) and the arrays to keep
+    (codes, ratios, fields, persistence diagrams).
+    """
     g = {k: np.asarray(v) for k, v in geometry.items()}
     codes = g["codes"]
     row = {}

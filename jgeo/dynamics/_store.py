@@ -115,7 +115,14 @@ def read_info(run_dir: Path) -> dict | None:
 
 
 def load(run_dir: str | Path) -> Dynamics:
-    """The probes recorded in the directory `run_dir` (see `Dynamics`).
+    """The probes recorded in the directory `run_dir`.
+
+    **Arguments:**
+
+    - `run_dir`: a directory written by `jgeo train` or a `Recorder`.
+
+    **Returns:** a `Dynamics`: `.rows`, `.arrays`, `.info`, `.series(key)`,
+    `.diagram(dim, probe)`.
 
     **Raises:** `DynamicsError` naming the file and the fix when the files are missing,
     truncated or damaged.

@@ -29,11 +29,20 @@ class Topology(NamedTuple):
 
 
 def topology(points, threshold: float = 0.1, min_component: float = 0.05) -> Topology:
-    """Vietoris–Rips persistent homology (dimensions 0 and 1) of `points` (n, d) after
-    scaling them to unit diameter, so that `threshold` — the lifetime a feature must
-    exceed to count in the Betti numbers — is a fraction of the cloud's size and
-    independent of how the latent space is scaled. Components smaller than
-    `min_component` of the points are left out of Betti-0."""
+    """Vietoris–Rips persistent homology (dimensions 0 and 1, ripser) of `points` after
+    scaling them to unit diameter, so that `threshold` — the lifetime a feature must exceed
+    to count in the Betti numbers — is a fraction of the cloud's size and independent of
+    how the latent space is scaled.
+
+    **Arguments:**
+
+    - `points`: shape (n, d).
+    - `threshold`: the lifetime, relative to the diameter, a feature must exceed.
+    - `min_component`: components holding fewer than this fraction of the points are left
+      out of Betti-0.
+
+    **Returns:** a `Topology`: Betti numbers, the longest lifetimes and the diagrams.
+    """
     from ripser import ripser
     from scipy.sparse.csgraph import connected_components
 

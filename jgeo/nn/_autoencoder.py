@@ -33,6 +33,11 @@ class VAE(nnx.Module):
 
     The encoder outputs 2d numbers: the posterior mean and log-variance. `encode` gives
     the mean, which is the latent code used for geometry.
+
+    **Arguments:**
+
+    - `encoder`: an NNX module Rᴰ → R²ᵈ (mean and log-variance).
+    - `decoder`: an NNX module Rᵈ → Rᴰ.
     """
 
     def __init__(self, encoder: nnx.Module, decoder: nnx.Module):
@@ -64,8 +69,24 @@ def make_model(
     image_shape: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> Autoencoder | VAE:
-    """An autoencoder by name: "ae" (MLP autoencoder), "vae" (MLP VAE) or "conv"
-    (convolutional autoencoder for images of `image_shape`)."""
+    """An autoencoder by name.
+
+    **Arguments:**
+
+    - `kind`: `"ae"` (MLP autoencoder), `"vae"` (MLP VAE) or `"conv"` (convolutional
+      autoencoder for images of `image_shape`).
+    - `data_dim`: D, the flattened size of one data point.
+    - `latent_dim`: d.
+    - `hidden`: widths of the MLPs' hidden layers (the decoder mirrors the encoder).
+    - `activation`: a smooth activation: `"silu"`, `"tanh"`, `"softplus"` or `"gelu"`
+      (curvature needs second derivatives).
+    - `image_shape`: (H, W) or (H, W, C), for `"conv"` (H and W divisible by 4).
+    - `seed`: the initialisation seed.
+
+    **Returns:** an `Autoencoder` or a `VAE`.
+
+    **Raises:** `ValueError` for an unknown kind, or `"conv"` without `image_shape`.
+    """
     rngs = nnx.Rngs(seed)
     if kind == "ae":
         encoder = MLP(data_dim, latent_dim, hidden, activation=activation, rngs=rngs)

@@ -17,7 +17,16 @@ def _check_shape(image_shape) -> tuple[int, int, int]:
 
 
 class ConvEncoder(nnx.Module):
-    """Flattened (H·W·C,) images → Rᵈ: two stride-2 3×3 convolutions and a linear layer."""
+    """Flattened (H·W·C,) images → Rᵈ: two stride-2 3×3 convolutions and a linear layer.
+
+    **Arguments:**
+
+    - `image_shape`: (H, W) or (H, W, C), H and W divisible by 4.
+    - `latent_dim`: d.
+    - `channels`: channels of the two convolutions.
+    - `activation`: a smooth activation by name.
+    - `rngs`: `nnx.Rngs` for the initialisation.
+    """
 
     def __init__(self, image_shape, latent_dim, *, channels=(16, 32), activation="silu", rngs):
         self.image_shape = _check_shape(image_shape)
@@ -37,7 +46,17 @@ class ConvEncoder(nnx.Module):
 
 
 class ConvDecoder(nnx.Module):
-    """Rᵈ → flattened (H·W·C,) images: a linear layer and two stride-2 transposed convolutions."""
+    """Rᵈ → flattened (H·W·C,) images: a linear layer and two stride-2 transposed
+    convolutions.
+
+    **Arguments:**
+
+    - `latent_dim`: d.
+    - `image_shape`: (H, W) or (H, W, C), H and W divisible by 4.
+    - `channels`: channels of the two transposed convolutions.
+    - `activation`: a smooth activation by name.
+    - `rngs`: `nnx.Rngs` for the initialisation.
+    """
 
     def __init__(self, latent_dim, image_shape, *, channels=(32, 16), activation="silu", rngs):
         self.image_shape = _check_shape(image_shape)

@@ -46,7 +46,14 @@ class RBFVariance(nnx.Module):
 
 class GaussianDecoder(nnx.Module):
     """p(x | z) = N(μ(z), diag σ(z)²). Calling it returns the mean μ(z);
-    `jgeo.StochasticPullback(decoder.mean, decoder.std)` is its expected metric."""
+    `jgeo.StochasticPullback(decoder.mean, decoder.std)` is its expected metric.
+    `fit_rbf_variance` builds one from a trained mean decoder.
+
+    **Arguments:**
+
+    - `mean`: an NNX module Rᵈ → Rᴰ, the mean μ.
+    - `std`: an NNX module Rᵈ → Rᴰ, the standard deviation σ > 0 (e.g. an `RBFVariance`).
+    """
 
     def __init__(self, mean: nnx.Module, std: nnx.Module):
         self.mean = mean

@@ -57,8 +57,17 @@ def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = Non
     """Length of each fixed sample's path through latent space over training (its codes
     at successive probes joined by segments), measured by the pullback metric of
     `decoder` — usually the final one: how far a code moved in the geometry the model
-    ends with. With `likelihood` (a `jgeo.FisherPullback` family), its Fisher–Rao
-    pullback."""
+    ends with.
+
+    **Arguments:**
+
+    - `dynamics`: the probes (`jgeo.dynamics.load`), with their codes.
+    - `decoder`: one latent point (d,) → one output.
+    - `likelihood`: None for JᵀJ, or a `jgeo.FisherPullback` family for its Fisher–Rao
+      pullback.
+
+    **Returns:** the lengths, shape (samples,).
+    """
     codes = jnp.asarray(np.swapaxes(dynamics.arrays["codes"], 0, 1))  # (S, P, d)
     metric = Pullback(decoder) if likelihood is None else FisherPullback(decoder, likelihood)
     return np.asarray(jax.jit(jax.vmap(lambda c: curve_length(metric, c)))(codes))
@@ -277,11 +286,18 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     `jgeo.dynamics.Recorder`) into `run_dir/figures/dynamics_*.png` — scalar time series;
     with a decoder, log-volume and curvature maps and their GIF for d = 2; trajectories
     of the fixed samples; persistence diagrams — and write `run_dir/dynamics.html`, a
-    static page of them with the table of probes. Returns the page's path.
+    static page of them with the table of probes.
 
     Only the probe files are needed. In a `jgeo train` run the reconstruction error
     joins the scalars and the trajectory lengths under the final checkpoint's metric
     the summary.
+
+    **Arguments:**
+
+    - `run_dir`: the directory of the probes.
+    - `threshold`: the persistence threshold of the topology figures.
+
+    **Returns:** the path of `dynamics.html`.
 
     **Raises:** `DynamicsError` for missing or damaged dynamics files.
     """

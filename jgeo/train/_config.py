@@ -38,9 +38,18 @@ class TrainConfig:
     """Everything that determines a training run (the run is a deterministic function of it).
 
     The defaults are the embedded default run: a 2-D autoencoder of scikit-learn's digits
-    under the isometry regularizer, about 40 seconds on 2 CPU cores. `weight` and
-    `warmup` left as None take the regularizer's own defaults (`DEFAULT_WEIGHTS`); the
-    config then holds the values used, so `config.json` records them.
+    under the isometry regularizer, about 40 seconds on 2 CPU cores. `weight` and `warmup`
+    left as None take the regularizer's own defaults (`DEFAULT_WEIGHTS`); the config then
+    holds the values used, so `config.json` records them. Invalid values raise
+    `ConfigError` naming the field.
+
+    **Fields:** one per `jgeo train` option (see the CLI page): `data`, `regularizer`,
+    `weight`, `warmup`, `reg_fraction`, `latent_dim`, `epochs`, `seed`, `model`,
+    `likelihood`, `hidden`, `activation`, `batch_size`, `learning_rate`, `weight_decay`,
+    `clip_norm`, `beta` (the VAE's KL weight), `n`, `noise`, `classes`, `eval_points`, the
+    probes' `probe_every`, `probe_samples`, `probe_pairs`, `probe_grid`,
+    `probe_class_geodesics`, `landscape_every`, `devices`; and, for a data file,
+    `data_scaling` and `data_sha256` (recorded, not chosen).
     """
 
     data: str = "digits"
@@ -193,8 +202,16 @@ def _coerce(name: str, value):
 
 
 def make_config(values: dict) -> TrainConfig:
-    """A config from a dict of field values (dashes or underscores); unknown keys and
-    wrongly typed values raise `ConfigError` naming them."""
+    """A config from a dict of field values.
+
+    **Arguments:**
+
+    - `values`: field names (with dashes or underscores) to values.
+
+    **Returns:** a `TrainConfig`.
+
+    **Raises:** `ConfigError` naming unknown keys and wrongly typed or invalid values.
+    """
     if not isinstance(values, dict):
         raise ConfigError(f"a config must be a table of keys, got {type(values).__name__}.")
     clean = {}
@@ -208,7 +225,17 @@ def make_config(values: dict) -> TrainConfig:
 
 def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """Read a TOML file of config keys (top level, or under a [train] table), then apply
-    `overrides` (e.g. from the command line)."""
+    `overrides` (e.g. from the command line).
+
+    **Arguments:**
+
+    - `path`: the TOML file.
+    - `overrides`: field values that win over the file's.
+
+    **Returns:** a `TrainConfig`.
+
+    **Raises:** `ConfigError` for a missing, unreadable or invalid file, naming it.
+    """
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())

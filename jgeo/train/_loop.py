@@ -80,7 +80,15 @@ def learning_rate_schedule(config: TrainConfig, n: int):
 
 
 def steps_per_epoch(config: TrainConfig, n: int) -> int:
-    """Optimiser steps in one epoch over `n` points (the last partial batch is dropped)."""
+    """Optimiser steps in one epoch over `n` points (the last partial batch is dropped).
+
+    **Arguments:**
+
+    - `config`: the run (its `batch_size`).
+    - `n`: the number of training points.
+
+    **Returns:** `n // config.batch_size`.
+    """
     return max(1, n // min(config.batch_size, n))
 
 
@@ -179,9 +187,16 @@ def make_diagnose(graphdef, likelihood: str):
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """The rows of a run's `metrics.jsonl` (one dict per epoch; [] if there is none yet).
+    """The rows of a run's `metrics.jsonl`.
 
-    **Raises:** `RunError` naming the line when the file is truncated or not JSON rows."""
+    **Arguments:**
+
+    - `path`: the file.
+
+    **Returns:** one dict per epoch; [] if there is no file yet.
+
+    **Raises:** `RunError` naming the line when the file is truncated or not JSON rows.
+    """
     path = Path(path)
     if not path.exists():
         return []
@@ -260,14 +275,18 @@ def _sound_checkpoint(out: Path, checkpoints: Checkpoints, config: TrainConfig |
 class Callback(Protocol):
     """What `train` calls, besides the training itself (a `jgeo.dynamics.Recorder` is one).
 
-    - `callback(step, params, epoch=epoch)` after every epoch, before its checkpoint is
-      written: `step` counts optimiser steps so far, `params` is the model's state as a
-      pure dict of arrays (`nnx.to_pure_dict`; `nnx.merge(graphdef, ...)` of the run's
-      model gives the model back).
-    - optional `callback.start(step, params)` once before the first epoch, with the step
-      of the checkpoint training resumes from (0 for a new run): a callback that records
-      something drops what it recorded after that step.
-    - optional `callback.close()` when training ends, by completion, error or Ctrl-C.
+    **Arguments:** of the call `callback(step, params, epoch=epoch)`, after every epoch,
+    before its checkpoint is written:
+
+    - `step`: optimiser steps so far.
+    - `params`: the model's state as a pure dict of arrays (`nnx.to_pure_dict`;
+      `nnx.merge(graphdef, ...)` of the run's model gives the model back).
+    - `epoch`: the epoch just finished (from 1).
+
+    Optional methods: `callback.start(step, params)` once before the first epoch, with the
+    step of the checkpoint training resumes from (0 for a new run): a callback that records
+    something drops what it recorded after that step; `callback.close()` when training
+    ends, by completion, error or Ctrl-C.
     """
 
     def __call__(self, step: int, params: Any, *, epoch: int) -> Any: ...
@@ -297,6 +316,9 @@ def train(
       `jgeo.dynamics.Recorder` that `config.probe_*` describe.
     - `progress`: show a progress bar. `stop_after`: stop after this epoch, as an
       interruption would (for tests). `report`: write `report.json` and figures at the end.
+
+    **Returns:** the final report, a dict of the scalars written to `report.json` (empty
+    when `report` is False or training stopped early).
 
     Only one process may write a run directory: the run holds a lock on it (see
     `jgeo._io.run_lock`). Nothing is written into `out` before the configuration, the
@@ -429,6 +451,13 @@ def load_run(out: str | Path):
     The model is the newest checkpoint's, which must verify against its manifest; the
     config is the one that checkpoint was trained with (`config.json`, if present, must
     agree with it, and is restored from it if missing).
+
+    **Arguments:**
+
+    - `out`: the run directory.
+
+    **Returns:** `(config, data, model)`: the `TrainConfig`, the `Dataset` and the trained
+    NNX model.
 
     **Raises:** `ConfigError` for a directory that is no run or a `config.json` that
     disagrees with the checkpoint; `CheckpointError` for a damaged newest checkpoint.

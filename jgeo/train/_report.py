@@ -24,7 +24,16 @@ def geodesic_pairs(config: TrainConfig, data: Dataset) -> np.ndarray:
 
 
 def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
-    """Final measurements, and the arrays the figures are drawn from."""
+    """Final measurements of a trained model, and the arrays the figures are drawn from.
+
+    **Arguments:**
+
+    - `config`: the run; `data`: its `Dataset`; `model`: the trained NNX model.
+
+    **Returns:** `(report, arrays)`: the scalars of `report.json` (`recon_mse`, `mcn`,
+    `vor`, `logdet_mean`, `logdet_var`, `geodesic_ratio`, and `spearman_geodesic` where the
+    data have ground truth) and a dict of arrays for the figures.
+    """
     x = jnp.asarray(data.x)
     codes = jax.jit(jax.vmap(model.encode))(x)
     recon = decoded_mean(jax.jit(jax.vmap(model))(x), config.likelihood)
@@ -56,7 +65,15 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
 
 
 def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> dict:
-    """Write `report.json` and `figures/*.png` for the trained `model`; return the report."""
+    """Write `report.json` and `figures/*.png` for the trained `model`.
+
+    **Arguments:**
+
+    - `out`: the run directory.
+    - `config`, `data`, `model`: as for `evaluate`.
+
+    **Returns:** the report (a dict, as written to `report.json`).
+    """
     from ._figures import draw_all
 
     out = Path(out)
