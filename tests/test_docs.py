@@ -68,6 +68,19 @@ def test_every_public_callable_is_in_the_api_reference():
     assert not missing, f"add to docs/api/: {missing}"
 
 
+def test_every_train_option_is_documented():
+    # `jgeo train --help` against the CLI page: an option added without docs fails here.
+    import argparse
+
+    from jgeo.cli import _train_parser
+
+    parser = _train_parser(argparse.ArgumentParser().add_subparsers())
+    options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    text = (DOCS / "training.md").read_text()
+    assert options - {"--help"}, "no options found"
+    assert not [o for o in sorted(options - {"--help"}) if not re.search(f"`{o}[` ]", text)]
+
+
 def test_the_site_builds_offline_in_strict_mode(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
