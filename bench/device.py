@@ -61,7 +61,7 @@ def _agreement(n: int, precision: str) -> list[dict]:
         "log_volume": lambda m, x, v, y: jgeo.log_volume(m, x),
         "exp_map": lambda m, x, v, y: jgeo.exp_map(m, x, v),
         "connecting_geodesic length": lambda m, x, v, y: (
-            jgeo.connecting_geodesic(m, x, y, method="energy", throw=False).length
+            jgeo.connecting_geodesic(m, x, y, solver=jgeo.EnergyBVP(), throw=False).length
         ),
     }
     rows = []

@@ -98,7 +98,7 @@ def main() -> None:
 
     exact_first, exact_s, exact = _timed(connect(), a, b)
     nodes = jgeo.geodesic_graph(metric, jnp.concatenate([codes, grid]), args.k)  # refined's start
-    refined_fn = connect(method="energy", graph=nodes)
+    refined_fn = connect(solver=jgeo.EnergyBVP(), graph=nodes)
     refined_first, refined_s, refined = _timed(refined_fn, a, b)
 
     rows = [

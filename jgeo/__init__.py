@@ -9,6 +9,13 @@ from . import (
     sharding as sharding,
     stats as stats,
 )
+from ._bvp import (
+    AbstractBVPSolver as AbstractBVPSolver,
+    BVPResult as BVPResult,
+    EnergyBVP as EnergyBVP,
+    Hybrid as Hybrid,
+    ShootingBVP as ShootingBVP,
+)
 from ._connection import (
     christoffel as christoffel,
     geodesic_acceleration as geodesic_acceleration,

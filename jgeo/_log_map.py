@@ -1,12 +1,11 @@
 """Geodesics as boundary value problems: connecting geodesics, the log map, distance.
 
-Method (after the practice of stochman and Arvanitidis et al. 2018): minimise the
-energy of a discretised curve between the two points to get a good initial velocity,
-then refine it by shooting — Newton's method on exp_x(v) = y (damped, Levenberg–Marquardt,
-when starting from a graph path), differentiating through the geodesic ODE.
+The solvers (`jgeo._bvp`): minimise the energy of a discretised curve between the two
+points (`EnergyBVP`), refine an initial velocity by shooting — Newton's method on
+exp_x(v) = y through the geodesic ODE, or damped Levenberg–Marquardt steps
+(`ShootingBVP`) — or both, the first seeding the second (`Hybrid`, after the practice
+of stochman and Arvanitidis et al. 2018).
 """
-
-from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -15,6 +14,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
+from ._bvp import AbstractBVPSolver, BVPResult, EnergyBVP, Hybrid, ShootingBVP
 from ._checks import as_point, has_domain, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
 from ._geodesics import (
@@ -29,9 +29,6 @@ from ._graph import GeodesicGraph
 from ._metrics import AbstractMetric
 from ._pullback import AbstractPullback
 
-BVPMethod = Literal["auto", "hybrid", "energy", "shooting"]
-_SEED_TOL = 1e-3  # energy-stage tolerance when it only seeds shooting
-
 
 class ConnectingGeodesic(eqx.Module):
     """A geodesic from `x` to `y`, with diagnostics.
@@ -44,8 +41,9 @@ class ConnectingGeodesic(eqx.Module):
     - `energy`: ½ ∫ g(ċ, ċ) dt of `curve`.
     - `residual`: ‖exp_x(v) − y‖∞ in coordinates (for "energy", the gap between the
       first-order extrapolation and y is not measured: 0).
-    - `converged`: whether the method met its tolerance. With `throw=False`, the other
-      fields are NaN where it did not.
+    - `result`: a `BVPResult`, `BVPResult.successful` or why the solve failed.
+    - `converged` (a property): `result == BVPResult.successful`. With `throw=False`,
+      the other fields are NaN where it is False.
     """
 
     velocity: Float[Array, " d"]
@@ -53,7 +51,11 @@ class ConnectingGeodesic(eqx.Module):
     length: Float[Array, ""]
     energy: Float[Array, ""]
     residual: Float[Array, ""]
-    converged: Bool[Array, ""]
+    result: BVPResult
+
+    @property
+    def converged(self) -> Bool[Array, ""]:
+        return self.result == BVPResult.successful
 
 
 _SUBDIVISIONS = 2
@@ -112,54 +114,56 @@ def connecting_geodesic(
     x: PointLike,
     y: PointLike,
     *,
-    method: BVPMethod = "auto",
+    solver: AbstractBVPSolver | None = None,
     num_points: int = 16,
     graph: GeodesicGraph | None = None,
-    energy_steps: int = 100,
-    shooting_steps: int = 32,
     rtol: float | None = None,
     atol: float | None = None,
     throw: bool = True,
 ) -> ConnectingGeodesic:
-    """The geodesic from `x` to `y`, found by energy minimisation, shooting, or both.
+    """The geodesic from `x` to `y`: a solution of the boundary value problem
+    exp_x(v) = y.
 
     **Arguments:**
 
     - `metric`, `x`, `y`: the metric and two points of shape (d,).
-    - `method`: `"auto"` (default) uses the metric's closed-form log map where it has
-      one (`Euclidean`, the Poincaré models, `StereographicSphere`, products of them),
-      else `"hybrid"`. `"energy"` minimises the energy of a curve of `num_points` points
-      (robust, first-order accurate in the spacing); `"shooting"` solves exp_x(v) = y by
-      Newton's method from v = y − x (accurate to the ODE tolerance, but needs a good
-      start); `"hybrid"` shoots from the energy solution's velocity.
+    - `solver`: an `EnergyBVP`, a `ShootingBVP` or a `Hybrid` of both. The default
+      (None) is the metric's closed-form log map where it has one (`Euclidean`, the
+      Poincaré models, `StereographicSphere`, products of them), else `Hybrid()` — and,
+      with a `graph`, `Hybrid(shooting=ShootingBVP(damped=True))`, whose damped steps
+      stay on the geodesic around the obstacle the graph path found. An explicit solver
+      is always used as given, also on a metric with a closed form.
     - `num_points`: points of the discretised curve (and of the returned `curve`).
     - `graph`: a `geodesic_graph` of reference points; the energy stage then starts from
       the graph's shortest path instead of the straight line (for far-apart points, or
-      a straight line through a high-cost region), and shooting uses damped steps.
-    - `energy_steps`, `shooting_steps`: iteration budgets of the two stages.
-    - `rtol`, `atol`: tolerances (default 1e-8 in float64, 1e-4 in float32) for the
-      shooting residual and of the ODE solves (a hundredth of them).
-    - `throw`: raise if the method does not converge (default); if False, report it in
+      a straight line through a high-cost region).
+    - `rtol`, `atol`: tolerances (default 1e-8 in float64, 1e-4 in float32) of the
+      energy minimisation (`EnergyBVP` alone) and of the shooting residual, with the ODE
+      solves at a hundredth of them.
+    - `throw`: raise if the solve fails (default); if False, report it in `result` and
       `converged` and fill the outputs with NaN, so a batch under `jax.vmap` goes on.
       A point outside the metric's domain (`metric.contains`) never converges.
 
     **Returns:** a `ConnectingGeodesic`: `velocity` (log_x y), `curve` (`num_points`
-    points from `x` to `y`), `length`, `energy`, `residual` (‖exp_x(v) − y‖, or of the
-    discrete curve for `"energy"`), `converged`. x = y gives velocity 0 and length 0.
+    points from `x` to `y`), `length`, `energy`, `residual` (‖exp_x(v) − y‖∞; 0 for
+    `EnergyBVP`, whose curve ends at y by construction), `result` (a `BVPResult`: why it
+    failed) and `converged`. x = y gives velocity 0 and length 0.
 
-    **Raises:** `ValueError` for an unknown `method` or malformed points; with
-    `throw=True`, a runtime error if the solve does not converge.
+    **Raises:** `ValueError` for a malformed point or `num_points`, `TypeError` for a
+    solver that is not one; with `throw=True`, a runtime error with the message of the
+    failure's `BVPResult`.
     """
     x = metric_point(metric, x, throw=False)
-    y = as_point(y, "y").astype(x.dtype)
+    y = as_point(y, "y")
     if y.shape != x.shape:
         raise ValueError(f"`y` must be a point of shape {x.shape} like `x`, got {y.shape}.")
-    if method not in ("auto", "hybrid", "energy", "shooting"):
-        raise ValueError(
-            f'`method` must be "auto", "hybrid", "energy" or "shooting", got {method!r}.'
+    if solver is None and not metric.closed_form_geodesics:
+        solver = Hybrid(shooting=ShootingBVP(damped=graph is not None))
+    if solver is not None and not isinstance(solver, AbstractBVPSolver):
+        raise TypeError(
+            "`solver` must be jgeo.EnergyBVP(...), jgeo.ShootingBVP(...) or "
+            f"jgeo.Hybrid(...), or None for the default; got {type(solver).__name__}."
         )
-    if method == "auto":
-        method = "closed_form" if metric.closed_form_geodesics else "hybrid"
     if num_points < 3:
         raise ValueError(f"`num_points` must be at least 3, got {num_points}.")
     default = 1e-8 if x.dtype == jnp.float64 else 1e-4
@@ -170,75 +174,77 @@ def connecting_geodesic(
         # optimistix mixes in float64 scalars when x64 is on (optimistix#155, #207): solve
         # in float64 there, to the float32 tolerances, and return float32.
         x, y = x.astype(jnp.float64), y.astype(jnp.float64)
-    # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients use reverse.
-    ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
-
-    if method == "closed_form":
-        velocity, converged = metric.log_map(x, y), jnp.array(True)
-    elif method == "shooting":
-        velocity, converged = y - x, jnp.array(True)
-    else:
-        if graph is None:
-            t = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)[:, None]
-            start = (1 - t) * x[None] + t * y[None]
-        else:
-            start = graph.path(x, y, num_points)
-        # As a seed for shooting, the discrete curve only needs the accuracy of its own
-        # O(1/n²) discretisation error: solving it tighter costs steps and buys nothing.
-        energy_tol = rtol if method == "energy" else max(rtol, _SEED_TOL)
-        curve, converged = _minimise_energy(metric, x, y, start, energy_steps, energy_tol)
-        velocity = _initial_velocity(curve)
-
-    residual = jnp.zeros((), x.dtype)
     ts = jnp.linspace(0.0, 1.0, num_points, dtype=x.dtype)
-    if method == "closed_form":
+    tol = atol + rtol * jnp.max(jnp.abs(y))
+
+    if solver is None:  # the closed form
+        velocity = metric.log_map(x, y)
         curve = closed_form_curve(metric, x, velocity, ts)
         residual = jnp.max(jnp.abs(curve[-1] - y))
-        converged = jnp.all(jnp.isfinite(curve)) & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
+        ok = jnp.all(jnp.isfinite(curve)) & (residual <= tol)
+        result = BVPResult.where(ok, BVPResult.successful, BVPResult.not_finite)
         length = metric.distance(x, y)
-    elif method != "energy":
-
-        def miss(v, _):
-            return exp_map(metric, x, v, method="ode", ode=ode, throw=False) - y
-
-        if graph is None:  # Newton: about 3 steps from the energy solution
-            solver = optx.Newton(rtol=rtol, atol=atol)
-            sol = optx.root_find(miss, solver, velocity, max_steps=shooting_steps, throw=False)
-        else:
-            # Graph paths are long and strongly curved; there undamped Newton can jump to
-            # another geodesic through y (the straight one through a wall). The damped
-            # steps of Levenberg–Marquardt stay on the energy solution's, at ~4× the cost.
-            solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
-            sol = optx.least_squares(miss, solver, velocity, max_steps=shooting_steps, throw=False)
-        velocity = sol.value
-        curve = geodesic(metric, x, velocity, ts, method="ode", ode=ode, throw=False).xs
-        residual = jnp.max(jnp.abs(curve[-1] - y))
-        # The solver's own test is on the step; also demand that the endpoint is hit.
-        converged = (sol.result == optx.RESULTS.successful) & (
-            residual <= atol + rtol * jnp.max(jnp.abs(y))
-        )
-        length = jnp.sqrt(velocity @ metric(x) @ velocity)
     else:
-        length = curve_length(metric, curve)
+        energy, shooting = _stages(solver)
+        velocity, result = y - x, BVPResult.successful
+        if energy is not None:
+            if graph is None:
+                start = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
+            else:
+                start = graph.path(x, y, num_points)
+            energy_tol = rtol if shooting is None else max(rtol, solver.seed_rtol)
+            curve, ok = _minimise_energy(metric, x, y, start, energy.max_steps, energy_tol)
+            velocity = _initial_velocity(curve)
+            result = BVPResult.where(ok, result, BVPResult.energy_failed)
+            residual, length = jnp.zeros((), x.dtype), curve_length(metric, curve)
+        if shooting is not None:
+            # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients reverse.
+            ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
+            velocity, ok = _shoot(metric, x, y, velocity, shooting, ode, rtol, atol)
+            curve = geodesic(metric, x, velocity, ts, method="ode", ode=ode, throw=False).xs
+            residual = jnp.max(jnp.abs(curve[-1] - y))
+            # The solver's own test is on the step; also demand that the endpoint is hit.
+            failed = BVPResult.where(ok, BVPResult.endpoint_missed, BVPResult.shooting_failed)
+            hit = ok & (residual <= tol)
+            result = BVPResult.where(hit, BVPResult.successful, failed)
+            length = jnp.sqrt(velocity @ metric(x) @ velocity)
 
     if has_domain(metric):  # both ends, and every point of the curve, in the domain
-        converged &= metric.contains(x) & metric.contains(y)
-        converged &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
-    energy = curve_energy(metric, curve)
-    out = ConnectingGeodesic(velocity, curve, length, energy, residual, converged)
-    out = jax.tree_util.tree_map(
-        lambda a: a if a.dtype == jnp.bool_ else jnp.where(converged, a, jnp.nan).astype(out_dtype),
-        out,
-    )
+        inside = metric.contains(x) & metric.contains(y)
+        inside &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
+        result = BVPResult.where(inside, result, BVPResult.outside_domain)
+    succeeded = result == BVPResult.successful
+    fields = (velocity, curve, length, curve_energy(metric, curve), residual)
+    fields = [jnp.where(succeeded, a, jnp.nan).astype(out_dtype) for a in fields]
+    out = ConnectingGeodesic(*fields, result)
     if throw:
-        message = (
-            f"connecting_geodesic ({method}) did not converge: the points may be too far "
-            "apart for the iteration budgets, or outside the metric's domain. Raise "
-            "`energy_steps`/`shooting_steps` or `num_points`, try method='energy', or pass "
-            "throw=False and inspect `converged`."
-        )
-        out = eqx.error_if(out, ~converged, message)
+        out = result.error_if(out, ~succeeded)
     return out
+
+
+def _stages(solver: AbstractBVPSolver) -> tuple[EnergyBVP | None, ShootingBVP | None]:
+    if isinstance(solver, Hybrid):
+        return solver.energy, solver.shooting
+    if isinstance(solver, EnergyBVP):
+        return solver, None
+    if isinstance(solver, ShootingBVP):
+        return None, solver
+    raise TypeError(f"unknown BVP solver {type(solver).__name__}")
+
+
+def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, atol):
+    """Refine `velocity` until exp_x(v) = y; returns it and whether the solver converged."""
+
+    def miss(v, _):
+        return exp_map(metric, x, v, method="ode", ode=ode, throw=False) - y
+
+    if shooting.damped:
+        solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
+        sol = optx.least_squares(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
+    else:
+        solver = optx.Newton(rtol=rtol, atol=atol)
+        sol = optx.root_find(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
+    return sol.value, sol.result == optx.RESULTS.successful
 
 
 def log_map(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Tangent:
@@ -262,7 +268,7 @@ def distance(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Sc
     **Arguments:**
 
     - `metric`, `x`, `y`: the metric and two points of shape (d,).
-    - `**kwargs`: those of `connecting_geodesic` (for many pairs, `method="energy",
+    - `**kwargs`: those of `connecting_geodesic` (for many pairs, `solver=EnergyBVP(),
       rtol=1e-3` is far cheaper than exact shooting).
 
     **Returns:** a scalar; NaN if the solve failed and `throw=False`. Where geodesics pass

@@ -342,7 +342,7 @@ def class_geodesics(
       (`jgeo.stats.frechet_mean`); 0 takes the coordinate means as centres, which costs
       no log maps beyond the distances (what a probe during training uses).
     - `num_points`: points of each connecting geodesic; further keyword arguments go to
-      `connecting_geodesic` (e.g. `method="energy"`, `rtol`).
+      `connecting_geodesic` (e.g. `solver=jgeo.EnergyBVP()`, `rtol`).
 
     Cost: C(C − 1)/2 geodesics between centres, n from points to their centres, and
     `frechet_steps` × C × n log maps for the means; all with `throw=False`.

@@ -78,7 +78,7 @@ def frechet_mean(
       curved spaces if the iteration oscillates.
     - `max_steps`, `tol`: stop when the G-norm of the gradient is below `tol` (default
       1e-6 in float64, 1e-3 in float32) or after `max_steps`.
-    - further keyword arguments go to `connecting_geodesic` (e.g. `method="energy"`).
+    - further keyword arguments go to `connecting_geodesic` (e.g. `solver=jgeo.EnergyBVP()`).
 
     **Returns:** a `FrechetMean`.
 
@@ -149,13 +149,13 @@ def pairwise_distances(
           overestimates (by a few percent on a dense graph; see `bench/distances.py`),
           and is ∞ between components the graph does not connect.
         - `"refined"`: each pair's graph path, resampled and minimised in energy
-          (`connecting_geodesic(..., method="energy", graph=...)`): close to exact where
+          (`connecting_geodesic(..., solver=EnergyBVP(), graph=...)`): close to exact where
           the graph path lies in the right basin, at the cost of one energy solve per pair.
     - `k`: neighbours per node of the graph (`"graph"`, `"refined"`).
     - `reference`: extra graph nodes (r, d), e.g. a subsample of the training codes.
     - `batch_size`: pairs per vmapped solve (exact and `"refined"`).
-    - `**kwargs`: passed to `connecting_geodesic` (e.g. `method="energy"`, `rtol`, and for
-      `"refined"` `num_points`, `energy_steps`).
+    - `**kwargs`: passed to `connecting_geodesic` (e.g. `solver=jgeo.EnergyBVP()`, `rtol`,
+      and for `"refined"` `num_points` and `solver=jgeo.EnergyBVP(max_steps=...)`).
 
     **Returns:** an (n, n) array, symmetric with a zero diagonal.
 

@@ -61,7 +61,7 @@ else:
     # any device, as on one. (Shooting alone keeps it short: a failed pair runs its whole
     # budget, every iteration an all-reduce between the simulated devices.)
     y = z + 0.5 * jax.random.normal(jax.random.key(2), (16, 2))
-    options = dict(method="shooting", shooting_steps=4, throw=False)
+    options = dict(solver=jgeo.ShootingBVP(max_steps=4), throw=False)
     connect = jax.jit(jax.vmap(lambda z, y: jgeo.connecting_geodesic(metric, z, y, **options)))
     reference = connect(z, y)
     out = connect(jgeo.shard_batch(mesh, z), jgeo.shard_batch(mesh, y))

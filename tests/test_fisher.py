@@ -77,7 +77,8 @@ def test_gaussian_is_the_hyperbolic_fisher_metric():
     expected = jnp.sqrt(2) * jnp.arccosh(1 + ((u1 - u2) ** 2 + (s1 - s2) ** 2) / (2 * s1 * s2))
     # (the energy of the discrete curve under this metric, not of its decoded chords in
     # (μ, σ), which are not Fisher lengths; within its discretisation error)
-    energy = jax.jit(lambda a, b: jgeo.distance(metric, a, b, method="energy", rtol=1e-6))(x, y)
+    solver = jgeo.EnergyBVP()
+    energy = jax.jit(lambda a, b: jgeo.distance(metric, a, b, solver=solver, rtol=1e-6))(x, y)
     assert tree_allclose(energy, expected, rtol=1e-3)
     # the same metric built from its parts, and the closed-form spray of the ambient
     ambient = jgeo.Pullback(

@@ -1,6 +1,7 @@
 """Connecting geodesics, the log map and distances: closed forms, exp∘log = id on a
 curved decoder, batches with failures, and gradients."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -48,11 +49,11 @@ def test_sphere_distance_is_radius_times_angle():
     assert tree_allclose(2 * result.energy, result.length**2, rtol=1e-3)
 
 
-@pytest.mark.parametrize("method", ["hybrid", "shooting", "energy"])
-def test_linear_decoder_distance(method, key):
+@pytest.mark.parametrize("solver", [jgeo.Hybrid(), jgeo.ShootingBVP(), jgeo.EnergyBVP()])
+def test_linear_decoder_distance(solver, key):
     a = jr.normal(key, (5, 2))
     x, y = jnp.array([0.1, -0.4]), jnp.array([1.2, 0.7])
-    result = jgeo.connecting_geodesic(jgeo.Pullback(lambda z: a @ z), x, y, method=method)
+    result = jgeo.connecting_geodesic(jgeo.Pullback(lambda z: a @ z), x, y, solver=solver)
     assert tree_allclose(result.length, jnp.linalg.norm(a @ (y - x)), rtol=1e-7)
     assert tree_allclose(result.velocity, y - x, rtol=1e-6)
 
@@ -94,7 +95,9 @@ def test_unreachable_point_is_reported_not_raised_in_a_batch():
     results = solve(xs, ys)
     assert results.converged.tolist() == [True, False]
     assert jnp.isfinite(results.length[0]) and jnp.isnan(results.length[1])
-    with pytest.raises(Exception, match="did not converge"):
+    second = jax.tree.map(lambda a: a[1], results)  # a batched result code indexes as a pytree
+    assert second.result == jgeo.BVPResult.outside_domain
+    with pytest.raises(Exception, match="outside the metric's domain"):
         jgeo.distance(ball, xs[1], ys[1])
 
 
@@ -112,8 +115,20 @@ def test_bad_arguments():
     ball = jgeo.PoincareBall(2)
     with pytest.raises(ValueError, match="`y` must be a point of shape"):
         jgeo.distance(ball, jnp.zeros(2), jnp.zeros(3))
-    with pytest.raises(ValueError, match="`method` must be"):
-        jgeo.distance(ball, jnp.zeros(2), jnp.ones(2) * 0.1, method="spline")
+    with pytest.raises(TypeError, match="`solver` must be"):
+        jgeo.distance(ball, jnp.zeros(2), jnp.ones(2) * 0.1, solver="spline")
+
+    # Two Newton steps from y − x cannot join these points (32 do): the result code says
+    # which stage failed, and `throw=True` raises with its message.
+    def decoder(z):
+        return jnp.stack([z[0], z[1], jnp.sin(3 * z[0]) * jnp.cos(2 * z[1]), z[0] ** 2 * z[1]])
+
+    x, y, short = jnp.zeros(2), jnp.array([1.5, -1.0]), jgeo.ShootingBVP(max_steps=2)
+    metric = jgeo.Pullback(decoder)
+    failed = jgeo.connecting_geodesic(metric, x, y, solver=short, throw=False)
+    assert failed.result == jgeo.BVPResult.shooting_failed and not failed.converged
+    with pytest.raises(eqx.EquinoxRuntimeError, match="shooting .* did not converge"):
+        jgeo.distance(metric, x, y, solver=short)
 
 
 def test_graph_initialisation_goes_around_a_wall():

@@ -210,7 +210,7 @@ def _bands(m=12):
 def test_class_geodesics_see_the_wall_between_two_bands():
     codes, labels, metric = _bands()
     solve = jax.jit(functools.partial(rep.class_geodesics, metric, num_classes=2,
-                                      method="energy", rtol=1e-3))  # fmt: skip
+                                      solver=jgeo.EnergyBVP(), rtol=1e-3))  # fmt: skip
     result = solve(codes, labels)
     assert bool(result.converged)
     np.testing.assert_allclose(result.means[:, 0], 0, atol=1e-6)  # by symmetry
@@ -224,7 +224,7 @@ def test_class_geodesics_see_the_wall_between_two_bands():
     assert np.isnan(result.barrier[0, 0]) and np.isfinite(result.barrier[0, 1])
     # Under the identity decoder's metric (flat) both views agree.
     flat = jax.jit(functools.partial(rep.class_geodesics, jgeo.Pullback(lambda z: z),
-                                     num_classes=2, frechet_steps=0, method="energy",
+                                     num_classes=2, frechet_steps=0, solver=jgeo.EnergyBVP(),
                                      rtol=1e-3))(codes, labels)  # fmt: skip
     np.testing.assert_allclose(flat.ratio, flat.euclidean_ratio, rtol=1e-3)
     assert np.isnan(flat.uncertainty[0, 1])

@@ -132,8 +132,9 @@ def test_points_outside_the_domain_are_refused():
     assert jnp.all(jnp.isnan(jgeo.exp_map(ball, outside, jnp.ones(2), throw=False)))
     path = jgeo.geodesic(ball, outside, jnp.ones(2), jnp.ones(1), method="ode", throw=False)
     assert not path.succeeded and path.result == jgeo.GeodesicResult.outside_domain
-    for method in ["auto", "energy", "hybrid"]:
+    for solver in [None, jgeo.EnergyBVP(), jgeo.Hybrid()]:
         result = jgeo.connecting_geodesic(
-            ball, outside, jnp.array([0.0, 1.6]), method=method, throw=False
+            ball, outside, jnp.array([0.0, 1.6]), solver=solver, throw=False
         )
-        assert not result.converged and jnp.isnan(result.length), method
+        assert not result.converged and jnp.isnan(result.length), solver
+        assert result.result == jgeo.BVPResult.outside_domain, solver

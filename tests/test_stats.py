@@ -136,7 +136,7 @@ def test_geodesic_kmedoids_separates_what_a_stochastic_decoder_keeps_apart():
     metric = jgeo.StochasticPullback(lambda z: z, std)
     key = jax.random.key(0)
     solve = jax.jit(
-        lambda c: stats.geodesic_kmedoids(metric, c, 2, key, method="energy", rtol=1e-3)
+        lambda c: stats.geodesic_kmedoids(metric, c, 2, key, solver=jgeo.EnergyBVP(), rtol=1e-3)
     )
     result, distances = solve(codes)
     assert not np.any(np.isnan(distances))

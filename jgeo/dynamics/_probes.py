@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import diagnostics, representation
+from .._bvp import EnergyBVP
 from .._fisher import FisherPullback
 from .._pullback import Pullback
 from ..data import class_pairs
@@ -201,14 +202,14 @@ def measure_geometry(
         between = representation.class_geodesics(
             metric, codes, jnp.asarray(probes.labels[probes.index]),
             int(probes.labels.max()) + 1, frechet_steps=0, num_points=geodesic_points,
-            method="energy", rtol=geodesic_rtol,
+            solver=EnergyBVP(), rtol=geodesic_rtol,
         )  # fmt: skip
         out.update(class_distances=between.distances, class_distances_euclidean=between.euclidean,
                    class_barrier=between.barrier, class_ratio=between.ratio,
                    class_ratio_euclidean=between.euclidean_ratio)  # fmt: skip
     pairs = jnp.asarray(probes.pairs)
     out["ratios"], _ = diagnostics.geodesic_ratios(
-        metric, codes[pairs[:, 0]], codes[pairs[:, 1]], method="energy",
+        metric, codes[pairs[:, 0]], codes[pairs[:, 1]], solver=EnergyBVP(),
         num_points=geodesic_points, rtol=geodesic_rtol,
     )  # fmt: skip
     # The metric's own kernels (not the checked public functions): a probe reports NaN
