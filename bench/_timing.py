@@ -26,6 +26,36 @@ def time_jitted(fn, *args, repeats: int = 20, min_seconds: float = 0.2) -> tuple
     return timing, out
 
 
+def time_ratio(slow, fast, *args, rounds: int = 7, min_seconds: float = 0.2) -> dict:
+    """slow(*args) time ÷ fast(*args) time (both `jax.jit` functions), measured in
+    alternating rounds and reported as the median of the per-round ratios: a ratio of two
+    medians taken minutes apart drifts with the machine's load, interleaving does not."""
+    slow, fast = (f.lower(*args).compile() for f in (slow, fast))
+    ratios, times = [], {"slow": [], "fast": []}
+    for _ in range(rounds):
+        for name, fn in (("slow", slow), ("fast", fast)):
+            runs, total = [], 0.0
+            while len(runs) < 3 or total < min_seconds:
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                runs.append(time.perf_counter() - start)
+                total += runs[-1]
+            times[name].append(statistics.median(runs))
+        ratios.append(times["slow"][-1] / times["fast"][-1])
+    return {"ratio": statistics.median(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "slow_s": statistics.median(times["slow"]),
+            "fast_s": statistics.median(times["fast"]), "rounds": rounds}  # fmt: skip
+
+
+def peak_bytes(fn, *args) -> int | None:
+    """Temporaries + outputs of the compiled `fn(*args)` as XLA accounts them (None where
+    the backend does not say)."""
+    analysis = fn.lower(*args).compile().memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
+
+
 def environment() -> dict:
     device = jax.devices()[0]
     return {

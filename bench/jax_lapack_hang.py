@@ -141,7 +141,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "errors"}), flush=True)
                 with open(args.json, "w") as f:
-                    json.dump({"rows": rows, "repeats": args.repeats,
+                    json.dump({"rows": rows, "repeats": args.repeats, "calls": args.calls,
                                "timeout_s": args.timeout}, f, indent=1)  # fmt: skip
 
 

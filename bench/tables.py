@@ -145,6 +145,11 @@ def kernels(results: dict) -> str:
             continue
         reference = naive.get(r["kernel"])
         speedup = f"{time[(r['d'], reference)] / r['median_s']:.1f}×" if reference else ""
+        interleaved = results.get("riemann_ratio")
+        if interleaved and r["kernel"].startswith("riemann") and r["d"] == interleaved["d"]:
+            speedup = (f"{interleaved['ratio']:.1f}× ({interleaved['ratio_min']:.1f}–"
+                       f"{interleaved['ratio_max']:.1f}× over {interleaved['rounds']} "
+                       "interleaved rounds)")  # fmt: skip
         lines.append(_row([str(r["d"]), r["kernel"], f"{r['x forward']:.1f}×", speedup]))
     lines += ["", _row(["d", "`FisherPullback` family", "spray", "÷ JᵀJ of the decoded mean",
                         "÷ JᵀJ of the raw outputs"]), _row(["---"] * 5)]  # fmt: skip
@@ -154,6 +159,38 @@ def kernels(results: dict) -> str:
     lines.append("")
     lines.append(f"*batch {results['batch']}, float32, {env['backend']} ({env['device']}), "
                  f"jax {env['jax']}, `bench/results/kernels.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def kernel_dimensions(results: dict) -> str:
+    """`bench/kernels.py`: cost in decoder forward passes (and peak memory) against the
+    latent dimension d, with the fitted exponent of cost ∝ dᵖ."""
+    rows = results.get("dimensions")
+    if not rows:
+        return "*Not measured yet: run `python bench/kernels.py`.*\n"
+    dims = sorted({r["d"] for r in rows})
+    exponent = {(f["decoder"], f["kernel"]): f["exponent"] for f in results["exponents"]}
+    lines = [_row(["decoder", "kernel", *[f"d = {d}" for d in dims], "p in cost ∝ dᵖ"]),
+             _row(["---"] * (len(dims) + 3))]  # fmt: skip
+    cell = {(r["decoder"], r["kernel"], r["d"]): r for r in rows}
+    for name in dict.fromkeys(r["decoder"] for r in rows):
+        for kernel in dict.fromkeys(r["kernel"] for r in rows):
+            cells = []
+            for d in dims:
+                r = cell.get((name, kernel, d))
+                if r is None:
+                    cells.append("–")
+                elif "peak_MiB" in r:
+                    cells.append(f"{r['x forward']:.3g}× ({r['peak_MiB']:.0f} MiB)")
+                else:
+                    cells.append(f"{r['x forward']:.3g}× ({r['per_item_s'] * 1e3:.3g} ms)")
+            p = exponent.get((name, kernel))
+            lines.append(_row([name, kernel, *cells, "–" if p is None else f"{p:.2f}"]))
+    env = results["environment"]
+    lines += ["", f"*cost in decoder forward passes of the same batch (peak memory of the "
+              f"batch of {results['batch']}); geodesics per item, batch of 16 (ms per item); "
+              f"p fitted over d ≥ 8; float32, {env['backend']} ({env['device']}), jax "
+              f"{env['jax']}, `bench/results/kernels.json`*"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -257,12 +294,39 @@ def device(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def jax_lapack_hang(results: dict) -> str:
+    """`bench/jax_lapack_hang.py`: processes that finished, hung or failed, per pattern and
+    loop (float32 and float64 together)."""
+    rows = results["rows"]
+    loops = list(dict.fromkeys(r["loop"] for r in rows))
+    lines = [_row(["pattern (points × dim)", *[f"`{loop}`" for loop in loops]]),
+             _row(["---"] * (len(loops) + 1))]  # fmt: skip
+    for case in dict.fromkeys(r["case"] for r in rows):
+        cells = []
+        for loop in loops:
+            group = [r for r in rows if r["case"] == case and r["loop"] == loop]
+            total = sum(r["finished"] + r["hung"] + r["failed"] for r in group)
+            hung, failed = sum(r["hung"] for r in group), sum(r["failed"] for r in group)
+            cell = f"{sum(r['finished'] for r in group)}/{total} finished"
+            cells.append(cell + (f", **{hung} hung**" if hung else "") +
+                         (f", {failed} failed" if failed else ""))  # fmt: skip
+        first = next(r for r in rows if r["case"] == case)
+        lines.append(_row([f"{case} ({first['points']} × {first['dim']})", *cells]))
+    versions = ", ".join(dict.fromkeys(r["jax"] for r in rows))
+    lines += ["", f"*jax {versions}, float32 and float64, {results['calls']} calls of the "
+              f"compiled program per process, timeout {results['timeout_s']:.0f} s, "
+              "`bench/results/jax_lapack_hang.json`*"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "device": (device, "device_cpu.json"),
     "distances": (distances, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),
     "geodesics": (geodesics, "geodesics.json"),
+    "jax_lapack_hang": (jax_lapack_hang, "jax_lapack_hang.json"),
     "kernels": (kernels, "kernels.json"),
+    "kernel_dimensions": (kernel_dimensions, "kernels.json"),
     "landscape": (landscape, "landscape.json"),
     "representation": (representation, "representation.json"),
     "scaling": (scaling, "scaling.json"),

@@ -155,12 +155,18 @@ class AbstractPullback(AbstractMetric):
     def riemann(self, x: Point) -> RiemannArray:
         if self.ambient is not None:
             return _autodiff.riemann(self, x)
-        rows, hess, g, gamma = self._second_order(x)
         # II_ij = P_N Hᵢⱼ = Hᵢⱼ − Γᵏᵢⱼ Jₖ, the part of the Hessian normal to the image.
-        # II is symmetric, so only its d(d+1)/2 distinct rows enter the Gram matrix of
-        # inner products (the most expensive step), which is then gathered into R.
+        # H and II are symmetric: only their d(d+1)/2 distinct rows are computed (one
+        # second-order JVP each, the dominant cost) and enter the Gram matrix of inner
+        # products, which is then gathered into R.
         i, j, pair = _symmetric_pairs(x.shape[0])
-        normal = hess[i, j] - jnp.einsum("kp,km->pm", gamma[:, i, j], rows)
+        rows = self._jacobian_rows(x)
+        basis = jnp.eye(x.shape[0], dtype=x.dtype)
+        second = lambda a, b: _second_directional(self.embedding, x, a, b)  # noqa: E731
+        hess = jax.vmap(second)(basis[i], basis[j])  # (pairs, D)
+        g = _gram(rows)
+        gamma = solve(g, jnp.einsum("km,pm->kp", rows, hess))  # Γᵏ of each pair
+        normal = hess - jnp.einsum("kp,km->pm", gamma, rows)
         gram = jnp.einsum("pm,qm->pq", normal, normal)
         inner = gram[pair[:, None, :, None], pair[None, :, None, :]]  # ⟨II_ac, II_bd⟩
         return solve(g, inner - jnp.swapaxes(inner, 2, 3))
