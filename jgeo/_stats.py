@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ._bvp import EnergyBVP
 from ._checks import check_dtype, check_values
 from ._custom_types import Points
 from ._geodesics import exp_map, geodesic
@@ -177,7 +178,7 @@ def pairwise_distances(
         graph = geodesic_graph(metric, nodes, k)
         if approximation == "graph":
             return graph.distances[:n, :n]
-        kwargs = {"method": "energy", **kwargs, "graph": graph}
+        kwargs = {"solver": EnergyBVP(), **kwargs, "graph": graph}
     i, j = jnp.triu_indices(n, k=1)
     pairs = i.shape[0]
     if pairs == 0:

@@ -6,6 +6,7 @@ import pytest
 from jgeo.cli import main
 
 
+@pytest.mark.slow
 def test_demo_prints_sphere_curvature_against_closed_form(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out

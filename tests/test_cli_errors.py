@@ -186,6 +186,7 @@ def small_file_system(tmp_path):
         subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", ["ro,size=1m", "size=12k"], ids=["read-only", "full"])
 def test_a_read_only_or_full_file_system_is_one_line(small_file_system, capsys, options):
     root = small_file_system(options)

@@ -30,6 +30,7 @@ def sphere_metrics(radius):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("kind", ["pullback", "field"])
 @pytest.mark.parametrize("radius", [0.5, 2.0])
@@ -78,6 +79,7 @@ SPACE_FORMS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("metric, curvature, scale", SPACE_FORMS)
 def test_space_forms(metric, curvature, scale, method, key):

@@ -90,6 +90,7 @@ def test_bad_arguments_are_named(kwargs, match):
         data.load(**kwargs)
 
 
+@pytest.mark.slow
 def test_sprites_train_with_the_conv_model():
     from jgeo.train import make_config
     from jgeo.train._loop import build

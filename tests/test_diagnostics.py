@@ -16,6 +16,7 @@ def linear(key):
     return a, jgeo.Pullback(lambda z: a @ z), jr.normal(jr.fold_in(key, 1), (10, 2))
 
 
+@pytest.mark.slow
 def test_linear_decoder_is_flat_and_constant(linear):
     a, metric, zs = linear
     lam = jnp.linalg.eigvalsh(a.T @ a)
@@ -36,6 +37,7 @@ def test_vor_is_the_mean_squared_affine_invariant_distance_to_the_mean():
     assert D.mean_condition_number(metric, zs) == pytest.approx(np.mean([1, 2, 4]))
 
 
+@pytest.mark.slow
 def test_geodesics_are_shorter_than_straight_lines_on_a_sphere():
     metric = jgeo.StereographicSphere(2, 1.0)
     starts, ends = jnp.array([[-1.5, 0.3], [0.2, -1.0]]), jnp.array([[1.5, 0.3], [0.4, 1.2]])

@@ -81,6 +81,7 @@ def test_every_train_option_is_documented():
     assert not [o for o in sorted(options - {"--help"}) if not re.search(f"`{o}[` ]", text)]
 
 
+@pytest.mark.slow
 def test_the_site_builds_offline_in_strict_mode(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
@@ -93,6 +94,7 @@ def test_the_site_builds_offline_in_strict_mode(tmp_path):
     assert (tmp_path / "notebooks" / "01_curvature" / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_getting_started_examples_run():
     text = (DOCS / "index.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)

@@ -49,6 +49,7 @@ def test_a_linear_decoder_has_constant_volume_zero_curvature_and_straight_geodes
         assert "log_volume" not in arrays
 
 
+@pytest.mark.slow
 def test_curvature_probe_of_a_sphere_patch_is_one():
     # The decoder (u, v) ↦ a point of the unit sphere: Gaussian curvature 1 everywhere.
     def sphere(z):

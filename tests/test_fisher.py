@@ -23,6 +23,7 @@ def softmax_decoder(z):
     return jnp.array([z[0], z[1], 0.0])
 
 
+@pytest.mark.slow
 def test_categorical_simplex_is_a_sphere_of_radius_two():
     # z ↦ softmax(z₁, z₂, 0) covers the open 2-simplex; 2√p lands on the sphere of radius 2.
     metric = jgeo.FisherPullback(softmax_decoder, "categorical")
@@ -64,6 +65,7 @@ def test_poisson_metric_is_the_rate():
     assert tree_allclose(metric(z), jac.T @ jnp.diag(rates) @ jac)
 
 
+@pytest.mark.slow
 def test_gaussian_is_the_hyperbolic_fisher_metric():
     # (μ, σ) = (z₁, e^{z₂}): g = diag(e^{−2 z₂}, 2), scalar curvature −1 (K = −1/2)
     metric = jgeo.FisherPullback(lambda z: (z[:1], jnp.exp(z[1:])), "gaussian")
@@ -111,6 +113,7 @@ def _decoders(key, d=3, width=10):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bernoulli", "categorical", "poisson", "gaussian"])
 def test_fast_paths_match_autodiff(family, key):
     metric = jgeo.FisherPullback(_decoders(key)[family], family)
@@ -125,6 +128,7 @@ def test_fast_paths_match_autodiff(family, key):
         assert tree_allclose(fast, slow, rtol=1e-7, atol=1e-9), name
 
 
+@pytest.mark.slow
 def test_saturated_logits_stay_finite_in_float32(key):
     # Logits of ±30 and beyond (p = σ(30) rounds to 1 in float32): the charts saturate
     # instead of dividing by a vanishing √(p(1 − p)).

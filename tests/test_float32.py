@@ -30,6 +30,7 @@ def test_float32_in_float32_out(name, key):
     assert tree_allclose(single, reference.astype(jnp.float32), atol=2e-4 * (1 + scale))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "metric", [jgeo.PoincareBall(3), jgeo.StereographicSphere(3, 2.0), jgeo.PoincareHalfSpace(3)]
 )
@@ -40,6 +41,7 @@ def test_analytic_metrics_keep_float32(metric):
     assert jgeo.gaussian_curvature(jgeo.PoincareBall(2), x[:2]).dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_connecting_geodesic_keeps_float32_under_x64(key):
     # The suite runs with x64 on, where optimistix mixes float64 scalars into float32
     # solves; jgeo solves in float64 there and returns float32.

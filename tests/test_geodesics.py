@@ -14,6 +14,7 @@ import jgeo
 CLOSE = dict(rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("radius", [0.5, 2.0])
 def test_sphere_geodesics_are_great_circles(radius):
     embed = sphere_embedding(radius)
@@ -31,6 +32,7 @@ def test_sphere_geodesics_are_great_circles(radius):
     assert tree_allclose(embed(jgeo.exp_map(metric, x, v)), expected[-1], **CLOSE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["auto", "ode"])
 def test_poincare_ball_exp_at_origin(method):
     # g(0) = 4I and d(0, y) = 2 artanh |y|, so exp_0(v) = tanh(|v|) v / |v|.
@@ -40,6 +42,7 @@ def test_poincare_ball_exp_at_origin(method):
     assert tree_allclose(y, expected, **CLOSE)
 
 
+@pytest.mark.slow
 def test_linear_decoder_geodesics_are_straight_lines(key):
     a = jr.normal(key, (6, 3))
     metric = jgeo.Pullback(lambda z: a @ z)
@@ -49,6 +52,7 @@ def test_linear_decoder_geodesics_are_straight_lines(key):
     assert tree_allclose(jgeo.parallel_transport(metric, x, v, w), w, **CLOSE)
 
 
+@pytest.mark.slow
 def test_speed_is_conserved_on_a_curved_decoder(key):
     metric = jgeo.Pullback(mlp_decoder(key, 3, 5))
     x, v = jnp.array([0.2, -0.1, 0.3]), jnp.array([0.8, 0.5, -0.6])
@@ -63,6 +67,7 @@ def test_speed_is_conserved_on_a_curved_decoder(key):
     assert tree_allclose(2 * jgeo.curve_energy(metric, dense), speeds[0], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_parallel_transport_is_an_isometry(key):
     metric = jgeo.Pullback(mlp_decoder(key, 3, 5))
     x, v = jnp.array([0.2, -0.1, 0.3]), jnp.array([0.8, 0.5, -0.6])
@@ -77,6 +82,7 @@ def test_parallel_transport_is_an_isometry(key):
     assert tree_allclose(pv, final_velocity, **CLOSE)
 
 
+@pytest.mark.slow
 def test_batch_with_a_failure_keeps_the_others():
     # The ODE path (the closed form has no step budget to run out of).
     ball = jgeo.PoincareBall(2)
@@ -108,6 +114,7 @@ def test_failure_raises_by_default():
         )
 
 
+@pytest.mark.slow
 def test_gradients_through_exp_map(key):
     decoder = mlp_decoder(key, 2, 4)
     x, v = jnp.array([0.2, -0.3]), jnp.array([0.5, 0.4])
@@ -147,6 +154,7 @@ def test_curve_input_validation():
     assert tree_allclose(jgeo.curve_energy(jgeo.Euclidean(2), line), jnp.asarray(12.5))
 
 
+@pytest.mark.slow
 def test_degenerate_inputs_are_reported():
     # A zero Jacobian at the start: the spray is undefined there.
     cusp = jgeo.Pullback(lambda z: jnp.concatenate([z * z, z**3]))

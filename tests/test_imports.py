@@ -31,10 +31,12 @@ def imported():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_jgeo_loads_no_application_stack(imported):
     assert imported["loaded_by_import_jgeo"] == []
 
 
+@pytest.mark.slow
 def test_every_package_imports_without_docstrings(imported):
     assert imported["lazy"] == ["jgeo.landscape", "jgeo.representation"]
 

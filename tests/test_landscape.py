@@ -65,6 +65,7 @@ def _forward(params, x):
     return x @ params[-1]["w"] + params[-1]["b"][None]
 
 
+@pytest.mark.slow
 def test_lanczos_matches_the_dense_hessian_of_a_small_mlp(key):
     params = _mlp(key)  # 3·6+6 + 6·5+5 + 5+1 = 65 parameters
     x = jr.normal(jr.fold_in(key, 2), (32, 3))
@@ -83,6 +84,7 @@ def test_lanczos_matches_the_dense_hessian_of_a_small_mlp(key):
     np.testing.assert_allclose(trace, dense.sum(), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_density_by_stochastic_lanczos_quadrature(key):
     density = landscape.hessian_density(quadratic, PARAMS, key=key, iterations=60, probes=32)
     assert density.nodes.shape == density.weights.shape == (32, 60)
@@ -148,6 +150,7 @@ def test_bad_arguments_are_named(key, call, message):
         call(key)
 
 
+@pytest.mark.slow
 def test_gradient_descent_drives_sharpness_to_the_edge_of_stability(key, tmp_path):
     """Cohen et al. 2021: full-batch gradient descent at step η sharpens progressively
     until the top Hessian eigenvalue reaches 2/η, then hovers there while the loss still

@@ -37,6 +37,7 @@ def test_half_space_distances(key):
     assert tree_allclose(batched_distance(metric)(xs, ys), expected, **CLOSE)
 
 
+@pytest.mark.slow
 def test_sphere_distance_is_radius_times_angle():
     radius = 2.0
     embed = sphere_embedding(radius)
@@ -49,6 +50,7 @@ def test_sphere_distance_is_radius_times_angle():
     assert tree_allclose(2 * result.energy, result.length**2, rtol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", [jgeo.Hybrid(), jgeo.ShootingBVP(), jgeo.EnergyBVP()])
 def test_linear_decoder_distance(solver, key):
     a = jr.normal(key, (5, 2))
@@ -58,6 +60,7 @@ def test_linear_decoder_distance(solver, key):
     assert tree_allclose(result.velocity, y - x, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_exp_of_log_is_identity_on_a_curved_decoder(key):
     metric = jgeo.Pullback(mlp_decoder(key, 2, 6))
     k1, k2 = jr.split(jr.fold_in(key, 1))
@@ -101,6 +104,7 @@ def test_unreachable_point_is_reported_not_raised_in_a_batch():
         jgeo.distance(ball, xs[1], ys[1])
 
 
+@pytest.mark.slow
 def test_distance_gradient_is_the_unit_velocity():
     # ∇_y d(x, y) = g(y) γ'(1) / d: the dual of the unit tangent at y.
     ball = jgeo.PoincareBall(2)
@@ -111,6 +115,7 @@ def test_distance_gradient_is_the_unit_velocity():
     assert tree_allclose(grad, ball(y) @ end_velocity / result.length, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bad_arguments():
     ball = jgeo.PoincareBall(2)
     with pytest.raises(ValueError, match="`y` must be a point of shape"):
@@ -131,6 +136,7 @@ def test_bad_arguments():
         jgeo.distance(metric, x, y, solver=short)
 
 
+@pytest.mark.slow
 def test_graph_initialisation_goes_around_a_wall():
     # A bump of high cost at the origin: the straight segment from (−1, 0) to (1, 0) is
     # a geodesic by symmetry, but far from the shortest; the graph path goes around.

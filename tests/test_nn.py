@@ -21,6 +21,7 @@ def test_models_map_points_and_batches(kind):
     assert isinstance(model, VAE if kind == "vae" else Autoencoder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ae", "conv"])
 def test_decoders_are_metrics_with_fast_paths(kind):
     model = make_model(kind, 64, 2, hidden=(32, 32), image_shape=(8, 8))
@@ -43,6 +44,7 @@ def test_unknown_names_are_rejected():
         make_model("conv", 4, 2)
 
 
+@pytest.mark.slow
 def test_rbf_variance_fits_noise_and_grows_off_the_data():
     mean = make_model("ae", 3, 2, hidden=(16,)).decoder
     rng = np.random.default_rng(0)
@@ -72,6 +74,7 @@ def test_fit_rbf_variance_names_bad_shapes():
         fit_rbf_variance(mean, np.zeros((5, 2)), np.zeros((5, 3)), num_centers=6)
 
 
+@pytest.mark.slow
 def test_gradients_reach_nnx_decoder_parameters():
     model = make_model("ae", 5, 2, hidden=(8,))
     z = jr.normal(jr.key(0), (4, 2), jnp.float32)

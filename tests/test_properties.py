@@ -32,6 +32,7 @@ def point(key):
     return jnp.array([0.3, -0.4, 0.2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("method", ["auto", "autodiff"])
 def test_riemann_symmetries_and_bianchi(name, method, key, point):
@@ -49,6 +50,7 @@ def test_riemann_symmetries_and_bianchi(name, method, key, point):
     assert tree_allclose(ricci, ricci.T, **scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_fast_paths_agree_with_autodiff(name, key, point):
     metric = metrics(key)[name]

@@ -5,12 +5,14 @@ import re
 from pathlib import Path
 
 import jax.numpy as jnp
+import pytest
 
 import jgeo
 
 README = Path(__file__).parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_usage_example_runs():
     text = README.read_text()
     (example,) = re.findall(r"## Usage\n\n```python\n(.*?)```", text, flags=re.S)

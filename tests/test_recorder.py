@@ -22,6 +22,7 @@ def digits():
     return load("digits")
 
 
+@pytest.mark.slow
 def test_training_and_dynamics_do_not_import_each_other():
     # The loop calls callbacks; the Recorder is one. Neither package needs the other.
     for package, other in [("jgeo.train", "jgeo.dynamics"), ("jgeo.dynamics", "jgeo.train")]:
@@ -44,6 +45,7 @@ class Classifier(eqx.Module):
         return self.head(jnp.tanh(self.features(x)))
 
 
+@pytest.mark.slow
 def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
     traces = []
 

@@ -44,6 +44,7 @@ def test_mixup_stays_on_segments_between_codes(key, setup):
     assert not jnp.allclose(mixed, z)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["isometry", "flat"])
 def test_trace_estimators_match_exact_values(key, setup, name):
     decoder, z = setup
@@ -64,6 +65,7 @@ def test_isometry_minimum_is_one_over_d_for_a_scaled_isometry(key):
     assert R.flat(lambda x: 3.0 * q @ x, z, key) == pytest.approx(0.0, abs=1e-9)  # even one probe
 
 
+@pytest.mark.slow
 def test_volume_exact_and_stochastic(key, setup):
     decoder, z = setup
     logdets = jnp.linalg.slogdet(metrics(decoder, z))[1]
@@ -135,6 +137,7 @@ GRADIENT_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GRADIENT_CASES)
 def test_gradients_in_decoder_weights_match_exact_gradients(key, setup, name):
     decoder, z = setup

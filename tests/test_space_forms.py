@@ -24,6 +24,7 @@ V = jnp.array([0.5, 0.3, -0.4])
 W = jnp.array([0.2, -0.7, 0.1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SPACE_FORMS))
 def test_closed_forms_agree_with_the_geodesic_ode(name):
     metric = SPACE_FORMS[name]
@@ -48,6 +49,7 @@ def test_closed_forms_agree_with_the_geodesic_ode(name):
     assert tree_allclose(result.curve, curve, **CLOSE)
 
 
+@pytest.mark.slow
 def test_closed_forms_are_differentiable_and_batch(key):
     ball = jgeo.PoincareBall(3)
     u = jnp.array([0.6, 0.0, 0.8])
@@ -68,6 +70,7 @@ def test_closed_forms_are_differentiable_and_batch(key):
     assert tree_allclose(batched, jnp.stack([jgeo.distance(ball, a, X) for a in xs]))
 
 
+@pytest.mark.slow
 def test_ball_exp_never_reaches_the_boundary_in_float32():
     # The geodesic ODE in float32 runs into the unit sphere for large velocities and
     # came back as exp₀((15, 0)) = (−0.995, 0); tanh(15) ≈ 1 − 1.9e-13 is the answer.
@@ -113,6 +116,7 @@ def test_half_space_and_sphere_at_large_velocities_in_float32():
     assert tree_allclose(jgeo.exp_map(sphere, z, around * v), z, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_points_outside_the_domain_are_refused():
     ball = jgeo.PoincareBall(2)
     outside = jnp.array([1.5, 0.0])

@@ -43,6 +43,7 @@ def _mobius_add(u, v):
     return ((1 + 2 * uv + vv) * u + (1 - uu) * v) / (1 + 2 * uv + uu * vv)
 
 
+@pytest.mark.slow
 def test_frechet_mean_in_the_poincare_ball_is_the_centre_of_symmetry():
     # Symmetric points about the origin, moved by the Möbius translation to c (an isometry).
     c = jnp.array([0.4, -0.3])
@@ -53,6 +54,7 @@ def test_frechet_mean_in_the_poincare_ball_is_the_centre_of_symmetry():
     np.testing.assert_allclose(result.mean, c, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frechet_mean_under_a_linear_decoder_is_the_euclidean_weighted_mean():
     a = jnp.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]])
     points = jax.random.normal(jax.random.key(0), (7, 2))
@@ -63,6 +65,7 @@ def test_frechet_mean_under_a_linear_decoder_is_the_euclidean_weighted_mean():
     np.testing.assert_allclose(result.mean, weights @ points / weights.sum(), atol=1e-8)
 
 
+@pytest.mark.slow
 def test_tangent_pca_of_a_great_circle_arc_finds_one_component():
     centre = np.array([0.0, 0.6, -0.8])
     direction = np.array([1.0, 0.0, 0.0])
@@ -86,6 +89,7 @@ def test_tangent_pca_of_a_great_circle_arc_finds_one_component():
     assert cosine > 0.99
 
 
+@pytest.mark.slow
 def test_geodesic_interpolation_is_evenly_spaced_in_arc_length():
     metric = jgeo.PoincareBall(2)
     x, y = jnp.array([-0.5, 0.2]), jnp.array([0.6, 0.3])
@@ -107,6 +111,7 @@ def test_pairwise_distances_in_batches_match_one_by_one():
     np.testing.assert_allclose(matrix, expected, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_kmedoids_finds_well_separated_clusters_and_treats_failures_as_far():
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.normal(size=(10, 2)) * 0.1, rng.normal(size=(10, 2)) * 0.1 + 5])
@@ -118,6 +123,7 @@ def test_kmedoids_finds_well_separated_clusters_and_treats_failures_as_far():
         stats.kmedoids(jnp.asarray(d), 21, jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_geodesic_kmedoids_separates_what_a_stochastic_decoder_keeps_apart():
     # "Latent Space Oddity" (Arvanitidis et al. 2018): two long bands of codes; the RBF
     # variance of a Gaussian decoder grows between them, so its expected metric makes
@@ -155,6 +161,7 @@ def _sphere_chart(q):
     return jnp.stack([jnp.sin(theta) * jnp.cos(phi), jnp.sin(theta) * jnp.sin(phi), jnp.cos(theta)])
 
 
+@pytest.mark.slow
 def test_graph_and_refined_distances_against_closed_forms():
     # The tiers of `pairwise_distances` on metrics whose distances are known: the graph
     # overestimates by a few percent at most, the refined tier is within 0.5 %.

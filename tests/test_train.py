@@ -110,6 +110,7 @@ class Counting:
         self.closed += 1
 
 
+@pytest.mark.slow
 def test_callbacks_see_every_epoch_and_where_a_resumed_run_starts(tmp_path):
     config = make_config(TINY)
     steps = 256 // 64

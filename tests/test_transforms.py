@@ -32,6 +32,7 @@ def points(key):
     return 0.5 * jr.normal(jr.fold_in(key, 7), (4, D_LATENT))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_jit_and_vmap(name, decoder, points):
     kernel, metric = KERNELS[name], jgeo.Pullback(decoder)
@@ -43,6 +44,7 @@ def test_jit_and_vmap(name, decoder, points):
     assert tree_allclose(nested, eager.reshape((2, 2) + eager.shape[1:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_derivatives_in_the_point(name, decoder, points, key):
     kernel, metric = KERNELS[name], jgeo.Pullback(decoder)
@@ -59,6 +61,7 @@ def test_derivatives_in_the_point(name, decoder, points, key):
     assert tree_allclose(batched[0], jax.grad(scalar)(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(KERNELS))
 def test_gradient_reaches_decoder_parameters(name, decoder, points, key):
     kernel, x = KERNELS[name], points[1]
@@ -75,6 +78,7 @@ def test_gradient_reaches_decoder_parameters(name, decoder, points, key):
     assert tree_allclose(tree_dot(grads, tangent), expected, **FD)
 
 
+@pytest.mark.slow
 def test_generic_path_is_differentiable(decoder, points):
     metric, x = jgeo.Pullback(decoder), points[2]
     fast = jax.grad(lambda y: jgeo.scalar_curvature(metric, y))(x)
@@ -94,6 +98,7 @@ def test_metric_is_a_pytree_no_retrace(key, points):
     assert not tree_allclose(first, second)
 
 
+@pytest.mark.slow
 def test_flax_nnx_decoder(points):
     class Decoder(nnx.Module):
         def __init__(self, rngs):
