@@ -307,6 +307,9 @@ def jax_lapack_hang(results: dict) -> str:
             group = [r for r in rows if r["case"] == case and r["loop"] == loop]
             total = sum(r["finished"] + r["hung"] + r["failed"] for r in group)
             hung, failed = sum(r["hung"] for r in group), sum(r["failed"] for r in group)
+            if not total:
+                cells.append("not run")
+                continue
             cell = f"{sum(r['finished'] for r in group)}/{total} finished"
             cells.append(cell + (f", **{hung} hung**" if hung else "") +
                          (f", {failed} failed" if failed else ""))  # fmt: skip
