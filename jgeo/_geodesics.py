@@ -276,14 +276,8 @@ def exp_map(
     **Arguments:**
 
     - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,).
-    - `method`: `"auto"` (default) uses the metric's closed form where it has one
-      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
-      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
-      closed forms are tested against).
-    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
-    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
-      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
-      A point outside the metric's domain (`metric.contains`) is such a failure.
+    - `method`, `ode`, `throw`: as for `geodesic` (closed form or ODE; the ODE solver;
+      raise on a failure, or return NaN and go on).
 
     **Returns:** a point of shape (d,); NaN if the solve failed and `throw=False`.
     """
@@ -315,14 +309,8 @@ def parallel_transport(
     - `metric`, `x`, `v`: the metric, a point and a tangent vector, shape (d,): the
       curve is t ↦ exp_x(t v).
     - `w`: the tangent vector at `x` to transport, shape (d,).
-    - `method`: `"auto"` (default) uses the metric's closed form where it has one
-      (`Euclidean`, the Poincaré models, `StereographicSphere` and products of them),
-      else solves the geodesic ODE; `"ode"` always solves the ODE (the reference the
-      closed forms are tested against).
-    - `ode`: an `ODESolver` (solver, tolerances, step budget, adjoint).
-    - `throw`: if True, a failed solve raises (also under jit); if False, the failed
-      output is NaN and the batch goes on (use with `jax.vmap` over many geodesics).
-      A point outside the metric's domain (`metric.contains`) is such a failure.
+    - `method`, `ode`, `throw`: as for `geodesic` (closed form or ODE; the ODE solver;
+      raise on a failure, or return NaN and go on).
 
     **Returns:** the transported vector at exp_x(v), shape (d,).
     """

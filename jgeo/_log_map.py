@@ -196,8 +196,9 @@ def connecting_geodesic(
             curve, ok = _minimise_energy(metric, x, y, start, energy.max_steps, energy_tol)
             velocity = _initial_velocity(curve)
             result = BVPResult.where(ok, result, BVPResult.energy_failed)
+        if shooting is None:  # the discrete curve ends at y by construction
             residual, length = jnp.zeros((), x.dtype), curve_length(metric, curve)
-        if shooting is not None:
+        else:
             # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients reverse.
             ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
             velocity, ok = _shoot(metric, x, y, velocity, shooting, ode, rtol, atol)
