@@ -47,13 +47,18 @@ def time_ratio(slow, fast, *args, rounds: int = 7, min_seconds: float = 0.2) -> 
             "fast_s": statistics.median(times["fast"]), "rounds": rounds}  # fmt: skip
 
 
-def peak_bytes(fn, *args) -> int | None:
-    """Temporaries + outputs of the compiled `fn(*args)` as XLA accounts them (None where
+def compiled_bytes(compiled) -> int | None:
+    """Bytes XLA reserves for a compiled program: its temporaries and outputs (None where
     the backend does not say)."""
-    analysis = fn.lower(*args).compile().memory_analysis()
+    analysis = compiled.memory_analysis()
     if analysis is None:
         return None
     return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
+
+
+def peak_bytes(fn, *args) -> int | None:
+    """`compiled_bytes` of the `jax.jit` function `fn` compiled for `args`."""
+    return compiled_bytes(fn.lower(*args).compile())
 
 
 def environment() -> dict:

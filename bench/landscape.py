@@ -16,7 +16,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from _timing import environment, print_table, time_jitted, write_json
+from _timing import compiled_bytes, environment, print_table, time_jitted, write_json
 from flax import nnx
 from jax.flatten_util import ravel_pytree
 
@@ -32,12 +32,6 @@ def _objective(config):
     loss, key = loss_fn(graphdef, config), jr.key(config.seed + 2)
     batch = jnp.asarray(data.x[eval_index(config, len(data.x))[: config.batch_size]])
     return data, graphdef, params, tx, lambda p: loss(p, batch, key)[0]
-
-
-def _memory(compiled) -> int:
-    """Bytes XLA reserves for a compiled program: its temporaries and outputs."""
-    m = compiled.memory_analysis()
-    return int(m.temp_size_in_bytes + m.output_size_in_bytes)
 
 
 def probe_cost(repeats: int) -> dict:
@@ -89,8 +83,8 @@ def dense_against_lanczos(repeats: int) -> list[dict]:
         t_d, top_d = time_jitted(dense, flat, repeats=max(1, repeats // 2), min_seconds=0)
         rows.append({
             "hidden": str(hidden), "parameters": int(flat.size),
-            "lanczos_MiB": _memory(lanczos.lower(params, key).compile()) / 2**20,
-            "dense_MiB": _memory(dense.lower(flat).compile()) / 2**20,
+            "lanczos_MiB": compiled_bytes(lanczos.lower(params, key).compile()) / 2**20,
+            "dense_MiB": compiled_bytes(dense.lower(flat).compile()) / 2**20,
             "lanczos_s": t_l["median_s"], "dense_s": t_d["median_s"],
             "lanczos_top": float(top_l[0]), "dense_top": float(top_d),
         })  # fmt: skip
