@@ -42,7 +42,7 @@ def public_objects() -> dict:
 PUBLIC = public_objects()
 
 
-def _undocumented(name, obj) -> str | None:
+def _undocumented(obj) -> str | None:
     doc = inspect.getdoc(obj) or ""
     if not doc:
         return "no docstring"
@@ -57,7 +57,7 @@ def _undocumented(name, obj) -> str | None:
 
 
 def test_every_public_callable_has_arguments_and_returns():
-    problems = [f"{n}: {p}" for n, (o, _) in PUBLIC.items() if (p := _undocumented(n, o))]
+    problems = [f"{n}: {p}" for n, (o, _) in PUBLIC.items() if (p := _undocumented(o))]
     assert not problems, "\n".join(problems)
 
 
