@@ -25,6 +25,9 @@ import time
 
 CASES = {
     # name: (pattern, points, dim)
+    # The minimal reproducer: what Levenberg–Marquardt's least squares (optimistix, lineax
+    # QR) runs in connecting_geodesic's energy stage, 32 QRs of 2000 × 28 at once.
+    "batched QR, 2000 × 28 each": ("qr", 32, 28),
     "cholesky_solve": ("cholesky_solve", 1024, 4),
     "slogdet": ("slogdet", 1024, 4),
     "eigh": ("eigh", 1024, 4),
@@ -54,6 +57,8 @@ a = jr.normal(k2, (n, d, d), dtype)
 spd = a @ jnp.swapaxes(a, 1, 2) + d * jnp.eye(d, dtype=dtype)
 
 def one(i):
+    if pattern == "qr":
+        return jax.vmap(lambda m: jnp.linalg.qr(m)[1])(jr.normal(k1, (n, 2000, d), dtype))
     if pattern == "cholesky_solve":
         c = jax.vmap(jnp.linalg.cholesky)(spd)
         return jax.vmap(lambda c, b: jax.scipy.linalg.cho_solve((c, True), b))(c, z)
