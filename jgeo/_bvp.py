@@ -16,6 +16,10 @@ class AbstractBVPSolver(eqx.Module):
     **Arguments:** those of the subclass: `EnergyBVP`, `ShootingBVP` or `Hybrid`.
     """
 
+    def stages(self) -> tuple["EnergyBVP | None", "ShootingBVP | None"]:
+        """The energy stage and the shooting stage this solver runs (None: skipped)."""
+        raise NotImplementedError
+
 
 class EnergyBVP(AbstractBVPSolver):
     """Minimise the energy of a discrete curve of `num_points` points between x and y.
@@ -31,6 +35,9 @@ class EnergyBVP(AbstractBVPSolver):
     """
 
     max_steps: int = eqx.field(default=100, static=True)
+
+    def stages(self):
+        return self, None
 
 
 class ShootingBVP(AbstractBVPSolver):
@@ -51,6 +58,9 @@ class ShootingBVP(AbstractBVPSolver):
     max_steps: int = eqx.field(default=32, static=True)
     damped: bool = eqx.field(default=False, static=True)
 
+    def stages(self):
+        return None, self
+
 
 class Hybrid(AbstractBVPSolver):
     """Energy minimisation, then shooting from its initial velocity (after the practice
@@ -69,6 +79,9 @@ class Hybrid(AbstractBVPSolver):
     energy: EnergyBVP = EnergyBVP()
     shooting: ShootingBVP = ShootingBVP()
     seed_rtol: float = eqx.field(default=1e-3, static=True)
+
+    def stages(self):
+        return self.energy, self.shooting
 
 
 class BVPResult(eqxi.Enumeration):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
-from ._bvp import AbstractBVPSolver, BVPResult, EnergyBVP, Hybrid, ShootingBVP
+from ._bvp import AbstractBVPSolver, BVPResult, Hybrid, ShootingBVP
 from ._checks import as_point, has_domain, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
 from ._geodesics import (
@@ -185,7 +185,7 @@ def connecting_geodesic(
         result = BVPResult.where(ok, BVPResult.successful, BVPResult.not_finite)
         length = metric.distance(x, y)
     else:
-        energy, shooting = _stages(solver)
+        energy, shooting = solver.stages()
         velocity, result = y - x, BVPResult.successful
         if energy is not None:
             if graph is None:
@@ -221,16 +221,6 @@ def connecting_geodesic(
     if throw:
         out = result.error_if(out, ~succeeded)
     return out
-
-
-def _stages(solver: AbstractBVPSolver) -> tuple[EnergyBVP | None, ShootingBVP | None]:
-    if isinstance(solver, Hybrid):
-        return solver.energy, solver.shooting
-    if isinstance(solver, EnergyBVP):
-        return solver, None
-    if isinstance(solver, ShootingBVP):
-        return None, solver
-    raise TypeError(f"unknown BVP solver {type(solver).__name__}")
 
 
 def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, atol):
