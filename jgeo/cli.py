@@ -138,11 +138,19 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", metavar="DIR", help="run directory (default runs/DATA-REGULARIZER-sSEED)"
     )
+    p.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="save a checkpoint at the end of the first epoch S seconds after the last one "
+        "(default 30; 0: every epoch); the last epoch and Ctrl-C always save",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-_NOT_CONFIG = {"command", "config", "out", "no_progress", "seed_demo", "dir"}
+_NOT_CONFIG = {"command", "config", "out", "no_progress", "checkpoint_seconds", "seed_demo", "dir"}
 
 
 def _fail(command: str, error: BaseException) -> int:
@@ -177,7 +185,12 @@ def train_command(args) -> int:
         )
         print(f"jgeo train → {out}: {config.data}, {model}, regularizer {regularizer}, "
               f"d = {config.latent_dim}, {config.epochs} epochs, seed {config.seed}")  # fmt: skip
-        report = run(config, out, progress=not args.no_progress)
+        report = run(
+            config,
+            out,
+            progress=not args.no_progress,
+            checkpoint_seconds=args.checkpoint_seconds,
+        )
     except RunError as error:
         return _fail("train", error)
     except OSError as error:

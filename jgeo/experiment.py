@@ -100,6 +100,7 @@ def run(
     progress: bool = True,
     stop_after: int | None = None,
     report: bool = True,
+    checkpoint_seconds: float = 30.0,
 ) -> dict:
     """Train the run `config` in `out` as `jgeo train` does: `jgeo.train.train` with the
     probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`.
@@ -108,7 +109,7 @@ def run(
 
     - `config`, `out`: the run and its directory (a rerun resumes).
     - `callbacks`: further callbacks, after the recorder.
-    - `progress`, `stop_after`, `report`: as for `jgeo.train.train`.
+    - `progress`, `stop_after`, `report`, `checkpoint_seconds`: as for `jgeo.train.train`.
 
     **Returns:** the final report (a dict, as `report.json`).
 
@@ -116,4 +117,5 @@ def run(
     """
     probes = [_RunProbes(config, out)] if config.probe_every else []
     return train(config, out, callbacks=[*probes, *callbacks], progress=progress,
-                 stop_after=stop_after, report=report)  # fmt: skip
+                 stop_after=stop_after, report=report,
+                 checkpoint_seconds=checkpoint_seconds)  # fmt: skip

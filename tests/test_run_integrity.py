@@ -26,7 +26,7 @@ TINY = TINY_RUN
 def trained(tmp_path_factory):
     """A finished 3-epoch run (checkpoints 2 and 3), copied by each test that changes it."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    train(make_config(TINY), out, progress=False, report=False)
+    train(make_config(TINY), out, progress=False, report=False, checkpoint_seconds=0)
     return out
 
 

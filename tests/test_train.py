@@ -64,10 +64,43 @@ def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
     assert -1 <= report["spearman_geodesic"] <= 1 and report["mcn"] >= 1
     for name in ["latent", "log_volume", "indicatrices", "geodesics"]:
         assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
-        "2",
-        "3",
-    ]
+    # Saves follow the clock (30 s by default): a run this short saves its last epoch.
+    assert checkpoint_steps(tmp_path) == ["3"]
+
+
+def checkpoint_steps(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+
+
+class FailsAt:
+    """A callback that raises at one epoch, as a probe with a bug would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __call__(self, step, params, *, epoch):
+        if epoch == self.epoch:
+            raise RuntimeError(f"callback failed at epoch {epoch}")
+
+
+def test_checkpoints_follow_the_clock_and_a_stop_saves_the_last_completed_epoch(tmp_path):
+    config = make_config({**TINY, "epochs": 4})
+    # Every epoch (the last two kept).
+    train(config, tmp_path / "every", progress=False, report=False, checkpoint_seconds=0)
+    assert checkpoint_steps(tmp_path / "every") == ["3", "4"]
+    # Never by the clock: an error in a callback during epoch 3 still keeps epoch 2 ...
+    out = tmp_path / "clock"
+    with pytest.raises(RuntimeError, match="epoch 3"):
+        train(config, out, callbacks=[FailsAt(3)], progress=False, report=False,
+              checkpoint_seconds=1e9)  # fmt: skip
+    assert checkpoint_steps(out) == ["2"] and len(read_rows(out / "metrics.jsonl")) == 2
+    # ... and the rerun resumes there and saves the last epoch.
+    counting = Counting()
+    train(config, out, callbacks=[counting], progress=False, report=False, checkpoint_seconds=1e9)
+    assert [c[0] for c in counting.calls] == [3, 4] and checkpoint_steps(out) == ["2", "4"]
+    with pytest.raises(ConfigError, match="checkpoint_seconds"):
+        train(config, tmp_path / "bad", progress=False, checkpoint_seconds=-1)
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow
@@ -168,7 +201,7 @@ def test_a_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path
     monkeypatch.setattr(_loop, "make_epoch", poisoned)
     with pytest.raises(TrainingDiverged, match=r"at step 6 \(epoch 2\).*epoch 1"):
         train(make_config(TINY), tmp_path, progress=False, report=False)
-    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()] == ["1"]
+    assert checkpoint_steps(tmp_path) == ["1"]  # saved when the loss diverged
     assert len(read_rows(tmp_path / "metrics.jsonl")) == 1
 
 

@@ -304,6 +304,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     report: bool = True,
+    checkpoint_seconds: float = 30.0,
 ) -> dict:
     """Train (or resume) the run of `config` in directory `out`; return the final report.
 
@@ -316,6 +317,11 @@ def train(
       `jgeo.dynamics.Recorder` that `config.probe_*` describe.
     - `progress`: show a progress bar. `stop_after`: stop after this epoch, as an
       interruption would (for tests). `report`: write `report.json` and figures at the end.
+    - `checkpoint_seconds`: save a checkpoint after the first epoch that ends this many
+      seconds after the previous one (0: after every epoch). The last epoch, and the last
+      completed one when training stops early (Ctrl-C, a diverged loss, an error in a
+      callback), are always saved, so only a hard kill (`kill -9`, power loss) costs
+      training time: at most this long, recomputed identically on the rerun.
 
     **Returns:** the final report, a dict of the scalars written to `report.json` (empty
     when `report` is False or training stopped early).
@@ -332,13 +338,20 @@ def train(
     (naming the step) if the loss is not finite; `TrainingInterrupted` on Ctrl-C.
     """
     out = Path(out)
+    if not checkpoint_seconds >= 0:
+        raise ConfigError(
+            f"`checkpoint_seconds` (--checkpoint-seconds) must be 0 or more, got "
+            f"{checkpoint_seconds!r}."
+        )
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a directory; choose a directory path.")
     config = with_data_file(config)
     created = not out.exists()
     try:
         with run_lock(out, f"jgeo train --out {out}"):
-            return _train(config, out, tuple(callbacks), progress, stop_after, report)
+            return _train(
+                config, out, tuple(callbacks), progress, stop_after, report, checkpoint_seconds
+            )
     except RunError:
         if created and _only_lock(out):  # refused before anything was written
             shutil.rmtree(out, ignore_errors=True)
@@ -349,7 +362,9 @@ def _only_lock(out: Path) -> bool:
     return out.is_dir() and [p.name for p in out.iterdir()] in ([], [LOCK])
 
 
-def _train(config: TrainConfig, out: Path, callbacks, progress, stop_after, report) -> dict:
+def _train(
+    config: TrainConfig, out: Path, callbacks, progress, stop_after, report, checkpoint_seconds
+) -> dict:
     from ._report import write_report
 
     _check_same_config(out, config)
@@ -382,7 +397,20 @@ def _train(config: TrainConfig, out: Path, callbacks, progress, stop_after, repo
             callback.start(start * steps, params)
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
     bar = _progress(progress, config.epochs, start)
-    done = start
+    # `done`: the last epoch whose rows are written, with its `state`; `saved`: the last
+    # epoch checkpointed. An orbax save costs ~0.2 s (more than a small model's epoch), so
+    # saves follow the clock, and `seal` saves `done` whenever training stops.
+    done = saved = start
+    state = {"params": params, "opt_state": opt_state}
+    saved_at = time.monotonic()
+
+    def seal():
+        nonlocal saved, saved_at
+        if done > saved:
+            with deferred_interrupt():
+                checkpoints.save(done, state, config.to_dict())
+            saved, saved_at = done, time.monotonic()
+
     try:
         for epoch in range(start + 1, last + 1):
             began = time.perf_counter()
@@ -409,20 +437,26 @@ def _train(config: TrainConfig, out: Path, callbacks, progress, stop_after, repo
             rows.append(row)
             for callback in callbacks:
                 callback(row["step"], params, epoch=epoch)
-            with deferred_interrupt():  # the epoch's files are written whole
+            with deferred_interrupt():  # the rows and what they describe move together
                 write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
-                state = {"params": params, "opt_state": opt_state}
-                checkpoints.save(epoch, state, config.to_dict())
-                done = epoch
+                done, state = epoch, {"params": params, "opt_state": opt_state}
+            if epoch == last or time.monotonic() - saved_at >= checkpoint_seconds:
+                seal()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", mcn=f"{row['mcn']:.2f}")
+    except CheckpointError:
+        raise  # saving again would fail the same way
     except KeyboardInterrupt:
-        kept = f"checkpoint {done} is kept" if done else "no epoch was completed"
+        seal()
+        kept = f"checkpoint {saved} is kept" if saved else "no epoch was completed"
         raise TrainingInterrupted(
             f"interrupted during epoch {done + 1} of {config.epochs}; {kept} in {out}. "
             "Rerun the same command to resume."
         ) from None
+    except BaseException:
+        seal()  # a diverged loss or a failing callback: the epochs before it are kept
+        raise
     finally:
         if bar is not None:
             bar.close()
