@@ -1,6 +1,7 @@
-"""Solves against a metric matrix: Cholesky, never an explicit inverse."""
+"""Solves against a metric matrix: Cholesky, never an explicit inverse; singular values."""
 
 import jax.numpy as jnp
+from jax import lax
 from jax.scipy.linalg import cho_solve
 from jaxtyping import Array
 
@@ -21,3 +22,18 @@ def logdet(g: Array) -> Array:
     """log det g of a symmetric positive-definite matrix, from its Cholesky factor."""
     factor = jnp.linalg.cholesky(g)
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(factor)))
+
+
+def singular_values(a: Array) -> Array:
+    """The singular values of `a` (m, n), descending: `jnp.linalg.svd(a, compute_uv=False)`
+    by LAPACK's gesvd (`SvdAlgorithm.QR`) instead of jax's default gesdd.
+
+    jaxlib's CPU gesdd kernel hands work to XLA's intra-op thread pool and waits for it
+    while itself running on that pool; when the pool has no free thread (one CPU core,
+    and the program was dispatched asynchronously beside another, as the probes of
+    `jgeo train` run beside training) it never returns. Measured with jax 0.9.2 under
+    `taskset -c 0`: `jgeo train` hung at its first probe with the pool's only thread
+    waiting inside `lapack_sgesdd_ffi`; gesvd takes no thread pool.
+    """
+    return lax.linalg.svd(a, full_matrices=False, compute_uv=False,
+                          algorithm=lax.linalg.SvdAlgorithm.QR)  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._custom_types import Labels, Points
+from ._linalg import singular_values
 
 
 def _points(z, name: str = "z", least: int = 3) -> Array:
@@ -104,7 +105,7 @@ def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
 
 
 def _singular_values(z: Array) -> Array:
-    return jnp.linalg.svd(z - jnp.mean(z, 0, keepdims=True), compute_uv=False)
+    return singular_values(z - jnp.mean(z, 0, keepdims=True))
 
 
 def effective_rank(z: Points) -> Float[Array, ""]:
@@ -278,7 +279,7 @@ def active_dimensions(decoder: Callable, z: Points, rtol: float = 1e-2) -> Int[A
 
     def count(point):
         jacobian = jax.jacfwd(lambda p: jnp.ravel(decoder(p)))(point)
-        s = jnp.linalg.svd(jacobian, compute_uv=False)
+        s = singular_values(jacobian)
         return jnp.sum(s > rtol * s[0])
 
     return jax.vmap(count)(z)

@@ -115,6 +115,20 @@ def test_active_dimensions_of_a_decoder_that_uses_three_of_sixteen_directions():
     assert set(rep.active_dimensions(image, z[:, :6]).tolist()) == {2}
 
 
+def test_singular_values_avoid_the_lapack_kernel_that_waits_on_its_own_thread_pool():
+    # jaxlib's gesdd (jax's default SVD on CPU) waits on XLA's intra-op pool while running
+    # on it: on one core, `jgeo train` hung at its first probe. See `_linalg.singular_values`.
+    z = jnp.asarray(_gaussian(64, 4), jnp.float32)
+    programs = [
+        jax.jit(rep.effective_rank).lower(z),
+        jax.jit(rep.participation_ratio).lower(z),
+        jax.jit(lambda z: rep.active_dimensions(jnp.tanh, z)).lower(z),
+    ]
+    for program in programs:
+        text = program.as_text()
+        assert "gesvd" in text and "gesdd" not in text
+
+
 def test_linear_cka_sees_through_rotation_and_scale_only():
     x = np.random.default_rng(0).normal(size=(200, 3))
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
