@@ -39,8 +39,8 @@ def _digests(step_dir: Path) -> dict[str, str]:
 
 
 class Checkpoints:
-    """The `checkpoints/` directory of a run: one step per completed epoch, the last
-    `keep` kept, each sealed by a manifest holding the run's configuration."""
+    """The `checkpoints/` directory of a run: steps named by the epoch they completed,
+    the last `keep` kept, each sealed by a manifest holding the run's configuration."""
 
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory).absolute()

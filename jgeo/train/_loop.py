@@ -1,5 +1,6 @@
 """The training loop: one jitted epoch (a `lax.scan` over jitted steps), diagnostics
-after every epoch, callbacks, an atomic checkpoint after every epoch, resumption on rerun."""
+and callbacks after every epoch, atomic checkpoints on a clock and whenever training
+stops, resumption on rerun."""
 
 import json
 import shutil
