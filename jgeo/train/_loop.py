@@ -441,7 +441,7 @@ def _train(
             with deferred_interrupt():  # the rows and what they describe move together
                 write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
                 done, state = epoch, {"params": params, "opt_state": opt_state}
-            if epoch == last or time.monotonic() - saved_at >= checkpoint_seconds:
+            if _save_due(epoch == last or time.monotonic() - saved_at >= checkpoint_seconds):
                 seal()
             if bar is not None:
                 bar.update(1)
@@ -468,6 +468,16 @@ def _train(
     if not report or last < config.epochs:
         return {}
     return write_report(out, config, data, nnx.merge(graphdef, params))
+
+
+def _save_due(due: bool) -> bool:
+    """Whether to checkpoint now. Every process of a multi-host run takes part in an orbax
+    save, and their clocks differ: process 0's decision is the one all of them follow."""
+    if jax.process_count() == 1:
+        return due
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(due)))
 
 
 def _mesh(config: TrainConfig):
