@@ -141,7 +141,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint-seconds",
         type=float,
-        default=30.0,
+        default=None,
         metavar="S",
         help="save a checkpoint at the end of the first epoch S seconds after the last one "
         "(default 30; 0: every epoch); the last epoch and Ctrl-C always save",
@@ -170,6 +170,7 @@ def train_command(args) -> int:
     from ._io import RunError
     from .experiment import run
     from .train import TrainingDiverged, TrainingInterrupted, load_config, make_config
+    from .train._loop import CHECKPOINT_SECONDS
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     try:
@@ -189,7 +190,9 @@ def train_command(args) -> int:
             config,
             out,
             progress=not args.no_progress,
-            checkpoint_seconds=args.checkpoint_seconds,
+            checkpoint_seconds=args.checkpoint_seconds
+            if args.checkpoint_seconds is not None
+            else CHECKPOINT_SECONDS,
         )
     except RunError as error:
         return _fail("train", error)

@@ -16,7 +16,7 @@ from .dynamics import Recorder
 from .landscape import Landscape
 from .train import TrainConfig, steps_per_epoch, train
 from .train._config import with_data_file
-from .train._loop import build, eval_index, learning_rate_schedule, loss_fn
+from .train._loop import CHECKPOINT_SECONDS, build, eval_index, learning_rate_schedule, loss_fn
 
 __all__ = ("probe_recorder", "run")
 
@@ -100,7 +100,7 @@ def run(
     progress: bool = True,
     stop_after: int | None = None,
     report: bool = True,
-    checkpoint_seconds: float = 30.0,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> dict:
     """Train the run `config` in `out` as `jgeo train` does: `jgeo.train.train` with the
     probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`.

@@ -293,6 +293,10 @@ class Callback(Protocol):
     def __call__(self, step: int, params: Any, *, epoch: int) -> Any: ...
 
 
+# The default of `train(checkpoint_seconds=...)`, `experiment.run` and `--checkpoint-seconds`.
+CHECKPOINT_SECONDS = 30.0
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (SIGINT); its message says where and how to resume."""
 
@@ -305,7 +309,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     report: bool = True,
-    checkpoint_seconds: float = 30.0,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> dict:
     """Train (or resume) the run of `config` in directory `out`; return the final report.
 
