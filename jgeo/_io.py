@@ -69,6 +69,34 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def remembered_interrupts():
+    """Ctrl-C raises `KeyboardInterrupt` as usual, and is remembered: the block gets a
+    `check()` that raises it again. Python drops an exception raised inside a garbage
+    collector callback (jax registers one) or a `__del__` after printing it, so a signal
+    landing there would otherwise be lost and a long run would go on; calling `check()`
+    at each safe point (an epoch's end) stops it there. Only in the main thread."""
+    seen = []
+
+    def check():
+        if seen:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield check
+        return
+
+    def handler(*_):
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def save_figure(fig, path: Path, dpi: int = 110) -> None:
     """A matplotlib figure written atomically (format from the suffix), then closed."""
     import matplotlib.pyplot as plt

@@ -1,6 +1,9 @@
 """`jgeo train` mechanics: outputs, exact resumption, divergence, bad input."""
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import jax
@@ -17,6 +20,7 @@ from jgeo.train import (
     ConfigError,
     TrainConfig,
     TrainingDiverged,
+    TrainingInterrupted,
     _loop,
     load_config,
     load_run,
@@ -101,6 +105,28 @@ def test_checkpoints_follow_the_clock_and_a_stop_saves_the_last_completed_epoch(
     with pytest.raises(ConfigError, match="checkpoint_seconds"):
         train(config, tmp_path / "bad", progress=False, checkpoint_seconds=-1)
     assert not (tmp_path / "bad").exists()
+
+
+class SwallowsCtrlC:
+    """A callback in which Ctrl-C arrives and is dropped, as in a garbage-collector
+    callback (jax registers one), where Python prints the exception and goes on."""
+
+    def __call__(self, step, params, *, epoch):
+        if epoch == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler runs here, between bytecodes
+            except KeyboardInterrupt:
+                pass
+
+
+def test_a_ctrl_c_dropped_by_a_callback_still_stops_the_run_at_the_epochs_end(tmp_path):
+    config = make_config({**TINY, "epochs": 6})
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="during epoch 3 of 6"):
+        train(config, out, callbacks=[SwallowsCtrlC()], progress=False, report=False)
+    assert checkpoint_steps(out) == ["2"] and len(read_rows(out / "metrics.jsonl")) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 @pytest.mark.slow

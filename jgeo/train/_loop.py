@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 
 from .. import _data_file as data_file, data as datasets, diagnostics, sharding
-from .._io import LOCK, RunError, deferred_interrupt, run_lock, write_atomic
+from .._io import LOCK, RunError, deferred_interrupt, remembered_interrupts, run_lock, write_atomic
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
 from ._checkpoint import CheckpointError, Checkpoints
@@ -416,59 +416,63 @@ def _train(
                 checkpoints.save(done, state, config.to_dict())
             saved, saved_at = done, time.monotonic()
 
-    try:
-        for epoch in range(start + 1, last + 1):
-            began = time.perf_counter()
-            new_params, new_opt_state, (losses, mses, regs) = epoch_fn(params, opt_state, x, epoch)
-            losses = np.asarray(losses)
-            if not np.all(np.isfinite(losses)):
-                bad = int(np.argmin(np.isfinite(losses)))
-                kept = f"epoch {epoch - 1}" if epoch > 1 else "none yet"
-                raise TrainingDiverged(
-                    f"the loss became {losses[bad]} at step {(epoch - 1) * steps + bad + 1} "
-                    f"(epoch {epoch}); stopped, the last good checkpoint ({kept}) is kept in "
-                    f"{out / 'checkpoints'}. Lower --weight or the learning rate."
+    with remembered_interrupts() as check_interrupt:
+        try:
+            for epoch in range(start + 1, last + 1):
+                check_interrupt()  # a Ctrl-C that landed in a gc callback and was dropped
+                began = time.perf_counter()
+                new_params, new_opt_state, (losses, mses, regs) = epoch_fn(
+                    params, opt_state, x, epoch
                 )
-            params, opt_state = new_params, new_opt_state
-            row = {
-                "epoch": epoch,
-                "step": epoch * steps,
-                "loss": float(np.mean(losses)),
-                "recon_mse": float(np.mean(mses)),
-                "regularizer": float(np.mean(regs)),
-                **{k: float(v) for k, v in diagnose(params, x_eval).items()},
-                "seconds": time.perf_counter() - began,
-            }
-            rows.append(row)
-            for callback in callbacks:
-                callback(row["step"], params, epoch=epoch)
-            with deferred_interrupt():  # the rows and what they describe move together
-                write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
-                done, state = epoch, {"params": params, "opt_state": opt_state}
-            if _save_due(epoch == last or time.monotonic() - saved_at >= checkpoint_seconds):
-                seal()
+                losses = np.asarray(losses)
+                if not np.all(np.isfinite(losses)):
+                    bad = int(np.argmin(np.isfinite(losses)))
+                    kept = f"epoch {epoch - 1}" if epoch > 1 else "none yet"
+                    raise TrainingDiverged(
+                        f"the loss became {losses[bad]} at step {(epoch - 1) * steps + bad + 1} "
+                        f"(epoch {epoch}); stopped, the last good checkpoint ({kept}) is kept in "
+                        f"{out / 'checkpoints'}. Lower --weight or the learning rate."
+                    )
+                params, opt_state = new_params, new_opt_state
+                row = {
+                    "epoch": epoch,
+                    "step": epoch * steps,
+                    "loss": float(np.mean(losses)),
+                    "recon_mse": float(np.mean(mses)),
+                    "regularizer": float(np.mean(regs)),
+                    **{k: float(v) for k, v in diagnose(params, x_eval).items()},
+                    "seconds": time.perf_counter() - began,
+                }
+                rows.append(row)
+                for callback in callbacks:
+                    callback(row["step"], params, epoch=epoch)
+                with deferred_interrupt():  # the rows and what they describe move together
+                    write_atomic(rows_path, "".join(json.dumps(r) + "\n" for r in rows))
+                    done, state = epoch, {"params": params, "opt_state": opt_state}
+                if _save_due(epoch == last or time.monotonic() - saved_at >= checkpoint_seconds):
+                    seal()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", mcn=f"{row['mcn']:.2f}")
+        except CheckpointError:
+            raise  # saving again would fail the same way
+        except KeyboardInterrupt:
+            seal()
+            kept = f"checkpoint {saved} is kept" if saved else "no epoch was completed"
+            raise TrainingInterrupted(
+                f"interrupted during epoch {done + 1} of {config.epochs}; {kept} in {out}. "
+                "Rerun the same command to resume."
+            ) from None
+        except BaseException:
+            seal()  # a diverged loss or a failing callback: the epochs before it are kept
+            raise
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", mcn=f"{row['mcn']:.2f}")
-    except CheckpointError:
-        raise  # saving again would fail the same way
-    except KeyboardInterrupt:
-        seal()
-        kept = f"checkpoint {saved} is kept" if saved else "no epoch was completed"
-        raise TrainingInterrupted(
-            f"interrupted during epoch {done + 1} of {config.epochs}; {kept} in {out}. "
-            "Rerun the same command to resume."
-        ) from None
-    except BaseException:
-        seal()  # a diverged loss or a failing callback: the epochs before it are kept
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        checkpoints.close()
-        for callback in callbacks:
-            if hasattr(callback, "close"):
-                callback.close()
+                bar.close()
+            checkpoints.close()
+            for callback in callbacks:
+                if hasattr(callback, "close"):
+                    callback.close()
     if not report or last < config.epochs:
         return {}
     return write_report(out, config, data, nnx.merge(graphdef, params))
