@@ -67,6 +67,7 @@ def test_it_finds_the_minimum_optimistix_finds_and_differentiates_through_it(key
     dense, _ = solve(optx.LevenbergMarquardt(rtol=1e-10, atol=1e-10), weights)
     assert result == optx.RESULTS.successful
     np.testing.assert_allclose(banded, dense, atol=1e-7)
+
     # Implicit-function gradients (optimistix's adjoint) equal the dense solver's.
     def loss(solver):
         return jax.grad(lambda w: jnp.sum(solve(solver, w)[0] ** 2))(weights)
@@ -85,7 +86,5 @@ def test_a_stationary_start_stops_at_once_and_nan_never_succeeds():
     sol = optx.least_squares(_segment_residuals, solver, z0, args=weights, throw=False)
     assert sol.result == optx.RESULTS.successful and sol.stats["num_steps"] <= 1
     nan = jnp.full((D, M), jnp.nan)
-    sol = optx.least_squares(
-        _segment_residuals, solver, z0, args=nan, max_steps=8, throw=False
-    )
+    sol = optx.least_squares(_segment_residuals, solver, z0, args=nan, max_steps=8, throw=False)
     assert sol.result != optx.RESULTS.successful
