@@ -3,9 +3,15 @@
 1. Exp maps on the sphere of radius 2 given as a pullback of its embedding, endpoint
    error against the rotation formula; against geomstats when it is installed.
 2. Log maps between random latent pairs of a random tanh MLP decoder R² → R⁷⁸⁴:
-   convergence rate and time; against stochman when it is installed.
+   convergence rate and time.
+3. Distances at each accuracy tier, pairs drawn in [−1.5, 1.5]^d of the tanh MLP decoder
+   d → 256 → 256 → 784 (d = 2 and 16): ms per pair, length error against the exact
+   connecting geodesic (rtol 1e-8), endpoint residual and convergence rate — the exact
+   solve, the contract `distance(metric, x, y, rtol=1e-3, atol=1e-3)` (default solver),
+   the energy stage alone at rtol 1e-3; and stochman 0.3 (its `connecting_geodesic`: a
+   cubic spline fitted by Adam) on the same pairs and weights when it is installed.
 
-    python bench/geodesics.py [--points 1000] [--pairs 1000] [--json ...]
+    python bench/geodesics.py [--points 1000] [--pairs 1000] [--distance-pairs 50] [--json ...]
 """
 
 import argparse
@@ -151,18 +157,102 @@ def decoder_log_maps(n: int) -> list[dict]:
     return [row]
 
 
+def decoder_distances(n: int, d: int) -> list[dict]:
+    mlp = decoder(jr.key(1), d)
+    metric = jgeo.Pullback(mlp)
+    k1, k2 = jr.split(jr.key(3))
+    xs = jr.uniform(k1, (n, d), minval=-1.5, maxval=1.5)
+    ys = jr.uniform(k2, (n, d), minval=-1.5, maxval=1.5)
+    tiers = [
+        ("exact (rtol 1e-8)", {}),
+        ("distance(rtol=1e-3, atol=1e-3)", {"rtol": 1e-3, "atol": 1e-3}),
+        ("EnergyBVP(), rtol 1e-3", {"solver": jgeo.EnergyBVP(), "rtol": 1e-3, "atol": 1e-3}),
+    ]
+    rows, exact = [], None
+    for name, kwargs in tiers:
+        solve = jax.jit(jax.vmap(
+            lambda m, x, y, kw=kwargs: jgeo.connecting_geodesic(m, x, y, throw=False, **kw),
+            in_axes=(None, 0, 0),
+        ))  # fmt: skip
+        timing, out = time_jitted(solve, metric, xs, ys, repeats=1, min_seconds=0.0)
+        exact = out.length if exact is None else exact
+        rows.append({
+            "task": f"{n} distances, tanh MLP {d}→256→256→784", "library": "jgeo", "tier": name,
+            **timing, "per_item_s": timing["median_s"] / n,
+            "converged": float(jnp.mean(out.converged)),
+            "residual_max": float(jnp.nanmax(out.residual)),
+            **_length_errors(out.length, exact),
+        })  # fmt: skip
+    try:
+        rows.append(_stochman_distances(mlp, xs, ys, exact, d))
+    except ImportError as error:
+        print(f"stochman unavailable ({error}); pip install '.[bench]': comparison skipped")
+    return rows
+
+
+def _length_errors(lengths, exact) -> dict:
+    relative = jnp.abs(lengths / exact - 1)
+    return {
+        "error_median": float(jnp.nanmedian(relative)),
+        "error_p90": float(jnp.nanpercentile(relative, 90)),
+        "error_max": float(jnp.nanmax(relative)),
+        "within_0.5%": float(jnp.mean(relative < 5e-3)),
+    }
+
+
+def _stochman_distances(mlp, xs, ys, exact, d: int) -> dict:
+    """stochman 0.3's `EmbeddedManifold.connecting_geodesic` (its defaults) on the same
+    decoder weights, float64; lengths measured by jgeo on a fine grid of its curves."""
+    import numpy as np
+    import stochman
+    import torch
+
+    layers = [torch.nn.Linear(1, 1, dtype=torch.float64) for _ in mlp.layers]
+    for layer, source in zip(layers, mlp.layers):
+        layer.weight = torch.nn.Parameter(torch.tensor(np.asarray(source.weight)))
+        layer.bias = torch.nn.Parameter(torch.tensor(np.asarray(source.bias)))
+
+    class Decoder(stochman.manifold.EmbeddedManifold):
+        def embed(self, c, jacobian=False):
+            for i, layer in enumerate(layers):
+                c = layer(c) if i == len(layers) - 1 else torch.tanh(layer(c))
+            return c
+
+    manifold = Decoder()
+    p0, p1 = torch.tensor(np.asarray(xs)), torch.tensor(np.asarray(ys))
+    manifold.connecting_geodesic(p0[:2], p1[:2])  # warm-up
+    start = time.perf_counter()
+    curves, success = manifold.connecting_geodesic(p0, p1)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        fine = curves(torch.linspace(0, 1, 256, dtype=torch.float64)).numpy()  # (n, 256, d)
+    lengths = jax.vmap(lambda c: jgeo.curve_length(jgeo.Pullback(mlp), c))(jnp.asarray(fine))
+    return {
+        "task": f"{len(xs)} distances, tanh MLP {d}→256→256→784", "library": "stochman",
+        "tier": "connecting_geodesic (defaults)", "median_s": seconds,
+        "per_item_s": seconds / len(xs), "converged": float(np.mean(np.asarray(success, float))),
+        **_length_errors(lengths, exact),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--distance-pairs", type=int, default=50)
     parser.add_argument("--json", default="bench/results/geodesics.json")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)  # the accuracy targets are below float32's
     rows = sphere_exp_maps(args.points) + decoder_log_maps(args.pairs)
+    distances = [r for d in (2, 16) for r in decoder_distances(args.distance_pairs, d)]
     print(f"float64, {environment()['backend']}\n")
     columns = ["task", "library", "median_s", "per_item_s", "max_error", "converged", "compile_s"]
     print_table(rows, columns)
-    write_json(args.json, {"environment": environment(), "rows": rows})
+    print()
+    columns = ["task", "library", "tier", "per_item_s", "error_median", "error_p90",
+               "error_max", "within_0.5%", "residual_max", "converged"]  # fmt: skip
+    print_table(distances, columns)
+    write_json(args.json, {"environment": environment(), "rows": rows, "distances": distances})
 
 
 if __name__ == "__main__":

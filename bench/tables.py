@@ -230,8 +230,22 @@ def geodesics(results: dict) -> str:
         lines.append(_row([r["task"], r["library"], cost,
                            "NaN on some points" if error != error else _g(error, 2),
                            f"{r['converged']:.0%}" if "converged" in r else ""]))  # fmt: skip
+    distances = results.get("distances", [])
+    if distances:
+        lines += ["", _row(["distances", "library", "tier", "ms / pair", "length error: median",
+                            "90th pct", "max", "within 0.5 %", "converged"]),
+                  _row(["---"] * 9)]  # fmt: skip
+        for r in distances:
+            errors = [_relative(r[k]) for k in ("error_median", "error_p90", "error_max")]
+            rates = [f"{r['within_0.5%']:.0%}", f"{r['converged']:.0%}"]
+            cost = f"{r['per_item_s'] * 1e3:.3g}"
+            lines.append(_row([r["task"], r["library"], r["tier"], cost, *errors, *rates]))
     lines += ["", _footer(results["environment"], "geodesics.json", "float64, ")]
     return "\n".join(lines) + "\n"
+
+
+def _relative(error: float) -> str:
+    return "ref." if error == 0 else _g(error, 2)
 
 
 def training(results: dict) -> str:

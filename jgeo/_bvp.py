@@ -24,10 +24,12 @@ class AbstractBVPSolver(eqx.Module):
 class EnergyBVP(AbstractBVPSolver):
     """Minimise the energy of a discrete curve of `num_points` points between x and y.
 
-    The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares, so Levenberg–Marquardt
-    (optimistix) minimises it in a few iterations. Robust from the straight line (or a
-    graph path), first-order accurate in the spacing: lengths within a few 1e-3 of exact
-    at 16 points on smooth decoders — what distance matrices of many pairs need.
+    The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares whose segment i depends on
+    points i and i + 1 only, so Levenberg–Marquardt on its block-tridiagonal normal
+    equations minimises it in a few iterations at O(n·d) decoder Jacobian-vector products
+    and O(n·d³) arithmetic a step. Robust from the straight line (or a graph path),
+    first-order accurate in the spacing: lengths within a few 1e-4 of exact at 16 points
+    on smooth decoders — what distance matrices of many pairs need.
 
     **Arguments:**
 

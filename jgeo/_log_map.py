@@ -67,7 +67,8 @@ def _minimise_energy(metric, x, y, curve0, max_steps, tol):
 
     The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares, so Levenberg–Marquardt
     minimises it in a few iterations where a quasi-Newton method crawls (the problem's
-    conditioning grows like n²). For a pullback, the residuals are the chords of the
+    conditioning grows like n²); its Jacobian is block-banded (row i: points i and i + 1),
+    which `BandedLevenbergMarquardt` exploits. For a pullback, the residuals are the chords of the
     decoded curve, each segment decoded at a few sub-steps: no derivatives of the
     decoder in the residual, and no "tunnelling" — with g taken at segment midpoints (or
     chords of whole segments), a long segment whose midpoint sits on the crest of a
@@ -260,7 +261,7 @@ def log_map(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Tan
     **Arguments:**
 
     - `metric`, `x`, `y`: the metric and two points of shape (d,).
-    - `**kwargs`: those of `connecting_geodesic` (method, tolerances, `graph`, `throw`).
+    - `**kwargs`: those of `connecting_geodesic` (`solver`, tolerances, `graph`, `throw`).
 
     **Returns:** the velocity, shape (d,); NaN if the solve failed and `throw=False`.
     Differentiable (implicit function theorem through the shooting solve).
