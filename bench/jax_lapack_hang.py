@@ -12,6 +12,7 @@ timeout, calling the compiled program `--calls` times, so a hang is caught and n
 instead of stopping the script.
 
     python bench/jax_lapack_hang.py [--repeats 3] [--calls 20] [--timeout 120] [--json PATH]
+        [--cases NAMES] [--loops jit,scan,while,threads] [--append]
 
 It prints one row per case: the jax version, the case, how many processes finished,
 hung or failed. The results are in `docs/development.md` ("The jax pin").
@@ -128,10 +129,14 @@ def main() -> None:
     parser.add_argument("--loops", default="jit,scan,while,threads")
     parser.add_argument("--cases", default="", help="substrings of the case names to run")
     parser.add_argument("--json", default="bench/results/jax_lapack_hang.json")
+    parser.add_argument("--append", action="store_true", help="add to the rows in --json")
     args = parser.parse_args()
     import jax
 
     rows = []
+    if args.append:
+        with open(args.json) as f:
+            rows = json.load(f)["rows"]
     chosen = [c for c in CASES if not args.cases or any(k in c for k in args.cases.split(","))]
     for name in chosen:
         pattern, n, d = CASES[name]
