@@ -52,19 +52,27 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 
 @contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C (SIGINT) back until the block ends, then raise `KeyboardInterrupt`: a
-    checkpoint and its manifest are written whole, not left half-sealed with an orbax
-    traceback. Only in the main thread (where Python delivers signals)."""
+def _on_sigint(handler):
+    """Ctrl-C (SIGINT) calls `handler` inside the block, then the previous handler is
+    back. Python delivers signals to the main thread only: elsewhere, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) back until the block ends, then raise `KeyboardInterrupt`: a
+    checkpoint and its manifest are written whole, not left half-sealed with an orbax
+    traceback. Only in the main thread (where Python delivers signals)."""
+    caught = []
+    with _on_sigint(lambda *_: caught.append(True)):
+        yield
     if caught:
         raise KeyboardInterrupt
 
@@ -78,23 +86,16 @@ def remembered_interrupts():
     at each safe point (an epoch's end) stops it there. Only in the main thread."""
     seen = []
 
-    def check():
-        if seen:
-            raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield check
-        return
-
     def handler(*_):
         seen.append(True)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
+    def check():
+        if seen:
+            raise KeyboardInterrupt
+
+    with _on_sigint(handler):
         yield check
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> None:
