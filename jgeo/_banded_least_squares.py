@@ -133,7 +133,7 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
         eye = jnp.eye(y.shape[1], dtype=y.dtype)
         step = solve_block_tridiagonal(at.diag + damping * eye[None], at.upper, -at.gradient)
         # The trial's Jacobian blocks are built before it is accepted, and wasted when it is
-        # not: rare (a few % of steps), and under `vmap` a `cond` would run both anyway.
+        # not; rejections are the exception, and under `vmap` a `cond` would run both anyway.
         trial, aux = _linearise(fn, y + step, args)
         loss, trial_loss = _half_squares(at.residual), _half_squares(trial.residual)
         # The decrease the linear model predicts: ½ δᵀ(λδ − Jᵀr) > 0 for δ ≠ 0.
