@@ -18,6 +18,22 @@ def solve(g: Array, b: Array) -> Array:
     return cho_solve((factor, True), flat).reshape(b.shape)
 
 
+def raise_first_index(g: Array, t: Array) -> Array:
+    """Return g⁻¹ contracted with the first axis of `t` (d, ...): `solve` for tensors
+    with many trailing entries, such as the lowered Riemann tensor's d³.
+
+    g⁻¹ is formed from the Cholesky factor (a solve against the identity, so a singular
+    `g` still gives non-finite output) and contracted once. The one triangular solve
+    with d³ right-hand sides is what `solve` would do; inside the vmapped Riemann kernel
+    on XLA:CPU it cost a quarter of the kernel (d = 8, 256 points, float32, 2 cores:
+    156 vs 114 ms), although the same solve alone takes 2 ms: the cost is the program's,
+    not LAPACK's. For the d × d metrics of a latent space the accuracy is that of the
+    solve (relative error ~ κ(g)·ε either way; the tests compare with autodiff).
+    """
+    inverse = solve(g, jnp.eye(g.shape[0], dtype=g.dtype))
+    return jnp.tensordot(inverse, t, axes=1)
+
+
 def logdet(g: Array) -> Array:
     """log det g of a symmetric positive-definite matrix, from its Cholesky factor."""
     factor = jnp.linalg.cholesky(g)

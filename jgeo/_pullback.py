@@ -28,7 +28,7 @@ from jaxtyping import Array, Float
 from . import _autodiff
 from ._autodiff import area_squared
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
-from ._linalg import solve
+from ._linalg import raise_first_index, solve
 from ._metrics import AbstractDiagonalMetric, AbstractMetric, as_pytree_callable, check_dim
 
 
@@ -169,7 +169,7 @@ class AbstractPullback(AbstractMetric):
         normal = hess - jnp.einsum("kp,km->pm", gamma, rows)
         gram = jnp.einsum("pm,qm->pq", normal, normal)
         inner = gram[pair[:, None, :, None], pair[None, :, None, :]]  # ⟨II_ac, II_bd⟩
-        return solve(g, inner - jnp.swapaxes(inner, 2, 3))
+        return raise_first_index(g, inner - jnp.swapaxes(inner, 2, 3))
 
     def sectional_curvature(self, x: Point, u: Tangent, v: Tangent) -> Scalar:
         if self.ambient is not None:
