@@ -9,10 +9,14 @@ CPU, then the bench figures measured on that device.
 2. Cost of a training step, plain and regularized (bench/training.py's step_cost).
 3. Batched log maps of bench/geodesics.py (float32 on the device).
 4. Probe overhead on the default run (bench/dynamics.py), shortened.
+5. The tables of bench/kernels.py and bench/geodesics.py, by their own functions: the
+   Riemann ratio (nested autodiff ÷ Gauss equation, d = 8), each kernel's cost in
+   forward passes and its memory against d for the MLP and conv decoders (`--dims`), and
+   the distance tiers at d = 2 and 16 (float64, as on the CPU; stochman where installed).
 
 Runs anywhere (on a CPU-only machine part 1 compares CPU float32 with float64):
 
-    python bench/device.py [--pairs 256] [--epochs 100] [--json bench/results/device.json]
+    python bench/device.py [--pairs 256] [--epochs 100] [--dims 2,16,64] [--json ...]
 """
 
 import argparse
@@ -102,6 +106,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--dims", default="2,16,64", help="latent dimensions of part 5")
+    parser.add_argument("--distance-pairs", type=int, default=50)
     parser.add_argument("--json", default="bench/results/device.json")
     args = parser.parse_args()
     result = {"environment": environment()}
@@ -146,6 +152,20 @@ def main() -> None:
         print(runs[-1], flush=True)
     runs[1]["× without probes"] = runs[1]["train_s"] / min(runs[0]["train_s"], runs[2]["train_s"])
     result["probes"] = runs
+    write_json(args.json, result)
+
+    import geodesics  # bench/geodesics.py
+    import kernels  # bench/kernels.py
+
+    result["riemann_ratio"] = kernels.riemann_ratio(256)
+    print(result["riemann_ratio"], flush=True)
+    dims = kernels.dimension_rows(256, [int(d) for d in args.dims.split(",")])
+    result["dimensions"], result["exponents"] = dims, kernels.fit_exponents(dims)
+    write_json(args.json, result)
+    jax.config.update("jax_enable_x64", True)  # the distance tiers' accuracy is float64's
+    result["distances"] = [
+        row for d in (2, 16) for row in geodesics.decoder_distances(args.distance_pairs, d)
+    ]
     write_json(args.json, result)
 
 
