@@ -164,7 +164,7 @@ def connecting_geodesic(
     if y.shape != x.shape:
         raise ValueError(f"`y` must be a point of shape {x.shape} like `x`, got {y.shape}.")
     if solver is None and not metric.closed_form_geodesics:
-        solver = Hybrid(shooting=ShootingBVP(damped=graph is not None))
+        solver = Hybrid(shooting=ShootingBVP(damped=True)) if graph is not None else Hybrid()
     if solver is not None and not isinstance(solver, AbstractBVPSolver):
         raise TypeError(
             "`solver` must be jgeo.EnergyBVP(...), jgeo.ShootingBVP(...) or "
@@ -216,7 +216,8 @@ def _connect(metric, x, y, solver, num_points, graph, rtol, atol, throw) -> Conn
             residual, length = jnp.zeros((), x.dtype), curve_length(metric, curve)
         else:
             # DirectAdjoint: shooting Jacobians use forward mode, implicit gradients reverse.
-            ode = ODESolver(rtol=0.01 * rtol, atol=0.01 * atol, adjoint=diffrax.DirectAdjoint())
+            ode = ODESolver(shooting.ode(0.01 * rtol), 0.01 * rtol, 0.01 * atol,
+                            adjoint=diffrax.DirectAdjoint())  # fmt: skip
             velocity, ok = _shoot(metric, x, y, velocity, shooting, ode, rtol, atol)
             curve = geodesic(metric, x, velocity, ts, method="ode", ode=ode, throw=False).xs
             residual = jnp.max(jnp.abs(curve[-1] - y))
@@ -249,7 +250,7 @@ def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, 
         solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
         sol = optx.least_squares(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
     else:
-        solver = optx.Newton(rtol=rtol, atol=atol)
+        solver = (optx.Chord if shooting.chord else optx.Newton)(rtol=rtol, atol=atol)
         sol = optx.root_find(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
     return sol.value, sol.result == optx.RESULTS.successful
 

@@ -1,6 +1,7 @@
 """Connecting geodesics, the log map and distances: closed forms, exp∘log = id on a
 curved decoder, batches with failures, and gradients."""
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -58,6 +59,17 @@ def test_linear_decoder_distance(solver, key):
     result = jgeo.connecting_geodesic(jgeo.Pullback(lambda z: a @ z), x, y, solver=solver)
     assert tree_allclose(result.length, jnp.linalg.norm(a @ (y - x)), rtol=1e-7)
     assert tree_allclose(result.velocity, y - x, rtol=1e-6)
+
+
+def test_shooting_solves_tight_tolerances_with_an_eighth_order_method():
+    # Shooting solves its ODE to a hundredth of rtol: Dopri8 below 1e-7 (float64's exact
+    # log maps), Tsit5 above (loose distances, float32), or what the user chose.
+    assert isinstance(jgeo.ShootingBVP().ode(1e-10), diffrax.Dopri8)
+    assert isinstance(jgeo.ShootingBVP().ode(1e-5), diffrax.Tsit5)
+    chosen = jgeo.ShootingBVP(ode_solver=diffrax.Heun())
+    assert isinstance(chosen.ode(1e-10), diffrax.Heun)
+    # Hybrid's seed is close enough for chord steps; shooting alone keeps Newton's.
+    assert jgeo.Hybrid().shooting.chord and not jgeo.ShootingBVP().chord
 
 
 @pytest.mark.slow
