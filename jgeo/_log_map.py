@@ -164,7 +164,7 @@ def connecting_geodesic(
     if y.shape != x.shape:
         raise ValueError(f"`y` must be a point of shape {x.shape} like `x`, got {y.shape}.")
     if solver is None and not metric.closed_form_geodesics:
-        solver = Hybrid(shooting=ShootingBVP(damped=True)) if graph is not None else Hybrid()
+        solver = Hybrid(shooting=ShootingBVP(damped=graph is not None))
     if solver is not None and not isinstance(solver, AbstractBVPSolver):
         raise TypeError(
             "`solver` must be jgeo.EnergyBVP(...), jgeo.ShootingBVP(...) or "
