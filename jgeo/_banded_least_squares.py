@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, PyTree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 
 def solve_block_tridiagonal(
@@ -122,39 +122,15 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
     norm: Callable[[PyTree], Array] = optx.max_norm
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _State:
-        at, aux = _linearise(fn, y, args)
-        # Nielsen's start, 1e-3 · max diag(JᵀJ); `tiny` keeps JᵀJ + λI factorable at J = 0.
-        scale = jnp.max(jnp.diagonal(at.diag, axis1=1, axis2=2))
-        damping = 1e-3 * scale + jnp.finfo(y.dtype).tiny
-        return _State(at, aux, damping, jnp.asarray(2.0, y.dtype), jnp.array(False))
+        return _start(*_linearise(fn, y, args))
 
     def step(self, fn, y, args, options, state: _State, tags):
-        at, damping = state.at, state.damping
-        eye = jnp.eye(y.shape[1], dtype=y.dtype)
-        step = solve_block_tridiagonal(at.diag + damping * eye[None], at.upper, -at.gradient)
+        step = _propose(state)
         # The trial's Jacobian blocks are built before it is accepted, and wasted when it is
         # not; rejections are the exception, and under `vmap` a `cond` would run both anyway.
         trial, aux = _linearise(fn, y + step, args)
-        loss, trial_loss = _half_squares(at.residual), _half_squares(trial.residual)
-        # The decrease the linear model predicts: ½ δᵀ(λδ − Jᵀr) > 0 for δ ≠ 0.
-        predicted = 0.5 * jnp.sum(step * (damping * step - at.gradient))
-        gain = (loss - trial_loss) / jnp.where(predicted > 0, predicted, 1.0)
-        accept = jnp.isfinite(trial_loss) & (predicted > 0) & (gain > 0)
-        scale = jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3)
-        damping = jnp.where(accept, damping * scale, damping * state.growth)
-        growth = jnp.where(accept, 2.0, 2 * state.growth).astype(y.dtype)
-
-        def small(diff, value):
-            return self.norm(diff / (self.atol + self.rtol * jnp.abs(value))) < 1
-
-        still = small(step, y + step) & small(trial.residual - at.residual, trial.residual)
-        # Where the model predicts no decrease (δ = 0: Jᵀr = 0), y is stationary already;
-        # a NaN never terminates, and runs out of steps.
-        terminate = (accept & still) | (predicted <= 0)
-        new = jax.tree.map(lambda a, b: jnp.where(accept, a, b), (y + step, trial), (y, at))
-        aux = jax.tree.map(lambda a, b: jnp.where(accept, a, b), aux, state.aux)
-        y, at = new
-        return y, _State(at, aux, damping, growth, terminate), aux
+        y, state = _advance(y, step, state, trial, aux, self.rtol, self.atol, self.norm)
+        return y, state, state.aux
 
     def terminate(self, fn, y, args, options, state: _State, tags):
         return state.terminate, optx.RESULTS.successful
@@ -163,5 +139,140 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
         return y, aux, {}
 
 
+def _start(at: _Linearisation, aux) -> _State:
+    # Nielsen's start, 1e-3 · max diag(JᵀJ); `tiny` keeps JᵀJ + λI factorable at J = 0.
+    scale = jnp.max(jnp.diagonal(at.diag, axis1=1, axis2=2))
+    damping = 1e-3 * scale + jnp.finfo(at.gradient.dtype).tiny
+    growth = jnp.asarray(2.0, at.gradient.dtype)
+    return _State(at, aux, damping, growth, jnp.array(False))
+
+
+def _propose(state: _State) -> Array:
+    """The damped Gauss–Newton step (JᵀJ + λI) δ = −Jᵀr."""
+    at = state.at
+    eye = jnp.eye(at.gradient.shape[1], dtype=at.gradient.dtype)
+    return solve_block_tridiagonal(at.diag + state.damping * eye[None], at.upper, -at.gradient)
+
+
+def _advance(y, step, state: _State, trial: _Linearisation, aux, rtol, atol, norm):
+    """Accept or reject `step` given the linearisation at y + step; update the damping
+    and the Cauchy stopping test. Returns the new (y, state)."""
+    at, damping = state.at, state.damping
+    loss, trial_loss = _half_squares(at.residual), _half_squares(trial.residual)
+    # The decrease the linear model predicts: ½ δᵀ(λδ − Jᵀr) > 0 for δ ≠ 0.
+    predicted = 0.5 * jnp.sum(step * (damping * step - at.gradient))
+    gain = (loss - trial_loss) / jnp.where(predicted > 0, predicted, 1.0)
+    accept = jnp.isfinite(trial_loss) & (predicted > 0) & (gain > 0)
+    scale = jnp.maximum(1 / 3, 1 - (2 * gain - 1) ** 3)
+    damping = jnp.where(accept, damping * scale, damping * state.growth)
+    growth = jnp.where(accept, 2.0, 2 * state.growth).astype(y.dtype)
+
+    def small(diff, value):
+        return norm(diff / (atol + rtol * jnp.abs(value))) < 1
+
+    still = small(step, y + step) & small(trial.residual - at.residual, trial.residual)
+    # Where the model predicts no decrease (δ = 0: Jᵀr = 0), y is stationary already;
+    # a NaN never terminates, and runs out of steps.
+    terminate = (accept & still) | (predicted <= 0)
+    new = jax.tree.map(lambda a, b: jnp.where(accept, a, b), (y + step, trial), (y, at))
+    aux = jax.tree.map(lambda a, b: jnp.where(accept, a, b), aux, state.aux)
+    y, at = new
+    return y, _State(at, aux, damping, growth, terminate)
+
+
 def _half_squares(r: Array) -> Array:
     return 0.5 * jnp.sum(r**2)
+
+
+class _Slots(eqx.Module):
+    index: Int[Array, " S"]  # the problem each slot holds (≥ count: none left)
+    y: Array
+    args: PyTree
+    state: _State
+    steps: Int[Array, " S"]
+    due: Bool[Array, " S"]  # to be loaded with the next problem
+
+
+def _select(mask: Array, a: PyTree, b: PyTree) -> PyTree:
+    """a where `mask` (S,), else b, for every leaf with a leading axis S."""
+    return jax.tree.map(
+        lambda u, v: jnp.where(mask.reshape(mask.shape + (1,) * (u.ndim - 1)), u, v), a, b
+    )
+
+
+def solve_queue(
+    fn: Callable,
+    start: Callable,
+    count: int,
+    *,
+    slots: int,
+    max_steps: int,
+    rtol: float,
+    atol: float,
+) -> tuple[Array, Bool[Array, " count"]]:
+    """Solve `count` independent problems of `BandedLevenbergMarquardt` with `slots` of
+    them in flight: a slot whose problem has finished takes the next one.
+
+    A `vmap` of separate solves runs every problem of a batch for as many steps as its
+    slowest one needs; the energy solves of a distance matrix take from 2 to over 20
+    steps, so most of such a batch's work is wasted. Here every slot takes one step per
+    iteration, and a slot whose problem stopped is linearised at the next problem's start
+    in that same iteration instead (one linearisation per slot per iteration either way).
+    Each problem runs exactly the steps `optx.least_squares` would run for it.
+
+    **Arguments:**
+
+    - `fn`: the residuals `fn(y, args)`, as for `BandedLevenbergMarquardt`.
+    - `start`: problem k ↦ (y0, args): its start and its arguments.
+    - `count`: the number of problems; `slots`: how many are solved at once.
+    - `max_steps`, `rtol`, `atol`: the step budget and tolerances of each problem.
+
+    **Returns:** (the solutions, shape (count, ...) of y; whether each converged within
+    `max_steps`). Not differentiable: a `lax.while_loop` (its users measure the solution
+    with gradients stopped at it).
+    """
+    slots = min(slots, count)
+
+    def load(index):
+        return start(jnp.minimum(index, count - 1))
+
+    def linearise(y, args):
+        return _linearise(lambda z, a: (fn(z, a), None), y, args)  # optimistix's form: aux
+
+    def advance(y, step, state, trial, aux):
+        return _advance(y, step, state, trial, aux, rtol, atol, optx.max_norm)
+
+    index = jnp.arange(slots)
+    y, args = jax.vmap(load)(index)
+    state = jax.vmap(_start)(*jax.vmap(linearise)(y, args))
+    none = jnp.zeros(slots, bool)
+    solutions = jnp.zeros((count,) + y.shape[1:], y.dtype)
+    first = _Slots(index, y, args, state, jnp.zeros(slots, jnp.int32), none)
+
+    def body(carry):
+        queued, held, solutions, converged = carry
+        due = held.due
+        index = jnp.where(due, queued + jnp.cumsum(due) - 1, held.index)
+        fresh_y, fresh_args = jax.vmap(load)(index)
+        step = jax.vmap(_propose)(held.state)
+        point = _select(due, fresh_y, held.y + step)
+        args = _select(due, fresh_args, held.args)
+        trial, aux = jax.vmap(linearise)(point, args)
+        y, state = jax.vmap(advance)(held.y, step, held.state, trial, aux)
+        y, state = _select(due, (point, jax.vmap(_start)(trial, aux)), (y, state))
+        steps = jnp.where(due, 0, held.steps + 1)
+        live = index < count
+        finished = live & ~due & (state.terminate | (steps >= max_steps))
+        slot_of = jnp.where(finished, index, count)  # out of range: dropped
+        solutions = solutions.at[slot_of].set(y, mode="drop")
+        converged = converged.at[slot_of].set(state.terminate, mode="drop")
+        held = _Slots(index, y, args, state, steps, finished | ~live)
+        return queued + jnp.sum(due), held, solutions, converged
+
+    def pending(carry):
+        queued, held, _, _ = carry
+        return (queued < count) | jnp.any(~held.due)
+
+    carry = (jnp.asarray(slots), first, solutions, jnp.zeros(count, bool))
+    _, _, solutions, converged = jax.lax.while_loop(pending, body, carry)
+    return solutions, converged

@@ -60,10 +60,10 @@ class ShootingBVP(AbstractBVPSolver):
       `Chord`) instead of differentiating through the ODE at every step (`Newton`).
       Each chord step costs one ODE solve instead of 1 + d, and from a close seed they
       converge fast: `Hybrid(shooting=ShootingBVP(chord=True))` took exact log maps
-      between 50 pairs of a 2 → 784 MLP decoder (float64) from 138 to 99 ms a pair. But they can diverge
-      where Newton converges — 1 of 200 pairs of `bench/distances.py` (float32), whose
-      failure then held its whole `vmap`ped batch to the step budget — so Newton stays
-      the default.
+      between 50 pairs of a 2 → 784 MLP decoder (float64) from 138 to 99 ms a pair.
+      But they can diverge where Newton converges — 1 of 200 pairs of
+      `bench/distances.py` (float32), whose failure then held its whole `vmap`ped batch
+      to the step budget — so Newton stays the default.
     - `ode_solver`: the diffrax solver of the geodesic ODE. None: by the ODE's
       tolerance (a hundredth of the solve's rtol): `Dopri8` below 1e-7 — at float64's
       default 1e-10 the 8th-order method takes so many fewer steps that the exact log

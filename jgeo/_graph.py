@@ -40,11 +40,21 @@ class GeodesicGraph(eqx.Module):
         start = jnp.argmin(jnp.sum((self.points - x[None]) ** 2, -1))
         end = jnp.argmin(jnp.sum((self.points - y[None]) ** 2, -1))
 
-        def hop(node, _):
-            following = self.next_hop[node, end]
-            return following, following
+        # Hop until the end node (a path has at most m − 1 hops; under vmap, until every
+        # path has arrived): the rest of the buffer stays at the end node.
+        length = self.points.shape[0] - 1
 
-        _, nodes = jax.lax.scan(hop, start, None, length=self.points.shape[0] - 1)
+        def hop(carry):
+            node, k, nodes = carry
+            following = self.next_hop[node, end]
+            return following, k + 1, nodes.at[k].set(following)
+
+        def travelling(carry):
+            node, k, _ = carry
+            return (node != end) & (k < length)
+
+        nodes = jnp.full(length, end)
+        _, _, nodes = jax.lax.while_loop(travelling, hop, (start, 0, nodes))
         polyline = jnp.concatenate([x[None], self.points[start][None], self.points[nodes], y[None]])
         arc = jnp.concatenate(
             [jnp.zeros(1, x.dtype), jnp.cumsum(_norms(jnp.diff(polyline, axis=0)))]

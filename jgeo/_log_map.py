@@ -7,6 +7,8 @@ exp_x(v) = y through the geodesic ODE, or damped Levenberg–Marquardt steps
 of stochman and Arvanitidis et al. 2018).
 """
 
+from collections.abc import Callable
+
 import diffrax
 import equinox as eqx
 import jax
@@ -62,29 +64,27 @@ class ConnectingGeodesic(eqx.Module):
 _SUBDIVISIONS = 2
 
 
-def _minimise_energy(metric, x, y, curve0, max_steps, tol):
-    """Energy-minimising discrete curve between x and y, from the straight line.
+def energy_residuals(metric) -> Callable:
+    """The residuals `r(interior, (x, y))` of the discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² of
+    the curve x, interior..., y: one row per segment, row i depending on points i and
+    i + 1 only.
 
-    The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares, so Levenberg–Marquardt
-    minimises it in a few iterations where a quasi-Newton method crawls (the problem's
-    conditioning grows like n²); its Jacobian is block-banded (row i: points i and i + 1),
-    which `BandedLevenbergMarquardt` exploits. For a pullback, the residuals are the chords of the
-    decoded curve, each segment decoded at a few sub-steps: no derivatives of the
-    decoder in the residual, and no "tunnelling" — with g taken at segment midpoints (or
-    chords of whole segments), a long segment whose midpoint sits on the crest of a
-    ridge of the metric (a stochastic decoder's wall of variance) crosses it at almost
-    no cost. Otherwise (a pullback through a non-Euclidean `ambient` metric too, whose
-    chords are not its lengths) rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
+    For a pullback, the residuals are the chords of the decoded curve, each segment
+    decoded at a few sub-steps: no derivatives of the decoder in the residual, and no
+    "tunnelling" — with g taken at segment midpoints (or chords of whole segments), a
+    long segment whose midpoint sits on the crest of a ridge of the metric (a stochastic
+    decoder's wall of variance) crosses it at almost no cost. Otherwise (a pullback
+    through a non-Euclidean `ambient` metric too, whose chords are not its lengths)
+    rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
     """
-    interior0 = curve0[1:-1]
-
     if isinstance(metric, AbstractPullback) and metric.ambient is None:
         # Each segment is decoded at `_SUBDIVISIONS` sub-steps, so that a jump across
         # a symmetric ridge (equal φ on both sides) still pays for the climb.
         s = _SUBDIVISIONS
-        t = jnp.arange(s, dtype=x.dtype)[None, :, None] / s
 
-        def residuals(interior, _):
+        def residuals(interior, ends):
+            x, y = ends
+            t = jnp.arange(s, dtype=x.dtype)[None, :, None] / s
             curve = jnp.concatenate([x[None], interior, y[None]])
             fine = curve[:-1, None] + t * (curve[1:] - curve[:-1])[:, None]  # (n − 1, s, d)
             fine = jnp.concatenate([fine.reshape(-1, x.shape[0]), y[None]])
@@ -92,17 +92,31 @@ def _minimise_energy(metric, x, y, curve0, max_steps, tol):
             chords = (points[1:] - points[:-1]).reshape(curve.shape[0] - 1, -1)
             return jnp.sqrt(s) * chords  # one row per segment
 
-    else:
+        return residuals
 
-        def residuals(interior, _):
-            curve = jnp.concatenate([x[None], interior, y[None]])
-            steps, mids = curve[1:] - curve[:-1], 0.5 * (curve[1:] + curve[:-1])
-            factors = jax.vmap(lambda m: jnp.linalg.cholesky(metric(m)))(mids)
-            return jnp.einsum("nij,ni->nj", factors, steps)
+    def residuals(interior, ends):
+        x, y = ends
+        curve = jnp.concatenate([x[None], interior, y[None]])
+        steps, mids = curve[1:] - curve[:-1], 0.5 * (curve[1:] + curve[:-1])
+        factors = jax.vmap(lambda m: jnp.linalg.cholesky(metric(m)))(mids)
+        return jnp.einsum("nij,ni->nj", factors, steps)
 
-    # Segment i depends on points i and i + 1 only: a block-banded Jacobian.
+    return residuals
+
+
+def _minimise_energy(metric, x, y, curve0, max_steps, tol):
+    """Energy-minimising discrete curve between x and y, from `curve0`.
+
+    The discrete energy is a sum of squares (`energy_residuals`), so Levenberg–Marquardt
+    minimises it in a few iterations where a quasi-Newton method crawls (the problem's
+    conditioning grows like n²); its Jacobian is block-banded (row i: points i and
+    i + 1), which `BandedLevenbergMarquardt` exploits.
+    """
     solver = BandedLevenbergMarquardt(rtol=tol, atol=tol)
-    sol = optx.least_squares(residuals, solver, interior0, max_steps=max_steps, throw=False)
+    residuals = energy_residuals(metric)
+    sol = optx.least_squares(
+        residuals, solver, curve0[1:-1], args=(x, y), max_steps=max_steps, throw=False
+    )
     curve = jnp.concatenate([x[None], sol.value, y[None]])
     return curve, sol.result == optx.RESULTS.successful
 

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import mlp_decoder
 from sklearn.metrics import adjusted_rand_score
 
 import jgeo
@@ -204,3 +205,30 @@ def test_graph_and_refined_distances_against_closed_forms():
     assert np.max(np.abs(refined_error)) < 5e-3
     with pytest.raises(ValueError, match="`approximation` must be None"):
         stats.pairwise_distances(ball, ball_points, approximation="dijkstra")
+
+
+@pytest.mark.slow
+def test_refined_distances_run_every_pair_as_its_own_energy_solve():
+    # The refined tier solves its pairs in a queue, 4 at a time here so that slots are
+    # refilled: each pair's length is the one `connecting_geodesic` gives it alone.
+    metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), 2, 6))
+    points = jax.random.normal(jax.random.key(6), (7, 2))
+    options = dict(approximation="refined", k=3, batch_size=4)
+    refined = jax.jit(lambda p: stats.pairwise_distances(metric, p, **options))(points)
+    graph = jgeo.geodesic_graph(metric, points, 3)
+    i, j = np.triu_indices(7, k=1)
+    alone = jax.jit(
+        jax.vmap(
+            lambda x, y: (
+                jgeo.connecting_geodesic(
+                    metric, x, y, solver=jgeo.EnergyBVP(), graph=graph, rtol=1e-3, atol=1e-3
+                ).length
+            )
+        )
+    )(points[i], points[j])
+    assert np.all(np.isfinite(alone))
+    np.testing.assert_allclose(refined[i, j], alone, rtol=1e-10)
+    np.testing.assert_array_equal(refined, refined.T)
+    # Gradients reach the points through the measured lengths (the solves are constants).
+    grad = jax.grad(lambda p: stats.pairwise_distances(metric, p, **options).sum())(points)
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
