@@ -39,12 +39,16 @@ def test_half_space_distances(key):
 
 
 @pytest.mark.slow
-def test_sphere_distance_is_radius_times_angle():
+@pytest.mark.parametrize("chord", [False, True])
+def test_sphere_distance_is_radius_times_angle(chord):
     radius = 2.0
     embed = sphere_embedding(radius)
     x, y = jnp.array([1.0, 0.2]), jnp.array([1.9, 1.1])
     cosine = embed(x) @ embed(y) / radius**2
-    result = jax.jit(jgeo.connecting_geodesic)(jgeo.Pullback(embed), x, y)
+    solver = jgeo.Hybrid(shooting=jgeo.ShootingBVP(chord=chord))  # chord=False: the default
+    result = jax.jit(lambda *a: jgeo.connecting_geodesic(*a, solver=solver))(
+        jgeo.Pullback(embed), x, y
+    )
     assert result.converged
     assert tree_allclose(result.length, radius * jnp.arccos(cosine), **CLOSE)
     assert tree_allclose(result.curve[0], x) and tree_allclose(result.curve[-1], y, **CLOSE)
