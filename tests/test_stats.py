@@ -214,7 +214,12 @@ def test_refined_distances_run_every_pair_as_its_own_energy_solve():
     metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), 2, 6))
     points = jax.random.normal(jax.random.key(6), (7, 2))
     options = dict(approximation="refined", k=3, batch_size=4)
-    refined = jax.jit(lambda p: stats.pairwise_distances(metric, p, **options))(points)
+
+    def total(p):  # the matrix and, in the same compiled program, its gradient
+        matrix = stats.pairwise_distances(metric, p, **options)
+        return matrix.sum(), matrix
+
+    (_, refined), grad = jax.jit(jax.value_and_grad(total, has_aux=True))(points)
     graph = jgeo.geodesic_graph(metric, points, 3)
     i, j = np.triu_indices(7, k=1)
     alone = jax.jit(
@@ -230,5 +235,4 @@ def test_refined_distances_run_every_pair_as_its_own_energy_solve():
     np.testing.assert_allclose(refined[i, j], alone, rtol=1e-10)
     np.testing.assert_array_equal(refined, refined.T)
     # Gradients reach the points through the measured lengths (the solves are constants).
-    grad = jax.grad(lambda p: stats.pairwise_distances(metric, p, **options).sum())(points)
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
