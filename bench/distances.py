@@ -101,8 +101,8 @@ def main() -> None:
 
     exact_first, exact_s, exact = _timed(connect(), a, b)
     nodes = jgeo.geodesic_graph(metric, jnp.concatenate([codes, grid]), args.k)  # refined's start
-    # pairwise_distances' refined tier: the energy stage from the graph path, rtol 1e-3.
-    refined_fn = connect(solver=jgeo.EnergyBVP(), graph=nodes, rtol=1e-3, atol=1e-3)
+    # pairwise_distances' refined tier: the energy stage from the graph path, rtol 3e-3.
+    refined_fn = connect(solver=jgeo.EnergyBVP(), graph=nodes, rtol=3e-3, atol=3e-3)
     refined_first, refined_s, refined = _timed(refined_fn, a, b)
 
     refined_rows = []

@@ -76,7 +76,13 @@ class _Linearisation(eqx.Module):
     gradient: Float[Array, "N d"]  # Jᵀr
 
 
-def _linearise(fn, y, args) -> tuple[_Linearisation, Any]:
+# The band of J, tangent-major: row i's block for the point before it and for the point
+# after it, (d, m) each (see `BandedLevenbergMarquardt.jacobian`).
+Band = tuple[Float[Array, "N+1 m"], Float[Array, "N d m"], Float[Array, "N d m"]]
+
+
+def _probe(fn, y, args) -> tuple[Band, Any]:
+    """The band of J from 2·d Jacobian-vector products of `fn` (with its aux)."""
     n_free, d = y.shape
     residual, jvp, aux = jax.linearize(lambda z: fn(z, args), y, has_aux=True)
     # Probe the points of one parity at a time, one coordinate at a time: row i sees only
@@ -87,13 +93,23 @@ def _linearise(fn, y, args) -> tuple[_Linearisation, Any]:
     tangents = probes[:, None, :, None] * eye[None, :, None, :]  # (2, d, N, d)
     products = jax.vmap(jax.vmap(jvp))(tangents)  # (2, d, N + 1, m)
     rows = jnp.arange(n_free + 1)
-    # Row i's block for point i (right of it) and for point i − 1 (left of it), (m, d).
-    right = jnp.moveaxis(products[rows % 2, :, rows], 1, 2)[:-1]
-    left = jnp.moveaxis(products[(rows + 1) % 2, :, rows], 1, 2)[1:]
-    diag = jnp.einsum("jmd,jme->jde", right, right) + jnp.einsum("jmd,jme->jde", left, left)
-    upper = jnp.einsum("jmd,jme->jde", left[:-1], right[1:])
-    gradient = jnp.einsum("jmd,jm->jd", right, residual[:-1])
-    gradient = gradient + jnp.einsum("jmd,jm->jd", left, residual[1:])
+    # Row i's block for point i − 1 (left of it) and for point i (right of it).
+    left = products[(rows + 1) % 2, :, rows][1:]
+    right = products[rows % 2, :, rows][:-1]
+    return (residual, left, right), aux
+
+
+def _linearise(fn, y, args, jacobian=None) -> tuple[_Linearisation, Any]:
+    """JᵀJ's blocks and Jᵀr at y: from `jacobian(y, args)` when given, else by probing
+    `fn` (optimistix's form, returning (residuals, aux))."""
+    if jacobian is None:
+        (residual, left, right), aux = _probe(fn, y, args)
+    else:
+        (residual, left, right), aux = jacobian(y, args), None
+    diag = jnp.einsum("jdm,jem->jde", right, right) + jnp.einsum("jdm,jem->jde", left, left)
+    upper = jnp.einsum("jdm,jem->jde", left[:-1], right[1:])
+    gradient = jnp.einsum("jdm,jm->jd", right, residual[:-1])
+    gradient = gradient + jnp.einsum("jdm,jm->jd", left, residual[1:])
     return _Linearisation(residual, diag, upper, gradient), aux
 
 
@@ -115,20 +131,27 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
 
     - `rtol`, `atol`: it stops after an accepted step that moves every coordinate of y
       and every residual by less than atol + rtol·|value| (optimistix's Cauchy test).
+    - `jacobian`: optionally, `(y, args) ↦ (r, left, right)`: the residuals with the band
+      of their Jacobian, `left[j]` = ∂r[j + 1]/∂y[j] and `right[j]` = ∂r[j]/∂y[j], each
+      (d, m), for residuals whose blocks are cheaper built from their structure (a
+      decoder's Jacobian at each point of a curve) than by 2·d products with the whole
+      of J. For residuals without aux. It only steers the iteration: the solution's
+      gradients (optimistix's implicit adjoint) come from `fn`.
     """
 
     rtol: float
     atol: float
     norm: Callable[[PyTree], Array] = optx.max_norm
+    jacobian: Callable | None = None
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _State:
-        return _start(*_linearise(fn, y, args))
+        return _start(*_linearise(fn, y, args, self.jacobian))
 
     def step(self, fn, y, args, options, state: _State, tags):
         step = _propose(state)
         # The trial's Jacobian blocks are built before it is accepted, and wasted when it is
         # not; rejections are the exception, and under `vmap` a `cond` would run both anyway.
-        trial, aux = _linearise(fn, y + step, args)
+        trial, aux = _linearise(fn, y + step, args, self.jacobian)
         y, state = _advance(y, step, state, trial, aux, self.rtol, self.atol, self.norm)
         return y, state, state.aux
 
@@ -209,6 +232,8 @@ def solve_queue(
     max_steps: int,
     rtol: float,
     atol: float,
+    jacobian: Callable | None = None,
+    refill: int | None = None,
 ) -> tuple[Array, Bool[Array, " count"]]:
     """Solve `count` independent problems of `BandedLevenbergMarquardt` with `slots` of
     them in flight: a slot whose problem has finished takes the next one.
@@ -226,18 +251,24 @@ def solve_queue(
     - `start`: problem k ↦ (y0, args): its start and its arguments.
     - `count`: the number of problems; `slots`: how many are solved at once.
     - `max_steps`, `rtol`, `atol`: the step budget and tolerances of each problem.
+    - `jacobian`: as for `BandedLevenbergMarquardt`.
+    - `refill`: how many problems are started per iteration at most (default a quarter of
+      the slots: with problems of ~6 steps about a sixth of the slots fall due each
+      iteration). Starts are built for all of them every iteration, used or not, and
+      a graph path costs about a quarter of a linearisation.
 
     **Returns:** (the solutions, shape (count, ...) of y; whether each converged within
     `max_steps`). Not differentiable: a `lax.while_loop` (its users measure the solution
     with gradients stopped at it).
     """
     slots = min(slots, count)
+    refill = max(1, slots // 4) if refill is None else min(refill, slots)
 
     def load(index):
         return start(jnp.minimum(index, count - 1))
 
     def linearise(y, args):
-        return _linearise(lambda z, a: (fn(z, a), None), y, args)  # optimistix's form: aux
+        return _linearise(lambda z, a: (fn(z, a), None), y, args, jacobian)  # aux: None
 
     def advance(y, step, state, trial, aux):
         return _advance(y, step, state, trial, aux, rtol, atol, optx.max_norm)
@@ -251,12 +282,17 @@ def solve_queue(
 
     def body(carry):
         queued, held, solutions, converged = carry
+        # The next `refill` problems are started, and handed to the first due slots; a
+        # due slot beyond them (rare) idles for an iteration, out of range.
         due = held.due
-        index = jnp.where(due, queued + jnp.cumsum(due) - 1, held.index)
-        fresh_y, fresh_args = jax.vmap(load)(index)
+        rank = jnp.cumsum(due) - 1
+        loaded = due & (rank < refill)
+        fresh_y, fresh_args = jax.vmap(load)(queued + jnp.arange(refill))
+        pick = jnp.minimum(rank, refill - 1)
+        index = jnp.where(due, jnp.where(loaded, queued + rank, count), held.index)
         step = jax.vmap(_propose)(held.state)
-        point = _select(due, fresh_y, held.y + step)
-        args = _select(due, fresh_args, held.args)
+        point = _select(due, fresh_y[pick], held.y + step)
+        args = _select(due, jax.tree.map(lambda a: a[pick], fresh_args), held.args)
         trial, aux = jax.vmap(linearise)(point, args)
         y, state = jax.vmap(advance)(held.y, step, held.state, trial, aux)
         y, state = _select(due, (point, jax.vmap(_start)(trial, aux)), (y, state))
@@ -267,7 +303,7 @@ def solve_queue(
         solutions = solutions.at[slot_of].set(y, mode="drop")
         converged = converged.at[slot_of].set(state.terminate, mode="drop")
         held = _Slots(index, y, args, state, steps, finished | ~live)
-        return queued + jnp.sum(due), held, solutions, converged
+        return jnp.minimum(queued + jnp.sum(loaded), count), held, solutions, converged
 
     def pending(carry):
         queued, held, _, _ = carry

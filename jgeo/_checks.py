@@ -63,6 +63,15 @@ def has_domain(metric: AbstractMetric) -> bool:
     return type(metric).contains is not AbstractMetric.contains
 
 
+def curve_in_domain(metric: AbstractMetric, curve: Array) -> Array:
+    """Whether every point of `curve` (n, d) lies in the metric's domain (always, for a
+    metric on all of Rᵈ). NaN points count as inside: a solve that produced them reports
+    its own failure."""
+    if not has_domain(metric):
+        return jnp.array(True)
+    return jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
+
+
 def metric_point(
     metric: AbstractMetric, x: ArrayLike, name: str = "x", *, throw: bool = True
 ) -> Array:

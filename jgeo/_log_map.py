@@ -18,7 +18,7 @@ from jaxtyping import Array, Bool, Float
 
 from ._banded_least_squares import BandedLevenbergMarquardt
 from ._bvp import AbstractBVPSolver, BVPResult, Hybrid, ShootingBVP
-from ._checks import as_point, has_domain, metric_point
+from ._checks import as_point, curve_in_domain, has_domain, metric_point
 from ._custom_types import PointLike, Scalar, Tangent
 from ._geodesics import (
     ODESolver,
@@ -64,10 +64,11 @@ class ConnectingGeodesic(eqx.Module):
 _SUBDIVISIONS = 2
 
 
-def energy_residuals(metric) -> Callable:
+def energy_residuals(metric) -> tuple[Callable, Callable | None]:
     """The residuals `r(interior, (x, y))` of the discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² of
     the curve x, interior..., y: one row per segment, row i depending on points i and
-    i + 1 only.
+    i + 1 only; and, where the residuals' structure gives it cheaply, the band of their
+    Jacobian (`BandedLevenbergMarquardt`'s `jacobian`), else None.
 
     For a pullback, the residuals are the chords of the decoded curve, each segment
     decoded at a few sub-steps: no derivatives of the decoder in the residual, and no
@@ -78,21 +79,8 @@ def energy_residuals(metric) -> Callable:
     rᵢ = Lᵢᵀ Δᵢ with gᵢ = Lᵢ Lᵢᵀ at segment midpoints.
     """
     if isinstance(metric, AbstractPullback) and metric.ambient is None:
-        # Each segment is decoded at `_SUBDIVISIONS` sub-steps, so that a jump across
-        # a symmetric ridge (equal φ on both sides) still pays for the climb.
-        s = _SUBDIVISIONS
-
-        def residuals(interior, ends):
-            x, y = ends
-            t = jnp.arange(s, dtype=x.dtype)[None, :, None] / s
-            curve = jnp.concatenate([x[None], interior, y[None]])
-            fine = curve[:-1, None] + t * (curve[1:] - curve[:-1])[:, None]  # (n − 1, s, d)
-            fine = jnp.concatenate([fine.reshape(-1, x.shape[0]), y[None]])
-            points = jax.vmap(metric.embedding)(fine)  # each shared end decoded once
-            chords = (points[1:] - points[:-1]).reshape(curve.shape[0] - 1, -1)
-            return jnp.sqrt(s) * chords  # one row per segment
-
-        return residuals
+        chords = _Chords(metric)
+        return chords, chords.band
 
     def residuals(interior, ends):
         x, y = ends
@@ -101,7 +89,51 @@ def energy_residuals(metric) -> Callable:
         factors = jax.vmap(lambda m: jnp.linalg.cholesky(metric(m)))(mids)
         return jnp.einsum("nij,ni->nj", factors, steps)
 
-    return residuals
+    return residuals, None
+
+
+class _Chords(eqx.Module):
+    """A pullback's energy residuals: row i holds the chords of segment i's decoded
+    sub-steps (`_SUBDIVISIONS` of them, so that a jump across a symmetric ridge, equal
+    φ on both sides, still pays for the climb), times √s."""
+
+    metric: AbstractPullback
+
+    def _fine(self, interior, ends):
+        # The curve with each segment split into s sub-steps: (n − 1)·s + 1 points, each
+        # shared end once; fine point i·s + k = (1 − k/s)·cᵢ + (k/s)·cᵢ₊₁.
+        x, y = ends
+        s = _SUBDIVISIONS
+        t = jnp.arange(s, dtype=x.dtype)[None, :, None] / s
+        curve = jnp.concatenate([x[None], interior, y[None]])
+        fine = curve[:-1, None] + t * (curve[1:] - curve[:-1])[:, None]  # (n − 1, s, d)
+        return jnp.concatenate([fine.reshape(-1, x.shape[0]), y[None]])
+
+    def __call__(self, interior, ends):
+        points = jax.vmap(self.metric.embedding)(self._fine(interior, ends))
+        chords = (points[1:] - points[:-1]).reshape(interior.shape[0] + 1, -1)
+        return jnp.sqrt(_SUBDIVISIONS) * chords
+
+    def band(self, interior, ends):
+        """The residuals and their Jacobian's band from the decoder's Jacobian at each
+        fine point: d products per point, where probing the whole curve takes 2·d."""
+        s, d = _SUBDIVISIONS, interior.shape[1]
+        points, rows = jax.vmap(self.metric._embedding_and_rows)(self._fine(interior, ends))
+        segments = interior.shape[0] + 1
+        residual = jnp.sqrt(s) * (points[1:] - points[:-1]).reshape(segments, -1)
+        # Sub-chord k of segment i runs from fine point i·s + k to i·s + k + 1, at
+        # t = k/s and (k + 1)/s: its derivative along cᵢ₊₁ is t₊ J₊ − t J, along
+        # cᵢ (1 − t₊) J₊ − (1 − t) J.
+        t = jnp.arange(s, dtype=interior.dtype)[None, :, None, None] / s
+        ahead = rows[1:].reshape(segments, s, d, -1)
+        behind = rows[:-1].reshape(segments, s, d, -1)
+        to_end = (t + 1 / s) * ahead - t * behind
+        to_start = (1 - t - 1 / s) * ahead - (1 - t) * behind
+
+        def band(block):  # (segments, s, d, m) → (segments, d, s·m), as the residual rows
+            return jnp.sqrt(s) * jnp.moveaxis(block, 2, 1).reshape(segments, d, -1)
+
+        return residual, band(to_start)[1:], band(to_end)[:-1]
 
 
 def _minimise_energy(metric, x, y, curve0, max_steps, tol):
@@ -112,8 +144,8 @@ def _minimise_energy(metric, x, y, curve0, max_steps, tol):
     conditioning grows like n²); its Jacobian is block-banded (row i: points i and
     i + 1), which `BandedLevenbergMarquardt` exploits.
     """
-    solver = BandedLevenbergMarquardt(rtol=tol, atol=tol)
-    residuals = energy_residuals(metric)
+    residuals, band = energy_residuals(metric)
+    solver = BandedLevenbergMarquardt(rtol=tol, atol=tol, jacobian=band)
     sol = optx.least_squares(
         residuals, solver, curve0[1:-1], args=(x, y), max_steps=max_steps, throw=False
     )
@@ -242,8 +274,7 @@ def _connect(metric, x, y, solver, num_points, graph, rtol, atol, throw) -> Conn
             length = jnp.sqrt(velocity @ metric(x) @ velocity)
 
     if has_domain(metric):  # both ends, and every point of the curve, in the domain
-        inside = metric.contains(x) & metric.contains(y)
-        inside &= jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
+        inside = metric.contains(x) & metric.contains(y) & curve_in_domain(metric, curve)
         result = BVPResult.where(inside, result, BVPResult.outside_domain)
     succeeded = result == BVPResult.successful
     fields = (velocity, curve, length, curve_energy(metric, curve), residual)

@@ -94,12 +94,15 @@ class AbstractPullback(AbstractMetric):
         return self._jacobian_rows(x).T
 
     def _jacobian_rows(self, x: Point) -> Float[Array, "d D"]:
-        # Jᵀ: one linearisation, pushed along each coordinate direction. Kept
+        return self._embedding_and_rows(x)[1]
+
+    def _embedding_and_rows(self, x: Point) -> tuple[Float[Array, " D"], Float[Array, "d D"]]:
+        # (f(x), Jᵀ): one linearisation, pushed along each coordinate direction. Kept
         # tangent-major, and every contraction over the output axis m is written as an
         # einsum over trailing axes: under vmap, XLA on CPU runs `rows @ rows.T` about
         # twice slower (it materialises the transpose per batch element).
-        _, push = jax.linearize(self.embedding, x)
-        return jax.vmap(push)(jnp.eye(x.shape[0], dtype=x.dtype))
+        y, push = jax.linearize(self.embedding, x)
+        return y, jax.vmap(push)(jnp.eye(x.shape[0], dtype=x.dtype))
 
     def _check_rank(self, x: Point, output_dim: int) -> None:
         if output_dim < x.shape[0] and not self.jitter:

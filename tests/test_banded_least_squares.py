@@ -6,12 +6,16 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optimistix as optx
+import pytest
 
+import jgeo
 from jgeo._banded_least_squares import (
     BandedLevenbergMarquardt,
     _linearise,
+    _probe,
     solve_block_tridiagonal,
 )
+from jgeo._log_map import energy_residuals
 
 N, D, M = 5, 3, 7
 
@@ -53,6 +57,22 @@ def test_two_colours_of_probes_give_every_block_of_the_normal_equations(key):
     np.testing.assert_allclose(at.gradient.ravel(), gradient, atol=1e-12)
     # Blocks two apart vanish: the structure the probes rely on.
     np.testing.assert_allclose(_blocks(normal, 2), 0.0, atol=0.0)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 1e-3])
+def test_a_pullbacks_band_from_decoder_jacobians_equals_the_probed_band(key, jitter):
+    # The chord residuals of a decoded curve give their Jacobian's band from the decoder's
+    # Jacobian at each fine point (d products a point) instead of 2·d probes of the curve.
+    k1, k2, k3 = jr.split(key, 3)
+    w1, w2 = jr.normal(k1, (D, 16)), jr.normal(k2, (16, M))
+    metric = jgeo.Pullback(lambda z: jnp.tanh(z @ w1) @ w2, jitter=jitter)
+    residuals, band = energy_residuals(metric)
+    z, ends = jr.normal(k3, (N, D)), (jnp.zeros(D), jnp.ones(D))
+    probed, _ = _probe(lambda v, a: (residuals(v, a), None), z, ends)
+    for built, expected in zip(band(z, ends), probed, strict=True):
+        np.testing.assert_allclose(built, expected, atol=1e-12)
+    # The general residuals (g at segment midpoints) have no such shortcut.
+    assert energy_residuals(jgeo.PoincareBall(D))[1] is None
 
 
 def test_it_finds_the_minimum_optimistix_finds_and_differentiates_through_it(key):

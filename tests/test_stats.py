@@ -210,7 +210,8 @@ def test_graph_and_refined_distances_against_closed_forms():
 @pytest.mark.slow
 def test_refined_distances_run_every_pair_as_its_own_energy_solve():
     # The refined tier solves its pairs in a queue, 4 at a time here so that slots are
-    # refilled: each pair's length is the one `connecting_geodesic` gives it alone.
+    # refilled (one a turn, so some wait): each pair's length is the one
+    # `connecting_geodesic` gives it alone, at the tier's tolerance.
     metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), 2, 6))
     points = jax.random.normal(jax.random.key(6), (7, 2))
     options = dict(approximation="refined", k=3, batch_size=4)
@@ -226,7 +227,7 @@ def test_refined_distances_run_every_pair_as_its_own_energy_solve():
         jax.vmap(
             lambda x, y: (
                 jgeo.connecting_geodesic(
-                    metric, x, y, solver=jgeo.EnergyBVP(), graph=graph, rtol=1e-3, atol=1e-3
+                    metric, x, y, solver=jgeo.EnergyBVP(), graph=graph, rtol=3e-3, atol=3e-3
                 ).length
             )
         )
