@@ -56,14 +56,16 @@ class ShootingBVP(AbstractBVPSolver):
       the damped steps of Levenberg–Marquardt, at about 4× the cost, which stay on the
       geodesic of their start instead of jumping to another one through y — what a long,
       strongly curved start (a graph path around a wall) needs.
-    - `chord`: with undamped steps, keep the Jacobian of the first step (optimistix's
-      `Chord`) instead of differentiating through the ODE at every step (`Newton`).
-      Each chord step costs one ODE solve instead of 1 + d, and from a close seed they
-      converge fast: `Hybrid(shooting=ShootingBVP(chord=True))` took exact log maps
-      between 50 pairs of a 2 → 784 MLP decoder (float64) from 138 to 99 ms a pair.
-      But they can diverge where Newton converges — 1 of 200 pairs of
-      `bench/distances.py` (float32), whose failure then held its whole `vmap`ped batch
-      to the step budget — so Newton stays the default.
+    - `newton_steps`: with undamped steps, how many Newton steps (each differentiating
+      through the ODE in d directions, 1 + d solves' worth) come before the Jacobian is
+      kept for chord steps (one ODE solve each; optimistix's `Chord`). After one Newton
+      step from an energy seed the start is so close that the kept Jacobian makes the
+      chord steps contract by ~1e-5 a step: 2 Jacobians and 1–3 chord steps, where Newton
+      alone takes 2–4 Jacobians, and a `vmap`ped batch runs as long as its slowest pair
+      (exact log maps of 50 pairs of a 2 → 784 MLP decoder, float64: 117 → 83 ms a
+      pair). `0` keeps the seed's Jacobian (as fast here, but the steps can diverge
+      where Newton's converge: 1 of 200 float32 pairs of `bench/distances.py`); `None`
+      takes Newton steps throughout.
     - `ode_solver`: the diffrax solver of the geodesic ODE. None: by the ODE's
       tolerance (a hundredth of the solve's rtol): `Dopri8` below 1e-7 — at float64's
       default 1e-10 the 8th-order method takes so many fewer steps that the exact log
@@ -73,8 +75,15 @@ class ShootingBVP(AbstractBVPSolver):
 
     max_steps: int = eqx.field(default=32, static=True)
     damped: bool = eqx.field(default=False, static=True)
-    chord: bool = eqx.field(default=False, static=True)
+    newton_steps: int | None = eqx.field(default=1, static=True)
     ode_solver: diffrax.AbstractSolver | None = None
+
+    def __check_init__(self):
+        if self.newton_steps is not None and not 0 <= self.newton_steps < self.max_steps:
+            raise ValueError(
+                "`newton_steps` must be None (Newton steps throughout) or an integer in "
+                f"[0, max_steps = {self.max_steps}), got {self.newton_steps!r}."
+            )
 
     def stages(self):
         return None, self

@@ -291,12 +291,23 @@ def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, 
     def miss(v, _):
         return exp_map(metric, x, v, method="ode", ode=ode, throw=False) - y
 
+    # The start does not move the solution's derivatives (the implicit function theorem):
+    # no need to differentiate the seed or the Newton steps below.
+    velocity = jax.lax.stop_gradient(velocity)
     if shooting.damped:
         solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
         sol = optx.least_squares(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
-    else:
-        solver = (optx.Chord if shooting.chord else optx.Newton)(rtol=rtol, atol=atol)
+    elif shooting.newton_steps is None:
+        solver = optx.Newton(rtol=rtol, atol=atol)
         sol = optx.root_find(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
+    else:
+        for _ in range(shooting.newton_steps):  # outside the loop: every pair takes them
+            value, push = jax.linearize(lambda v: miss(v, None), velocity)
+            jacobian = jax.vmap(push, out_axes=1)(jnp.eye(x.shape[0], dtype=x.dtype))
+            velocity = jax.lax.stop_gradient(velocity - jnp.linalg.solve(jacobian, value))
+        solver = optx.Chord(rtol=rtol, atol=atol)
+        steps = shooting.max_steps - shooting.newton_steps
+        sol = optx.root_find(miss, solver, velocity, max_steps=steps, throw=False)
     return sol.value, sol.result == optx.RESULTS.successful
 
 

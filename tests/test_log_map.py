@@ -39,13 +39,14 @@ def test_half_space_distances(key):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chord", [False, True])
-def test_sphere_distance_is_radius_times_angle(chord):
+@pytest.mark.parametrize("newton_steps", [1, None])
+def test_sphere_distance_is_radius_times_angle(newton_steps):
     radius = 2.0
     embed = sphere_embedding(radius)
     x, y = jnp.array([1.0, 0.2]), jnp.array([1.9, 1.1])
     cosine = embed(x) @ embed(y) / radius**2
-    solver = jgeo.Hybrid(shooting=jgeo.ShootingBVP(chord=chord))  # chord=False: the default
+    # One Newton step, then chord steps (the default); or Newton steps throughout.
+    solver = jgeo.Hybrid(shooting=jgeo.ShootingBVP(newton_steps=newton_steps))
     result = jax.jit(lambda *a: jgeo.connecting_geodesic(*a, solver=solver))(
         jgeo.Pullback(embed), x, y
     )
@@ -72,8 +73,9 @@ def test_shooting_solves_tight_tolerances_with_an_eighth_order_method():
     assert isinstance(jgeo.ShootingBVP().ode(1e-5), diffrax.Tsit5)
     chosen = jgeo.ShootingBVP(ode_solver=diffrax.Heun())
     assert isinstance(chosen.ode(1e-10), diffrax.Heun)
-    # Chord steps are opt-in: they can diverge where Newton's converge.
-    assert not jgeo.Hybrid().shooting.chord and not jgeo.ShootingBVP().chord
+    # Chord steps keep the Jacobian of the first Newton step, not the seed's: from the
+    # seed they can diverge where Newton's converge.
+    assert jgeo.Hybrid().shooting.newton_steps == 1 == jgeo.ShootingBVP().newton_steps
 
 
 @pytest.mark.slow
