@@ -159,7 +159,7 @@ def pairwise_distances(
           changes it by O(δ²), and the discrete curve's own error (~1e-4 of the length
           at 16 points on smooth decoders) bounds the accuracy anyway: on
           `bench/distances.py`'s pairs, 1e-4 took 2.7× the iterations of 1e-3 for the
-          same errors, and 3e-3 a quarter fewer again. The solves run as a queue
+          same errors, and 3e-3 a quarter less time than 1e-3. The solves run as a queue
           (`batch_size` in flight; a finished pair's slot takes the next pair), not as
           vmapped batches, which would run every pair for as many steps as the batch's
           slowest needs (2 to over 20). The lengths are measured on the solved curves

@@ -76,6 +76,8 @@ def test_shooting_solves_tight_tolerances_with_an_eighth_order_method():
     # Chord steps keep the Jacobian of the first Newton step, not the seed's: from the
     # seed they can diverge where Newton's converge.
     assert jgeo.Hybrid().shooting.newton_steps == 1 == jgeo.ShootingBVP().newton_steps
+    with pytest.raises(ValueError, match="`newton_steps` must be None"):
+        jgeo.ShootingBVP(max_steps=4, newton_steps=4)
 
 
 @pytest.mark.slow
