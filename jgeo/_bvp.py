@@ -58,7 +58,7 @@ class ShootingBVP(AbstractBVPSolver):
       strongly curved start (a graph path around a wall) needs.
     - `newton_steps`: with undamped steps, how many Newton steps (each differentiating
       through the ODE in d directions, 1 + d solves' worth) come before the Jacobian is
-      kept for chord steps (one ODE solve each; optimistix's `Chord`). After one Newton
+      kept for chord steps (one ODE solve each). After one Newton
       step from an energy seed the kept Jacobian is so close to the solution's that 1–3
       chord steps finish, where Newton alone takes 2–4 steps with a Jacobian each, and a
       `vmap`ped batch runs as long as its slowest pair: exact log maps of 50 pairs of a

@@ -13,6 +13,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg as jsl
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
@@ -109,10 +110,13 @@ class _Chords(eqx.Module):
         fine = curve[:-1, None] + t * (curve[1:] - curve[:-1])[:, None]  # (n − 1, s, d)
         return jnp.concatenate([fine.reshape(-1, x.shape[0]), y[None]])
 
+    @staticmethod
+    def _rows(points, segments):  # the decoded fine points' chords, one row per segment
+        return jnp.sqrt(_SUBDIVISIONS) * (points[1:] - points[:-1]).reshape(segments, -1)
+
     def __call__(self, interior, ends):
         points = jax.vmap(self.metric.embedding)(self._fine(interior, ends))
-        chords = (points[1:] - points[:-1]).reshape(interior.shape[0] + 1, -1)
-        return jnp.sqrt(_SUBDIVISIONS) * chords
+        return self._rows(points, interior.shape[0] + 1)
 
     def band(self, interior, ends):
         """The residuals and their Jacobian's band from the decoder's Jacobian at each
@@ -120,7 +124,7 @@ class _Chords(eqx.Module):
         s, d = _SUBDIVISIONS, interior.shape[1]
         points, rows = jax.vmap(self.metric._embedding_and_rows)(self._fine(interior, ends))
         segments = interior.shape[0] + 1
-        residual = jnp.sqrt(s) * (points[1:] - points[:-1]).reshape(segments, -1)
+        residual = self._rows(points, segments)
         # Sub-chord k of segment i runs from fine point i·s + k to i·s + k + 1, at
         # t = k/s and (k + 1)/s: its derivative along cᵢ₊₁ is t₊ J₊ − t J, along
         # cᵢ (1 − t₊) J₊ − (1 − t) J.
@@ -301,13 +305,26 @@ def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, 
         solver = optx.Newton(rtol=rtol, atol=atol)
         sol = optx.root_find(miss, solver, velocity, max_steps=shooting.max_steps, throw=False)
     else:
-        for _ in range(shooting.newton_steps):  # outside the loop: every pair takes them
-            value, push = jax.linearize(lambda v: miss(v, None), velocity)
+        # Newton steps, the last of them the first chord step: every pair takes them (no
+        # loop to wait on), and one traced Jacobian serves them all.
+        def newton(v, _):
+            value, push = jax.linearize(lambda u: miss(u, None), v)
             jacobian = jax.vmap(push, out_axes=1)(jnp.eye(x.shape[0], dtype=x.dtype))
-            velocity = jax.lax.stop_gradient(velocity - jnp.linalg.solve(jacobian, value))
-        solver = optx.Chord(rtol=rtol, atol=atol)
-        steps = shooting.max_steps - shooting.newton_steps
-        sol = optx.root_find(miss, solver, velocity, max_steps=steps, throw=False)
+            return v - jnp.linalg.solve(jacobian, value), jacobian
+
+        velocity, jacobians = jax.lax.scan(newton, velocity, length=shooting.newton_steps + 1)
+        # Chord steps v ← v − J⁻¹ (exp_x(v) − y) with that J kept: a fixed-point iteration
+        # whose fixed points are the roots (optimistix's implicit adjoint differentiates
+        # it as such; J, a constant, drops out at a root).
+        kept = jsl.lu_factor(jax.lax.stop_gradient(jacobians[-1]))
+
+        def chord(v, _):
+            return v - jsl.lu_solve(kept, miss(v, None))
+
+        solver = optx.FixedPointIteration(rtol=rtol, atol=atol)
+        steps = max(1, shooting.max_steps - shooting.newton_steps - 1)
+        velocity = jax.lax.stop_gradient(velocity)
+        sol = optx.fixed_point(chord, solver, velocity, max_steps=steps, throw=False)
     return sol.value, sol.result == optx.RESULTS.successful
 
 
