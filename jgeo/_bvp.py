@@ -58,13 +58,13 @@ class ShootingBVP(AbstractBVPSolver):
       strongly curved start (a graph path around a wall) needs.
     - `newton_steps`: with undamped steps, how many Newton steps (each differentiating
       through the ODE in d directions, 1 + d solves' worth) come before the Jacobian is
-      kept for chord steps (one ODE solve each). After one Newton
-      step from an energy seed the kept Jacobian is so close to the solution's that 1–3
-      chord steps finish, where Newton alone takes 2–4 steps with a Jacobian each, and a
-      `vmap`ped batch runs as long as its slowest pair: exact log maps of 50 pairs of a
-      2 → 784 MLP decoder (float64) went from 132 to 101 ms a pair. `0` keeps the seed's
-      Jacobian (as fast there, but its steps can diverge where Newton's converge: 1 of
-      200 float32 pairs of `bench/distances.py`); `None` takes Newton steps throughout.
+      kept for chord steps (one ODE solve each). After one Newton step from an energy
+      seed the kept Jacobian is so close to the solution's that 1–3 chord steps finish,
+      where Newton alone takes 2–4 steps with a Jacobian each, and a `vmap`ped batch
+      runs as long as its slowest pair: exact log maps of 50 pairs of a 2 → 784 MLP
+      decoder (float64) went from 132 to 92 ms a pair. `0` keeps the seed's Jacobian
+      (its steps can diverge where Newton's converge: 1 of 200 float32 pairs of
+      `bench/distances.py`); `None` takes Newton steps throughout.
     - `ode_solver`: the diffrax solver of the geodesic ODE. None: by the ODE's
       tolerance (a hundredth of the solve's rtol): `Dopri8` below 1e-7 — at float64's
       default 1e-10 the 8th-order method takes so many fewer steps that the exact log
