@@ -17,6 +17,7 @@ import jax.scipy.linalg as jsl
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
+from ._autodiff import jacfwd_and_value
 from ._banded_least_squares import BandedLevenbergMarquardt
 from ._bvp import AbstractBVPSolver, BVPResult, Hybrid, ShootingBVP
 from ._checks import as_point, curve_in_domain, has_domain, metric_point
@@ -308,8 +309,7 @@ def _shoot(metric, x, y, velocity, shooting: ShootingBVP, ode: ODESolver, rtol, 
         # Newton steps, the last of them the first chord step: every pair takes them (no
         # loop to wait on), and one traced Jacobian serves them all.
         def newton(v, _):
-            value, push = jax.linearize(lambda u: miss(u, None), v)
-            jacobian = jax.vmap(push, out_axes=1)(jnp.eye(x.shape[0], dtype=x.dtype))
+            jacobian, value = jacfwd_and_value(lambda u: miss(u, None), v)
             return v - jnp.linalg.solve(jacobian, value), jacobian
 
         velocity, jacobians = jax.lax.scan(newton, velocity, length=shooting.newton_steps + 1)
