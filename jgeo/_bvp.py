@@ -121,10 +121,11 @@ class BVPResult(eqxi.Enumeration):
 
     **Fields:** the codes, compared as `result == jgeo.BVPResult.successful`:
     `successful`, `energy_failed`, `shooting_failed`, `endpoint_missed`,
-    `outside_domain`, `not_finite`. Each carries the message `throw=True` raises with.
+    `outside_domain`, `not_finite`. Each failure carries the message `throw=True` raises
+    with, and a result prints as its message (`BVPResult<successful>` on success).
     """
 
-    successful = ""
+    successful = "successful"  # never raised: the text of its repr
     energy_failed = (
         "the energy minimisation of the discrete curve did not converge: raise "
         "`EnergyBVP(max_steps=...)` or `num_points`, or start from a `graph` of reference "
@@ -144,6 +145,14 @@ class BVPResult(eqxi.Enumeration):
         "ideal boundary of a Poincaré model)."
     )
     not_finite = (
-        "the closed-form geodesic is not finite here (e.g. it passes through the point "
-        "the chart leaves out, like antipodal points of the stereographic sphere)."
+        "the closed-form geodesic from `x` to `y` is not finite, or misses `y` by more than "
+        "atol + rtol·max|y|. On a PoincareBall or PoincareHalfSpace the points lie too "
+        "close to the ideal boundary, or too far apart, for their dtype: near the boundary "
+        "1 − ‖x‖² keeps few digits (float32 points within about 1e-3 of it), and the curve, "
+        "computed from `x`, needs tanh(d/2) of the distance d told apart from 1 (d below "
+        "about 33 in float64, 13 in float32). Pass float64 points "
+        "(`jax.config.update('jax_enable_x64', True)`, then `x.astype(jnp.float64)`), or "
+        "points farther from the boundary. On a StereographicSphere `x` and `y` are "
+        "antipodal (no single shortest geodesic joins them) or the geodesic passes the "
+        "north pole, which the chart leaves out."
     )

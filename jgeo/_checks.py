@@ -72,6 +72,12 @@ def curve_in_domain(metric: AbstractMetric, curve: Array) -> Array:
     return jnp.all(jax.vmap(metric.contains)(jnp.nan_to_num(curve, nan=0.0)))
 
 
+def points_of(metric: AbstractMetric, points: Array) -> Array:
+    """Which of `points` (n, d) are points of the metric, shape (n,): finite and in its
+    domain (`metric.contains`). Unlike `curve_in_domain`, NaN is not one."""
+    return jax.vmap(metric.contains)(points) & jnp.all(jnp.isfinite(points), -1)
+
+
 def metric_point(
     metric: AbstractMetric, x: ArrayLike, name: str = "x", *, throw: bool = True
 ) -> Array:

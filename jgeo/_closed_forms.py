@@ -2,11 +2,14 @@
 the upper half-space) and the round sphere in stereographic coordinates.
 
 Pure functions of one point, used by the analytic metrics' `exp_map`, `log_map`,
-`distance` and `parallel_transport`. They are written to stay finite and inside the
-domain where the geodesic ODE loses the point in float32: a ball point is never
-returned on or past the unit sphere (`project_to_ball`), distances come from `asinh`
-of a chord rather than `arccosh`/`artanh` of a number near 1, and every division by a
-norm is guarded so that gradients exist at coincident points.
+`distance` and `parallel_transport`. They are written to stay accurate where the
+geodesic ODE loses the point in float32: distances come from `asinh` of a chord rather
+than `arccosh`/`artanh` of a number near 1, and every division by a norm is guarded so
+that gradients exist at coincident points. Where the dtype cannot hold the answer the
+exp maps return NaN rather than a nearby point: a velocity that is not finite, a ball
+geodesic that ends closer to the unit sphere than a point can be kept from it (tanh
+saturates: the end would round onto the ideal boundary, which is no point of the ball),
+a great circle wound so many times that its angle has lost half its digits.
 
 References: Ungar, "Analytic hyperbolic geometry" (2005) for Möbius addition and
 gyrations; Ganea, Bécigneul & Hofmann, "Hyperbolic neural networks" (2018), eqs. (8)–(9)
@@ -20,6 +23,15 @@ from jaxtyping import Array
 # How far inside the unit sphere a ball point is kept, in units of the dtype's machine
 # epsilon: enough that 1 − ‖x‖², summed over the coordinates in that dtype, stays > 0.
 _BALL_MARGIN = 32
+
+
+def _ball_limit(dtype) -> float:
+    """The largest norm a ball point is given: 1 − `_BALL_MARGIN` ε."""
+    return 1 - _BALL_MARGIN * float(jnp.finfo(dtype).eps)
+
+
+def _finite(v: Array) -> Array:
+    return jnp.all(jnp.isfinite(v))
 
 
 def safe_norm(v: Array) -> tuple[Array, Array]:
@@ -39,7 +51,7 @@ def _unit(v: Array) -> Array:
 
 def project_to_ball(x: Array) -> Array:
     """`x` scaled back inside the sphere of radius 1 − margin if it reached or passed it."""
-    limit = 1 - _BALL_MARGIN * jnp.finfo(x.dtype).eps
+    limit = _ball_limit(x.dtype)
     norm, _ = safe_norm(x)
     return jnp.where(norm > limit, x * (limit / jnp.maximum(norm, limit)), x)
 
@@ -73,10 +85,21 @@ def ball_distance(x: Array, y: Array) -> Array:
 
 
 def ball_exp(x: Array, v: Array) -> Array:
-    """exp_x(v) = x ⊕ tanh(λ(x) ‖v‖ / 2) v / ‖v‖, kept strictly inside the ball."""
+    """exp_x(v) = x ⊕ tanh(λ(x) ‖v‖ / 2) v / ‖v‖, kept strictly inside the ball.
+
+    NaN where `x` or `v` is not finite, or where the end point lies closer to the unit
+    sphere than `project_to_ball` keeps points (1 − ‖y‖ < 32ε, a distance of about 33
+    from the origin in float64 and 13 in float32): there tanh(λ‖v‖/2) or the Möbius sum
+    rounds onto the ideal boundary, and what is left is the boundary point the geodesic
+    runs to, not its end. A point `x` already that close keeps it when the step moves no
+    farther out."""
     norm, _ = safe_norm(v)
-    step = jnp.tanh(norm / _one_minus_sq(x)) * _unit(v)
-    return project_to_ball(mobius_add(x, project_to_ball(step)))
+    size = jnp.tanh(norm / _one_minus_sq(x))
+    y = mobius_add(x, project_to_ball(size * _unit(v)))
+    limit = _ball_limit(x.dtype)
+    beyond = safe_norm(y)[0] > jnp.maximum(limit, safe_norm(x)[0])
+    lost = ~(_finite(x) & _finite(v)) | (size > limit) | beyond
+    return jnp.where(lost, jnp.nan, project_to_ball(y))
 
 
 def ball_log(x: Array, y: Array) -> Array:
@@ -176,9 +199,16 @@ def _great_circle(p: Array, big_v: Array, radius) -> tuple[Array, Array]:
 
 
 def sphere_exp(x: Array, v: Array, radius) -> Array:
-    """P⁻¹ of the great circle's end, with V = dP v and θ = ‖V‖ / r."""
+    """P⁻¹ of the great circle's end, with V = dP v and θ = ‖V‖ / r.
+
+    NaN where `x` or `v` is not finite, or where θ > 1/√ε (6.7e7 in float64, 2.9e3 in
+    float32): θ is rounded to within θε, so past that the end point keeps fewer than
+    half the dtype's digits, and by θ ≈ 1/ε none."""
     p, big_v = jax.jvp(lambda y: sphere_embed(y, radius), (x,), (v,))
-    return sphere_chart(_great_circle(p, big_v, radius)[0], radius)
+    end, theta = _great_circle(p, big_v, radius)
+    wound = theta > 1 / jnp.sqrt(jnp.finfo(theta.dtype).eps)
+    lost = ~(_finite(x) & _finite(v)) | wound
+    return jnp.where(lost, jnp.nan, sphere_chart(end, radius))
 
 
 def sphere_log(x: Array, y: Array, radius) -> Array:

@@ -157,29 +157,52 @@ class FisherPullback(AbstractPullback):
 
     def immersion(self, x: Point) -> Float[Array, " D"]:
         out = self.f(x)
+        # Checked when traced: calling the metric directly (`metric(x)`) skips the
+        # kernels' `check_point`, and a wrong output would fail deep inside.
+        _output_dimension(out, self.family)
         if self.family == "gaussian":
             mean, std = out
             return jnp.concatenate([jnp.ravel(mean), jnp.ravel(std)])
         return jnp.ravel(_CHARTS[self.family](out))
 
 
+def _describe(out) -> str:
+    if hasattr(out, "shape") and hasattr(out, "dtype"):
+        return f"one array of shape {tuple(out.shape)}"
+    if isinstance(out, tuple | list):
+        return f"a {type(out).__name__} of {len(out)} items"
+    return f"a {type(out).__name__}"
+
+
 def _output_dimension(out, family: str) -> int:
     """The dimension of the decoded family's parameter manifold; raises on a mismatch."""
-    expected = f'the decoder of a "{family}" FisherPullback must return {_PARAMETERS[family]}'
+    expected = (
+        f'FisherPullback: the decoder of the "{family}" family must return {_PARAMETERS[family]}'
+    )
     if family == "gaussian":
         if not (isinstance(out, tuple | list) and len(out) == 2):
-            raise ValueError(f"{expected}, but it returned {type(out).__name__}.")
+            raise ValueError(
+                f"{expected}, but it returned {_describe(out)}. Return both parameters, "
+                "e.g. `lambda z: (mean(z), jax.nn.softplus(raw_std(z)))`; for a decoder of "
+                'one output use its family ("bernoulli" logits, "poisson" log-rates), or '
+                "`jgeo.Pullback` for a Gaussian of fixed variance."
+            )
         mean, std = out
+        if not (hasattr(mean, "shape") and hasattr(std, "shape")):
+            raise ValueError(f"{expected}, but it returned ({_describe(mean)}, {_describe(std)}).")
         if mean.shape != std.shape:
             raise ValueError(f"{expected}, but mean has shape {mean.shape} and std {std.shape}.")
         arrays = [mean, std]
     else:
         if not hasattr(out, "shape"):
-            raise ValueError(f"{expected}, but it returned {type(out).__name__}.")
+            raise ValueError(f"{expected}, but it returned {_describe(out)}.")
         arrays = [out]
     for array in arrays:
         if not jnp.issubdtype(array.dtype, jnp.floating):
-            raise TypeError(f"{expected} of a float dtype, not {array.dtype}.")
+            raise TypeError(
+                f"{expected} of a float dtype, not {array.dtype}: a pullback differentiates "
+                "them (an integer output, e.g. from rounding, has no derivative)."
+            )
     size = sum(int(a.size) for a in arrays)
     if family == "categorical":
         if len(out.shape) == 0 or out.shape[-1] < 2:

@@ -20,8 +20,10 @@ class GeodesicResult(diffrax.RESULTS):
     **Fields:** the codes, compared as `result == jgeo.GeodesicResult.successful`:
     `successful`; diffrax's (`max_steps_reached`, ...); `outside_domain` (the geodesic
     starts or ends outside the metric's domain); `lost_accuracy` (the speed g(ẋ, ẋ)
-    drifted by more than √rtol); `not_finite` (a closed form is not finite there). Each
-    carries the message `throw=True` raises with.
+    drifted by more than √rtol); `not_finite` (a tangent vector is not finite, or a
+    closed form has no finite value there: `v` too long for the dtype, or the geodesic
+    passes the point a chart leaves out). Each carries the message `throw=True` raises
+    with.
     """
 
     outside_domain = (
@@ -37,9 +39,15 @@ class GeodesicResult(diffrax.RESULTS):
         "or use the closed form (method='auto') where the metric has one."
     )
     not_finite = (
-        "the closed-form geodesic is not finite here: it passes through a point the chart "
-        "does not cover (the north pole of a stereographic sphere), or the log map is "
-        "asked between antipodal points, where no single shortest geodesic exists."
+        "the geodesic has no finite value here. Either a tangent vector (`v`, `w`) or `x` "
+        "is not finite (check the step that produced it); or, for a closed form, `v` is "
+        "too long for the dtype: on a PoincareBall or PoincareHalfSpace the end point "
+        "would lie closer to the ideal boundary than the dtype can hold a point from it "
+        "(beyond a distance of about 33 from the ball's origin in float64, 13 in "
+        "float32), on a StereographicSphere the "
+        "great circle winds past 1/√ε radians, where its end keeps less than half the "
+        "dtype's digits (scale `v` down, or solve in float64); or the geodesic passes "
+        "the north pole of a StereographicSphere, which its chart leaves out."
     )
 
 
@@ -191,6 +199,14 @@ def closed_form_curve(metric: AbstractMetric, x: Point, v: Tangent, ts: Array) -
     return jax.vmap(lambda t: metric.exp_map(x, t * v))(ts)
 
 
+def _finite_tangents(*tangents: Array) -> tuple[Array, tuple[Array, ...]]:
+    """Whether all `tangents` are finite, and the tangents to solve the ODE with: zero
+    where one is not, so that the solve stops at once instead of running out of steps
+    on NaN (the caller reports `not_finite`)."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in tangents]))
+    return finite, tuple(jnp.where(finite, t, 0) for t in tangents)
+
+
 def _closed_form_result(*outputs: Array) -> GeodesicResult:
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in outputs]))
     return GeodesicResult.where(finite, GeodesicResult.successful, GeodesicResult.not_finite)
@@ -200,10 +216,13 @@ def _finish(metric, x, ends: Array, result, throw: bool, *outputs: Array):
     """Check the start `x` and the points `ends` (n, d) against the metric's domain,
     then NaN the `outputs` of a failure, or raise on it if `throw`.
 
-    **Returns:** the final result code and the (masked) outputs."""
-    inside = metric.contains(x) & jnp.all(jax.vmap(metric.contains)(ends))
+    **Returns:** the final result code and the (masked) outputs. A start outside the
+    domain is the cause of whatever else failed, and is reported as such."""
+    outside = GeodesicResult.outside_domain
+    ends_inside = jnp.all(jax.vmap(metric.contains)(ends))
     failed_before = result != GeodesicResult.successful
-    result = GeodesicResult.where(inside | failed_before, result, GeodesicResult.outside_domain)
+    result = GeodesicResult.where(ends_inside | failed_before, result, outside)
+    result = GeodesicResult.where(metric.contains(x), result, outside)
     succeeded = result == GeodesicResult.successful
     if throw:
         outputs = result.error_if(outputs, ~succeeded)
@@ -242,7 +261,8 @@ def geodesic(
     **Returns:** a `Geodesic`. An ODE solve fails (NaN outputs; `result` says why) when
     it runs out of steps, when the state leaves the metric's domain, or when the speed
     g(ẋ, ẋ), constant along a geodesic, drifts by more than √rtol between `x` and the
-    saved points (`lost_accuracy`).
+    saved points (`lost_accuracy`). A closed form fails (`not_finite`) where it has no
+    finite value: see `exp_map`.
     """
     x = metric_point(metric, x, throw=False)
     v = as_tangent(x, v, "v")
@@ -252,12 +272,14 @@ def geodesic(
         vs = jax.vmap(lambda t: metric.parallel_transport(x, t * v, v))(ts)
         result, steps = _closed_form_result(xs, vs), jnp.zeros((), jnp.int32)
     else:
-        sol = ode.solve(metric, (x, v), _geodesic_field, ts, throw)
+        finite, (v0,) = _finite_tangents(v)
+        sol = ode.solve(metric, (x, v0), _geodesic_field, ts, throw)
         xs, vs = sol.ys
         result, steps = _solve_result(sol), sol.stats["num_steps"]
         result = _check_speed(
-            metric, jnp.concatenate([x[None], xs]), jnp.concatenate([v[None], vs]), result, ode
+            metric, jnp.concatenate([x[None], xs]), jnp.concatenate([v0[None], vs]), result, ode
         )
+        result = GeodesicResult.where(finite, result, GeodesicResult.not_finite)
     result, (xs, vs) = _finish(metric, x, xs, result, throw, xs, vs)
     return Geodesic(ts, xs, vs, result, steps)
 
@@ -279,7 +301,25 @@ def exp_map(
     - `method`, `ode`, `throw`: as for `geodesic` (closed form or ODE; the ODE solver;
       raise on a failure, or return NaN and go on).
 
-    **Returns:** a point of shape (d,); NaN if the solve failed and `throw=False`.
+    **Returns:** a point of shape (d,) and `x`'s dtype; NaN if the solve failed and
+    `throw=False`. A closed form fails (`GeodesicResult.not_finite`: NaN, or the error
+    with `throw=True`) rather than return a point the dtype cannot hold:
+
+    - where `x` or `v` is not finite;
+    - on a `PoincareBall` (and a `PoincareHalfSpace`, computed through the ball) where
+      the end point lies within 32ε of the unit sphere, a distance of about 33 from the
+      origin in float64 and 13 in float32: tanh(λ(x)‖v‖/2) has rounded to 1 there, and
+      the point left would be the ideal boundary point the geodesic runs to, which is
+      not a point of the space (`method="ode"` reaches farther in the half-space);
+    - on a `StereographicSphere` where the angle ‖v‖_g / r of the great circle exceeds
+      1/√ε (6.7e7 in float64, 2.9e3 in float32): rounding the angle leaves the end point
+      fewer than half the dtype's digits.
+
+    Under `jax.vmap` with `throw=False` such an element is NaN and the others are
+    unaffected.
+
+    **Raises:** with `throw=True` (the default), a runtime error with the message of the
+    failure's `GeodesicResult`.
     """
     x = metric_point(metric, x, throw=False)
     if _use_closed_form(metric, method):
@@ -320,10 +360,12 @@ def parallel_transport(
         end, out = metric.exp_map(x, v), metric.parallel_transport(x, v, w)
         result = _closed_form_result(end, out)
     else:
-        sol = ode.solve(metric, (x, v, w), _transport_field, jnp.ones((1,), x.dtype), throw)
+        finite, (v0, w0) = _finite_tangents(v, w)
+        sol = ode.solve(metric, (x, v0, w0), _transport_field, jnp.ones((1,), x.dtype), throw)
         end, out = sol.ys[0][-1], sol.ys[2][-1]
-        states = (jnp.stack([x, end]), jnp.stack([v, sol.ys[1][-1]]))
+        states = (jnp.stack([x, end]), jnp.stack([v0, sol.ys[1][-1]]))
         result = _check_speed(metric, *states, _solve_result(sol), ode)
+        result = GeodesicResult.where(finite, result, GeodesicResult.not_finite)
     return _finish(metric, x, end[None], result, throw, out)[1][0]
 
 
@@ -351,7 +393,10 @@ def curve_length(metric: AbstractMetric, c: ArrayLike) -> Scalar:
 
     **Raises:** `ValueError` if `c` is not of shape (n ≥ 2, d).
     """
-    return jnp.sum(jnp.sqrt(_segments(metric, c)))
+    squares = _segments(metric, c)
+    # A zero-length segment (repeated points) has gradient 0, not NaN (√ at 0); NaN stays.
+    zero = squares == 0
+    return jnp.sum(jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, squares))))
 
 
 def curve_energy(metric: AbstractMetric, c: ArrayLike) -> Scalar:

@@ -11,9 +11,9 @@ by their Riemannian length, go around it (the initialisation stochman's users as
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
-from ._checks import metric_point
+from ._checks import metric_point, points_of
 from ._geodesics import curve_length
 from ._metrics import AbstractMetric
 
@@ -25,20 +25,24 @@ class GeodesicGraph(eqx.Module):
 
     - `points`: the reference points, shape (m, d).
     - `distances`: shortest-path lengths between them, shape (m, m); ∞ between
-      components that the graph does not connect.
+      components that the graph does not connect, NaN between a node that is not a
+      point of the metric and any other (the diagonal stays 0).
     - `next_hop`: `next_hop[i, j]` is the node after i on the shortest path to j.
+    - `valid`: which nodes are points of the metric (finite, and inside its domain),
+      shape (m,). The others have no edges: no path passes through them.
     """
 
     points: Float[Array, "m d"]
     distances: Float[Array, "m m"]
     next_hop: Int[Array, "m m"]
+    valid: Bool[Array, " m"]
 
     def path(self, x: Array, y: Array, num_points: int) -> Float[Array, "n d"]:
-        """A curve of `num_points` points from x to y through the graph: x, the node
-        nearest x, the shortest path to the node nearest y, y; resampled evenly in
-        (coordinate) arc length."""
-        start = jnp.argmin(jnp.sum((self.points - x[None]) ** 2, -1))
-        end = jnp.argmin(jnp.sum((self.points - y[None]) ** 2, -1))
+        """A curve of `num_points` points from x to y through the graph: x, the valid
+        node nearest x, the shortest path to the valid node nearest y, y; resampled
+        evenly in (coordinate) arc length."""
+        start = self._nearest(x)
+        end = self._nearest(y)
 
         # Hop until the end node (a path has at most m − 1 hops; under vmap, until every
         # path has arrived): the rest of the buffer stays at the end node.
@@ -64,6 +68,10 @@ class GeodesicGraph(eqx.Module):
             polyline
         )
 
+    def _nearest(self, x: Array) -> Array:
+        squared = jnp.sum((self.points - x[None]) ** 2, -1)
+        return jnp.argmin(jnp.where(self.valid & ~jnp.isnan(squared), squared, jnp.inf))
+
 
 def _norms(steps: Array) -> Array:
     # A zero-length hop (the path has reached its end node) must not give a NaN gradient.
@@ -87,7 +95,9 @@ def geodesic_graph(
     **Arguments:**
 
     - `metric`: a jgeo metric on Rᵈ.
-    - `points`: the graph's nodes, shape (m ≥ 2, d).
+    - `points`: the graph's nodes, shape (m ≥ 2, d). A node that is not a point of the
+      metric (not finite, or outside its domain: `metric.contains`) is left out of the
+      graph: no edges, NaN distances to the others, as the exact distances give.
     - `k`: neighbours per node, 1 ≤ k < m (the graph is symmetrised).
     - `segment_points`: points of the polygon that measures each edge.
 
@@ -102,14 +112,19 @@ def geodesic_graph(
     m = points.shape[0]
     if not 1 <= k < m:
         raise ValueError(f"`k` must be between 1 and m − 1 = {m - 1}, got {k}.")
-    squared = jnp.sum((points[:, None] - points[None]) ** 2, -1)
+    valid = points_of(metric, points)
+    # Invalid nodes are measured at a valid one (no NaN, also in gradients), then cut off.
+    safe = jnp.where(valid[:, None], points, points[jnp.argmax(valid)][None])
+    squared = jnp.sum((safe[:, None] - safe[None]) ** 2, -1)
+    squared = jnp.where(valid[None], squared, jnp.inf)  # never a neighbour
     neighbours = jnp.argsort(squared, axis=1)[:, 1 : k + 1]
     t = jnp.linspace(0.0, 1.0, segment_points, dtype=points.dtype)[:, None]
 
     def edge(i, j):
-        return curve_length(metric, (1 - t) * points[i][None] + t * points[j][None])
+        return curve_length(metric, (1 - t) * safe[i][None] + t * safe[j][None])
 
     lengths = jax.vmap(jax.vmap(edge, in_axes=(None, 0)))(jnp.arange(m), neighbours)
+    lengths = jnp.where(valid[:, None] & valid[neighbours], lengths, jnp.inf)
     weights = jnp.full((m, m), jnp.inf, points.dtype)
     weights = weights.at[jnp.arange(m)[:, None], neighbours].set(lengths)
     weights = jnp.minimum(weights, weights.T)  # symmetric: an edge if either side chose it
@@ -123,4 +138,5 @@ def geodesic_graph(
         return jnp.where(better, through, dist), jnp.where(better, nxt[:, via, None], nxt)
 
     distances, next_hop = jax.lax.fori_loop(0, m, relax, (weights, next_hop))
-    return GeodesicGraph(points, distances, next_hop)
+    paired = (valid[:, None] & valid[None]) | jnp.eye(m, dtype=bool)
+    return GeodesicGraph(points, jnp.where(paired, distances, jnp.nan), next_hop, valid)

@@ -17,7 +17,11 @@ _CHUNK = 8
 
 def _flat_hvp(loss: Callable, params) -> tuple[Callable, Array]:
     """The Hessian-vector product v ↦ Hv of `loss` at `params` on flat vectors (n,) of
-    the inexact leaves, and the flat point itself (for its size and dtype)."""
+    the inexact leaves, and the flat point itself (for its size and dtype).
+
+    Half-precision parameters (float16, bfloat16) keep their dtype in `loss` and its
+    derivatives; the flat vectors, and so the Lanczos and QR algebra on them, are
+    float32 (XLA's eigen- and QR decompositions have no half-precision kernels)."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(diff)
     if flat.size == 0:
@@ -29,11 +33,13 @@ def _flat_hvp(loss: Callable, params) -> tuple[Callable, Array]:
             f"`loss(params)` must return a scalar, got {shape}: average or sum it over the batch."
         )
     grad = jax.grad(lambda d: loss(eqx.combine(d, static)))
+    compute = jnp.promote_types(flat.dtype, jnp.float32)  # float16/bfloat16 → float32
 
     def hvp(v):
-        return ravel_pytree(jax.jvp(grad, (diff,), (unravel(v),))[1])[0]
+        tangent = unravel(v.astype(flat.dtype))
+        return ravel_pytree(jax.jvp(grad, (diff,), (tangent,))[1])[0].astype(compute)
 
-    return hvp, flat
+    return hvp, flat.astype(compute)
 
 
 def _check_count(name: str, value, least: int) -> int:
@@ -135,7 +141,10 @@ def hessian_eigenvalues(
 
     **Arguments:**
     - `loss`: a scalar function of the params pytree (close over the batch).
-    - `params`: the point; only its inexact array leaves are differentiated.
+    - `params`: the point; only its inexact array leaves are differentiated. Half
+      precision (float16, bfloat16) is supported: `loss` and its derivatives run in the
+      leaves' dtype, the Lanczos algebra in float32, and the results are float32 (the
+      same in every function of `jgeo.landscape`).
     - `k`: how many eigenvalues.
     - `key`: the random start vector.
     - `iterations`: Lanczos steps m (default max(20, 3k), at most n); costs m
@@ -277,8 +286,11 @@ def fisher_trace(
         raise ValueError("`batch` must be a pytree of arrays sharing their first axis (N, ...).")
     grad = jax.grad(lambda d, example: log_likelihood(eqx.combine(d, static), example))
 
-    def squared_norm(example):
-        return sum(jnp.sum(g**2) for g in jax.tree.leaves(grad(diff, example)))
+    def squared_norm(example):  # summed in float32 at least (half precision overflows)
+        leaves = jax.tree.leaves(grad(diff, example))
+        return sum(
+            jnp.sum(jnp.square(g.astype(jnp.promote_types(g.dtype, jnp.float32)))) for g in leaves
+        )
 
     return jnp.mean(jax.lax.map(squared_norm, batch, batch_size=_CHUNK))
 

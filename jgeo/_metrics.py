@@ -227,8 +227,9 @@ class PoincareBall(AbstractSpaceForm):
     sphere (or reports it, with `throw=False`). (Outside the ball the same formula is
     again a metric of curvature −1, the ball's inversion, but it is not a point of the
     model.) Geodesics are closed forms through Möbius addition (Ganea et al. 2018): the
-    exp map never leaves the ball, also in float32 at large velocities, where a point
-    is kept a few machine epsilons inside the unit sphere.
+    exp map never leaves the ball, also in float32 at large velocities; where its end
+    would lie within a few machine epsilons of the unit sphere, it is NaN (see
+    `jgeo.exp_map`).
 
     **Arguments:**
 

@@ -55,9 +55,22 @@ def _check_decoder(fn: Callable, x: Point, name: str, owner: str) -> tuple[int, 
             f"shape (D,), but it returned {shape}; flatten it, e.g. "
             f"`{owner}(lambda z: {name}(z).ravel())`."
         )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"{owner}: the decoder `{name}` returned dtype {out.dtype}, not float.")
+    check_float_output(out, name, owner)
     return out.shape
+
+
+def check_float_output(out, name: str | None, owner: str) -> None:
+    """A `TypeError` naming the decoder if its output (an array or its abstract value)
+    is not floating point: a pullback differentiates it, and JAX cannot differentiate
+    integer or boolean outputs (it fails deep inside with float0 tangents)."""
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        decoder = "the decoder" if name is None else f"the decoder `{name}`"
+        raise TypeError(
+            f"{owner}: {decoder} returned dtype {out.dtype}, but a pullback "
+            "metric differentiates the decoder's output, which must be floating point (an "
+            "integer output, e.g. from rounding, has no derivative). Return the decoder's "
+            "continuous output, before any `round` or `astype(int)`."
+        )
 
 
 class AbstractPullback(AbstractMetric):
@@ -84,9 +97,16 @@ class AbstractPullback(AbstractMetric):
 
     def embedding(self, x: Point) -> Float[Array, " D"]:
         """The immersion, with √ε·x appended when `jitter` ε > 0."""
-        y = self.immersion(x)
+        y = self._float_immersion(x)
         if self.jitter:
             return jnp.concatenate([y, jnp.sqrt(jnp.asarray(self.jitter, y.dtype)) * x])
+        return y
+
+    def _float_immersion(self, x: Point) -> Float[Array, " D"]:
+        # Checked when traced, so that calling the metric directly (`metric(x)`, which
+        # skips the kernels' `check_point`) also names an integer decoder output.
+        y = self.immersion(x)
+        check_float_output(y, None, type(self).__name__)
         return y
 
     def jacobian(self, x: Point) -> Float[Array, "D d"]:
@@ -119,7 +139,7 @@ class AbstractPullback(AbstractMetric):
 
     def _ambient_gram(self, x: Point) -> tuple[Array, Array, Array]:
         """(f(x), Jᵀ, Jᵀ M J + εI) through the ambient metric M."""
-        y, push = jax.linearize(self.immersion, x)
+        y, push = jax.linearize(self._float_immersion, x)
         rows = jax.vmap(push)(jnp.eye(x.shape[0], dtype=x.dtype))
         g = jnp.einsum("im,jm->ij", rows, _lower(self.ambient, y, rows))
         if self.jitter:
@@ -148,7 +168,8 @@ class AbstractPullback(AbstractMetric):
             # Jᵀ M (J ẍ + D²f[v, v] + Γᴹ(Jv, Jv)) + εẍ = 0: the ambient acceleration of
             # the image curve is normal to the image (the jitter coordinates are flat).
             y, rows, g = self._ambient_gram(x)
-            jv, accel = jax.jvp(lambda z: jax.jvp(self.immersion, (z,), (v,))[1], (x,), (v,))
+            immersion = self._float_immersion
+            jv, accel = jax.jvp(lambda z: jax.jvp(immersion, (z,), (v,))[1], (x,), (v,))
             force = accel - self.ambient.geodesic_acceleration(y, jv)
             return -solve(g, jnp.einsum("im,m->i", rows, _lower(self.ambient, y, force)))
         rows = self._jacobian_rows(x)

@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._banded_least_squares import solve_queue
 from ._bvp import EnergyBVP
-from ._checks import check_dtype, check_values, curve_in_domain
+from ._checks import check_dtype, check_values, curve_in_domain, points_of
 from ._custom_types import Points
 from ._geodesics import curve_length, exp_map, geodesic
 from ._graph import geodesic_graph
@@ -237,9 +237,18 @@ def _refined_lengths(metric, points, i, j, slots, *, solver, graph, rtol, atol, 
         (metric, points, graph),
     )
     fixed_metric, fixed_points, fixed_graph = frozen
+    # A pair with a point that is not one of the metric's (NaN, outside the domain) is
+    # NaN, as in the exact tier; its slot solves the trivial problem from a valid point
+    # to itself instead, so that no NaN enters the solves (or the gradients).
+    valid = points_of(metric, points)
+    anchor = jnp.argmax(valid)
+
+    def ends(pts, k):
+        ok = valid[i[k]] & valid[j[k]]
+        return jnp.where(ok, pts[i[k]], pts[anchor]), jnp.where(ok, pts[j[k]], pts[anchor])
 
     def start(k):
-        x, y = fixed_points[i[k]], fixed_points[j[k]]
+        x, y = ends(fixed_points, k)
         return fixed_graph.path(x, y, num_points)[1:-1], (x, y)
 
     residuals, band = energy_residuals(fixed_metric)
@@ -249,12 +258,13 @@ def _refined_lengths(metric, points, i, j, slots, *, solver, graph, rtol, atol, 
     )  # fmt: skip
 
     def measure(pair):
-        x, y, interior, ok = pair
+        k, interior, ok = pair
+        x, y = ends(points, k)
         curve = jnp.concatenate([x[None], interior, y[None]])
-        ok &= curve_in_domain(metric, curve)
+        ok &= valid[i[k]] & valid[j[k]] & curve_in_domain(metric, curve)
         return jnp.where(ok, curve_length(metric, curve), jnp.nan)
 
-    pairs = (points[i], points[j], interiors, converged)
+    pairs = (jnp.arange(i.shape[0]), interiors, converged)
     return jax.lax.map(measure, pairs, batch_size=slots)
 
 

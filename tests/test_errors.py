@@ -148,3 +148,62 @@ def test_frechet_mean_with_a_zero_weight_leaves_the_point_out():
     points = jnp.array([[0.1, 0.0], [0.0, 0.2], [5.0, 5.0]])
     result = jgeo.stats.frechet_mean(jgeo.Euclidean(2), points, jnp.array([1.0, 3.0, 0.0]))
     assert jnp.allclose(result.mean, jnp.array([0.025, 0.15]))
+
+
+# Issue 36: API errors that named nothing. Each row is (id, call, expected): expected is
+# (exception, message) for a call that must raise, or (None, text) for one that must
+# return a value whose repr contains the text.
+def _distance_in_float32_near_the_ball_boundary():
+    # Solved in float32 only without x64 (with it, float32 points are solved in float64).
+    with jax.enable_x64(False):
+        x, y = jnp.array([0.9999, 0.0], jnp.float32), jnp.array([0.0, 0.9999], jnp.float32)
+        return jgeo.distance(jgeo.PoincareBall(2), x, y)
+
+
+def _integer_decoder(z):
+    return jnp.round(z).astype(int)
+
+
+def _integer_decoder_in_a_kernel():
+    return jgeo.scalar_curvature(jgeo.Pullback(_integer_decoder), X3)
+
+
+def _gaussian_fisher(z):
+    return z  # one output, where the family needs (mean, std)
+
+
+def _half_precision_sharpness():
+    params = {"w": jnp.array([1.0, -2.0, 0.5], jnp.float16)}
+    loss = lambda p: jnp.sum(jnp.array([1.0, 2.0, 3.0], jnp.float16) * p["w"] ** 2)  # noqa: E731
+    return jgeo.landscape.hessian_eigenvalues(loss, params, key=jax.random.key(0))
+
+
+API_ERRORS = [
+    ("distance-in-float32-near-the-ball-boundary", _distance_in_float32_near_the_ball_boundary,
+     (eqx.EquinoxRuntimeError, "On a PoincareBall or PoincareHalfSpace the points lie too close "
+      "to the ideal boundary")),
+    ("bvp-result-repr", lambda: jgeo.connecting_geodesic(jgeo.PoincareBall(3), X3, -X3).result,
+     (None, "BVPResult<successful>")),
+    ("integer-decoder-called", lambda: jgeo.Pullback(_integer_decoder)(X3),
+     (TypeError, r"decoder returned dtype int\d+.*floating point.*astype\(int\)")),
+    ("integer-decoder-in-a-kernel", _integer_decoder_in_a_kernel,
+     (TypeError, r"decoder `f` returned dtype int\d+.*floating point")),
+    ("gaussian-fisher-of-one-output", lambda: jgeo.FisherPullback(_gaussian_fisher, "gaussian")(X3),
+     (ValueError, r"\"gaussian\" family must return a pair \(mean, std\).*one array of shape")),
+    ("gaussian-fisher-of-one-output-in-a-kernel",
+     lambda: jgeo.geodesic_acceleration(jgeo.FisherPullback(_gaussian_fisher, "gaussian"), X3, X3),
+     (ValueError, r"pair \(mean, std\).*one array of shape \(3,\).*softplus")),
+    ("landscape-of-float16-params", _half_precision_sharpness, (None, "dtype=float32")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "call, expected", [pytest.param(call, expected, id=name) for name, call, expected in API_ERRORS]
+)
+def test_api_errors_name_the_problem(call, expected):
+    error, message = expected
+    if error is None:
+        assert message in repr(call())
+    else:
+        with pytest.raises(error, match=message):
+            call()

@@ -134,6 +134,24 @@ def test_an_equinox_module_under_jit(key):
     assert values[0] > 0
 
 
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_params_are_measured_in_float32(key, dtype):
+    # XLA has no half-precision eigen- or QR decompositions (a NotImplementedError from
+    # deep inside): the loss runs in the params' dtype, the algebra in float32.
+    params = {"w": jnp.array([1.0, -2.0, 0.5, 3.0], dtype)}
+    scales = jnp.array([1.0, 2.0, 3.0, 4.0], dtype)  # H = diag(2, 4, 6, 8)
+    loss = lambda p: jnp.sum(scales * p["w"] ** 2)  # noqa: E731
+    values = landscape.hessian_eigenvalues(loss, params, 2, key=key)
+    trace = landscape.hessian_trace(loss, params, key=key, probes=12)
+    examples = jnp.ones((3, 4), dtype)
+    fisher = landscape.fisher_trace(lambda p, e: jnp.sum(p["w"] * e), params, examples)
+    for out in (values, trace, fisher):
+        assert out.dtype == jnp.float32
+    np.testing.assert_allclose(values, [8.0, 6.0], rtol=1e-2)
+    np.testing.assert_allclose(trace, 20.0, rtol=1e-2)  # Hutch++ with 12 ≥ 4 probes: exact
+    np.testing.assert_allclose(fisher, 4.0)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -112,6 +112,44 @@ def test_pairwise_distances_in_batches_match_one_by_one():
     np.testing.assert_allclose(matrix, expected, atol=1e-8)
 
 
+# A point that is not one of the metric's: not finite, or outside the ball. The exact
+# tier gives NaN for its row and column and keeps the other pairs; so must the graph
+# and refined tiers, which gave the point finite graph distances, and (NaN) every
+# refined pair NaN, the graph's paths running to it.
+BALL = jgeo.PoincareBall(2)
+POINTS = jax.random.uniform(jax.random.key(0), (8, 2), minval=-0.5, maxval=0.5)
+OFF_THE_METRIC = [jnp.nan, 1.5]  # the first coordinate of point 3
+LOST = np.zeros((8, 8), bool)
+LOST[3], LOST[:, 3] = True, True
+LOST[3, 3] = False  # the diagonal stays 0, as in the exact tier
+
+
+def test_graph_tier_loses_only_the_pairs_of_a_point_off_the_metric():
+    graph = jax.jit(lambda p: stats.pairwise_distances(BALL, p, approximation="graph", k=4))
+    # Without the point the graph is the same: no node takes it as a neighbour.
+    alone = graph(POINTS[np.arange(8) != 3])
+    for bad in OFF_THE_METRIC:
+        matrix = graph(POINTS.at[3, 0].set(bad))
+        np.testing.assert_array_equal(np.isnan(matrix), LOST)
+        np.testing.assert_allclose(np.delete(np.delete(matrix, 3, 0), 3, 1), alone, rtol=1e-12)
+
+
+@pytest.mark.slow  # the refined tier's queue of energy solves takes ~4 s to compile
+def test_refined_tier_loses_only_the_pairs_of_a_point_off_the_metric():
+    exact = jax.vmap(jax.vmap(BALL.distance, (None, 0)), (0, None))(POINTS, POINTS)
+
+    def total(p):  # the matrix and, in the same program, the gradient of its valid part
+        matrix = stats.pairwise_distances(BALL, p, approximation="refined", k=4)
+        return jnp.nansum(matrix), matrix
+
+    refined = jax.jit(jax.value_and_grad(total, has_aux=True))
+    for bad in OFF_THE_METRIC:
+        (_, matrix), grad = refined(POINTS.at[3, 0].set(bad))
+        np.testing.assert_array_equal(np.isnan(matrix), LOST)
+        np.testing.assert_allclose(matrix[~LOST], exact[~LOST], rtol=5e-3, atol=1e-12)
+        assert np.all(np.isfinite(np.delete(grad, 3, 0)))
+
+
 @pytest.mark.slow
 def test_kmedoids_finds_well_separated_clusters_and_treats_failures_as_far():
     rng = np.random.default_rng(0)
