@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._custom_types import Labels, Points
+from ._labels import class_labels
 from ._linalg import singular_values
 
 
@@ -25,32 +26,55 @@ def _points(z, name: str = "z", least: int = 3) -> Array:
 
 
 def _labels(labels, n: int, num_classes: int | None) -> tuple[Array, int]:
-    labels = jnp.asarray(labels)
-    if labels.shape != (n,) or not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(
-            f"`labels` must be integer classes of shape ({n},), got {labels.dtype} {labels.shape}."
-        )
-    if num_classes is None:
-        try:
-            num_classes = int(jnp.max(labels)) + 1
-        except jax.errors.ConcretizationTypeError:
-            raise ValueError("under jax.jit, pass `num_classes` (a static int).") from None
-    return labels, int(num_classes)
+    labels, num_classes = class_labels(labels, n, num_classes)
+    return jnp.asarray(labels), num_classes
 
 
-def _neighbours(z: Array, k: int) -> tuple[Array, Array]:
+def _distinct(z: Array) -> Bool[Array, " n"]:
+    """True for one copy of each distinct point (its copy of smallest index).
+
+    Copies are found exactly and in O(n log n): rows are sorted by two integer hashes of
+    their bits (integer sums wrap, so a hash does not depend on the summation order, as a
+    float projection would), which puts copies next to each other, and neighbours in that
+    order are compared coordinate by coordinate.
+    """
+    n = len(z)
+    z = jnp.where(z == 0, jnp.zeros_like(z), z)  # −0.0 and 0.0 are the same point
+    if z.dtype.itemsize < 4:
+        z = z.astype(jnp.float32)
+    words = jax.lax.bitcast_convert_type(z, jnp.uint32).reshape(n, -1)
+    constants = np.random.default_rng(0).integers(1, 2**32, (2, 2, words.shape[1]), np.uint32)
+
+    def digest(a, b):
+        mixed = words * jnp.asarray(a | 1)[None]
+        mixed = (mixed ^ (mixed >> 15)) * jnp.asarray(b | 1)[None]
+        return jnp.sum(mixed, axis=1, dtype=jnp.uint32)
+
+    order = jnp.lexsort((jnp.arange(n), digest(*constants[1]), digest(*constants[0])))
+    rows = z[order]
+    first = jnp.concatenate([jnp.ones(1, bool), jnp.any(rows[1:] != rows[:-1], axis=1)])
+    return jnp.zeros(n, bool).at[order].set(first)
+
+
+def _neighbours(z: Array, k: int, candidates: Array | None = None) -> tuple[Array, Array]:
     """The k nearest other points of each point: distances (n, k), ascending, and indices.
 
-    Candidates come from the Gram matrix (n × n memory, not n × n × D); their distances
-    are then recomputed by subtraction, since ‖a‖² + ‖b‖² − 2a·b loses the small
-    distances of near neighbours to rounding in float32.
+    Only the points where `candidates` (n,) is True are neighbours; where fewer than k
+    are, the missing distances are infinite. Candidates come from the Gram matrix (n × n
+    memory, not n × n × D); their distances are then recomputed by subtraction, since
+    ‖a‖² + ‖b‖² − 2a·b loses the small distances of near neighbours to rounding in
+    float32.
     """
     centred = z - jnp.mean(z, 0, keepdims=True)
     norms = jnp.sum(centred**2, axis=1)
     squared = norms[:, None] + norms[None] - 2 * centred @ centred.T
-    squared = jnp.where(jnp.eye(len(z), dtype=bool), jnp.inf, squared)
-    _, index = jax.lax.top_k(-squared, k)
+    excluded = jnp.eye(len(z), dtype=bool)
+    if candidates is not None:
+        excluded = excluded | ~candidates[None]
+    squared = jnp.where(excluded, jnp.inf, squared)
+    negated, index = jax.lax.top_k(-squared, k)
     distances = jnp.linalg.norm(z[index] - z[:, None], axis=-1)
+    distances = jnp.where(jnp.isfinite(negated), distances, jnp.inf)
     order = jnp.argsort(distances, axis=1)
     return jnp.take_along_axis(distances, order, 1), jnp.take_along_axis(index, order, 1)
 
@@ -60,27 +84,43 @@ def twonn_dimension(z: Points, discard: float = 0.1) -> Float[Array, ""]:
     point's second to first nearest-neighbour distance follow a Pareto law of exponent
     d, fitted as the slope through the origin of −log(1 − F(μ)) against log μ over the
     smallest `1 − discard` of the ratios (F: the empirical distribution, i/N for the
-    i-th smallest) — the same estimator as scikit-dimension's `TwoNN`. Duplicate points
-    give μ = ∞, which falls in the discarded tail while duplicates are rarer than
-    `discard`.
+    i-th smallest) — the same estimator as scikit-dimension's `TwoNN`.
+
+    Duplicate points are removed first: every distinct point counts once, so a cloud
+    whose points all appear twice has the dimension of the cloud itself (as after
+    DADApy's `remove_identical_points`; scikit-dimension 0.5 instead drops every point
+    whose nearest neighbour is at distance 0, copies and original alike).
 
     **Arguments:**
 
     - `z`: the codes, shape (n, d), n ≥ 3.
     - `discard`: the fraction of largest ratios left out of the fit.
 
-    **Returns:** a scalar, the estimated dimension.
+    **Returns:** a scalar, the estimated dimension; NaN where it is undefined: fewer than
+    two ratios left to fit (e.g. fewer than three distinct points).
+
+    **Raises:** `ValueError` for a `z` that is not (n ≥ 3, d) or `discard` outside (0, 1).
     """
     z = _points(z)
     if not 0 < discard < 1:
         raise ValueError(f"`discard` must be in (0, 1), got {discard}.")
-    r, _ = _neighbours(z, 2)
+    return _twonn(z, float(discard))
+
+
+@functools.partial(jax.jit, static_argnums=1)  # one program, also when called eagerly
+def _twonn(z: Array, discard: float) -> Array:
     n = len(z)
-    keep = int(n * (1 - discard))
-    mu = jnp.sort(r[:, 1] / r[:, 0])[:keep]
-    x = jnp.log(mu)
-    y = -jnp.log1p(-jnp.arange(1, keep + 1, dtype=z.dtype) / n)
-    return (x @ y) / (x @ x)
+    distinct = _distinct(z)
+    r, _ = _neighbours(z, 2, distinct)
+    used = distinct & (r[:, 0] > 0)
+    count = jnp.sum(used)
+    keep = jnp.asarray([int(m * (1 - discard)) for m in range(n + 1)])[count]
+    mu = jnp.sort(jnp.where(used, r[:, 1] / jnp.where(used, r[:, 0], 1.0), jnp.inf))
+    rank = jnp.arange(1, n + 1)
+    fitted = rank <= keep
+    x = jnp.log(jnp.where(fitted, mu, 1.0))
+    y = -jnp.log1p(-jnp.where(fitted, rank, 0).astype(z.dtype) / jnp.maximum(count, 1))
+    return jnp.where(keep >= 2, (x @ y) / (x @ x), jnp.nan)
 
 
 def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
@@ -89,19 +129,33 @@ def mle_dimension(z: Points, k: int = 20) -> Float[Array, ""]:
     (1/(k−1)) Σⱼ<ₖ log(T_k / Tⱼ) are averaged before inverting (MacKay & Ghahramani
     2005), which removes the upward bias of averaging the dimensions themselves.
 
+    Duplicate points are removed first, as for `twonn_dimension`: a neighbour at
+    distance 0 would make log(T_k / T₁) infinite and the estimate 0.
+
     **Arguments:**
 
     - `z`: the codes, shape (n, d), n > k.
     - `k`: neighbours per point (static under `jit`).
 
-    **Returns:** a scalar, the estimated dimension.
+    **Returns:** a scalar, the estimated dimension; NaN where it is undefined: k or
+    fewer distinct points.
+
+    **Raises:** `ValueError` for a `z` that is not (n ≥ 3, d) or `k` outside [2, n).
     """
     z = _points(z)
     if not 2 <= k < len(z):
         raise ValueError(f"`k` must be in [2, n) = [2, {len(z)}), got {k}.")
-    t, _ = _neighbours(z, k)
-    inverse = jnp.mean(jnp.log(t[:, -1:] / t[:, :-1]), axis=1)
-    return 1.0 / jnp.mean(inverse)
+    return _mle(z, k)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _mle(z: Array, k: int) -> Array:
+    distinct = _distinct(z)
+    t, _ = _neighbours(z, k, distinct)
+    used = distinct & (t[:, 0] > 0)
+    t = jnp.where(used[:, None] & jnp.isfinite(t), t, 1.0)
+    inverse = jnp.where(used, jnp.mean(jnp.log(t[:, -1:] / t[:, :-1]), axis=1), 0.0)
+    return jnp.where(jnp.sum(distinct) > k, jnp.sum(used) / jnp.sum(inverse), jnp.nan)
 
 
 def _singular_values(z: Array) -> Array:
@@ -163,7 +217,8 @@ class ClassSeparation(NamedTuple):
 
     **Fields:** `within`: Tr Σ_W, the mean squared distance of a point to its class
     mean; `between`: Tr Σ_B, the mean squared distance of the class means to the global
-    mean; `nc1`: Tr(Σ_W Σ_B⁺) / C; `means` (num_classes, d), NaN for absent classes;
+    mean; `nc1`: Tr(Σ_W Σ_B⁺) / C, NaN where undefined (fewer than two classes, or
+    coinciding class means); `means` (num_classes, d), NaN for absent classes;
     `counts` (num_classes,).
     """
 
@@ -198,7 +253,17 @@ def class_separation(z: Points, labels: Labels, num_classes: int | None = None) 
     - `labels`: integer classes, shape (n,), in [0, num_classes).
     - `num_classes`: static; required under `jit` (default `max(labels) + 1`).
 
-    **Returns:** a `ClassSeparation`.
+    **Returns:** a `ClassSeparation`. Its `nc1` is NaN where NC1 is undefined: with
+    fewer than two classes present, or class means that coincide (to rounding), Σ_B = 0
+    and Tr(Σ_W Σ_B⁺) would read 0, perfect collapse, for classes that do not separate at
+    all. NaN rather than an error, so that a probe under `jit` reports it.
+
+    **Raises:** `ValueError` for `labels` of the wrong shape or dtype, or outside
+    [0, num_classes), naming the bad values and how many points carry them (e.g.
+    "`labels` must be in [0, num_classes = 3): found 7 (1 point)."); labels beyond int32
+    are refused before any conversion could truncate them. Under `jit` (labels traced) a
+    label outside the range raises `eqx.EquinoxRuntimeError` at run time instead of
+    being dropped. There is no "unlabelled" label: −1 is refused like any other.
     """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
@@ -215,8 +280,12 @@ def class_separation(z: Points, labels: Labels, num_classes: int | None = None) 
     usable = rank & (values > values[0] * len(values) * jnp.finfo(z.dtype).eps)
     inverse = jnp.where(usable, 1.0 / jnp.where(usable, values, 1.0), 0.0)
     pinv = (vectors * inverse[None]) @ vectors.T
-    nc1 = jnp.trace(sigma_w @ pinv) / classes
-    return ClassSeparation(jnp.trace(sigma_w), jnp.trace(sigma_b), nc1, means, counts)
+    within, between = jnp.trace(sigma_w), jnp.trace(sigma_b)
+    # One class, or class means that coincide (to rounding): Σ_B = 0, and its
+    # pseudo-inverse 0 would make NC1 = 0, "perfect collapse", for overlapping classes.
+    defined = (classes >= 2) & (values[0] > jnp.finfo(z.dtype).eps * (within + between))
+    nc1 = jnp.where(defined, jnp.trace(sigma_w @ pinv) / classes, jnp.nan)
+    return ClassSeparation(within, between, nc1, means, counts)
 
 
 def nearest_centroid_accuracy(
@@ -230,6 +299,8 @@ def nearest_centroid_accuracy(
     - `z`, `labels`, `num_classes`: as for `class_separation`.
 
     **Returns:** a scalar in [0, 1].
+
+    **Raises:** as `class_separation`, for the labels.
     """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
@@ -251,6 +322,8 @@ def knn_accuracy(
     - `k`: voting neighbours (static).
 
     **Returns:** a scalar in [0, 1].
+
+    **Raises:** as `class_separation`, for the labels; `ValueError` for `k` outside [1, n).
     """
     z = _points(z)
     labels, num_classes = _labels(labels, len(z), num_classes)
@@ -349,6 +422,8 @@ def class_geodesics(
     `frechet_steps` × C × n log maps for the means; all with `throw=False`.
 
     **Returns:** a `ClassGeodesics`.
+
+    **Raises:** as `class_separation`, for the labels.
     """
     from ._log_map import connecting_geodesic
     from ._pullback import StochasticPullback

@@ -6,6 +6,14 @@ Pure functions of a point cloud `z` (N, d) — and, for the class measures, inte
 `k`s are static; pass `num_classes` under jit, outside it defaults to `max(labels) + 1`).
 A class without points in `z` is left out of every class measure.
 
+Nothing is dropped or miscounted quietly. A label outside [0, num_classes) — negative
+(−1 does not mean "unlabelled" here), too large, or beyond int32 — raises `ValueError`
+naming the bad values, checked before any conversion could truncate them; under `jit`
+it raises `eqx.EquinoxRuntimeError` at run time. An answer the data leave undefined is
+NaN, with the reason in the function's docstring (NC1 with fewer than two classes; an
+intrinsic dimension with too few distinct points); duplicate points are counted once by
+the intrinsic-dimension estimators.
+
 - Intrinsic dimension: `twonn_dimension` (Facco et al. 2017), `mle_dimension`
   (Levina & Bickel 2004, averaged as MacKay & Ghahramani 2005).
 - Spread over directions: `effective_rank` (Roy & Vetterli 2007; RankMe),

@@ -85,11 +85,14 @@ def test_betti_numbers_of_known_shapes(points, betti):
     np.testing.assert_allclose(dynamics.topology(10 * points).h1, topo.h1, atol=1e-5)
 
 
-def test_topology_rejects_diverged_or_collapsed_codes():
+def test_topology_rejects_diverged_codes_and_records_collapsed_ones():
     with pytest.raises(ValueError, match="NaN"):
         dynamics.topology(np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]))
-    with pytest.raises(ValueError, match="collapsed"):
-        dynamics.topology(np.ones((5, 2)))
+    # Codes collapsed to one point are one component without loops, not a failed probe
+    # (which would stop the training run that records it).
+    topo = dynamics.topology(np.ones((5, 2)))
+    assert (topo.betti0, topo.betti1, topo.h0_persistence, topo.h1_persistence) == (1, 0, 0, 0)
+    assert topo.h0.shape == (4, 2) and topo.h1.shape == (0, 2)
 
 
 def test_maxmin_landmarks_cover_the_data_evenly():
@@ -205,3 +208,53 @@ def test_missing_or_damaged_dynamics_files_get_clear_errors(circles_run, tmp_pat
     assert main(["dynamics", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "metrics.jsonl line" in err and "is truncated" in err and len(err.splitlines()) == 1
+
+
+def test_betti0_of_a_high_dimensional_gaussian_is_one():
+    # 128 points of N(0, I₁₆) lie further apart than 0.1 × the diameter: every point was
+    # its own component at that scale, none held 5 % of the points, and Betti-0 read 0.
+    topo = dynamics.topology(np.random.default_rng(0).normal(size=(128, 16)))
+    assert topo.betti0 == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_betti0_counts_the_persistent_clusters_of_ripsers_h0(seed):
+    from ripser import ripser
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    from jgeo.dynamics._topology import cluster_lifetimes
+
+    rng = np.random.default_rng(seed)
+    blobs = np.concatenate([c + 0.1 * rng.normal(size=(30, 5)) for c in 3 * np.eye(5)[:3]])
+    outliers = 3 * np.eye(5)[3:]  # two single points as far out as the blobs
+    points = np.concatenate([blobs, outliers])
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    distances /= distances.max()
+    deaths = ripser(distances, maxdim=0, distance_matrix=True)["dgms"][0][:, 1]
+    deaths = deaths[np.isfinite(deaths)]
+    # The single-linkage merge heights are ripser's H0 deaths (computed in float32).
+    heights = linkage(squareform(distances, checks=False), method="single")[:, 2]
+    np.testing.assert_allclose(np.sort(heights), np.sort(deaths), atol=1e-6)
+    # A cluster is born at a merge and dies at a later one, one of ripser's deaths.
+    clusters = cluster_lifetimes(distances, 0.05 * len(points))
+    assert np.all(np.min(np.abs(clusters[:, 1][:, None] - deaths[None]), axis=1) < 1e-6)
+    assert np.all(np.isin(clusters[:, 0], heights)) and np.all(clusters[:, 1] >= clusters[:, 0])
+    # The blobs alone: Betti-0 is ripser's count of bars beyond the threshold, 1 + 2.
+    topo = dynamics.topology(blobs)
+    assert topo.betti0 == 1 + np.sum(topo.h0[:, 1] - topo.h0[:, 0] > 0.1) == 3
+    # The two outliers have long bars in ripser's diagram, but are not clusters.
+    topo = dynamics.topology(points)
+    assert topo.betti0 == 3 and 1 + np.sum(topo.h0[:, 1] - topo.h0[:, 0] > 0.1) == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(threshold=1.5), r"`threshold` must be in \[0, 1\]"),
+        (dict(min_component=-0.1), r"`min_component` must be in \[0, 1\]"),
+    ],
+)
+def test_topology_names_bad_thresholds(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dynamics.topology(_circle(20), **kwargs)

@@ -3,6 +3,7 @@ dimensions on point clouds whose answers are known."""
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import jgeo
 from jgeo import representation as rep
+from jgeo._labels import class_labels
 from jgeo.data import load
 
 
@@ -139,6 +141,27 @@ def test_linear_cka_sees_through_rotation_and_scale_only():
         rep.linear_cka(x, x[:10])
 
 
+_Z = np.random.default_rng(0).normal(size=(12, 3))
+_Y = np.arange(12) % 3  # three classes of four points
+
+
+def _relabel(index, value):
+    """`_Y` as int64 with `labels[index] = value`."""
+    labels = _Y.astype(np.int64)
+    labels[index] = value
+    return labels
+
+
+def _without_x64(call):
+    """`call` with jax's 32-bit integers, where int64 labels would be truncated."""
+
+    def run():
+        with jax.enable_x64(False):
+            return call()
+
+    return run
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -147,11 +170,143 @@ def test_linear_cka_sees_through_rotation_and_scale_only():
         (lambda: rep.mle_dimension(np.ones((10, 2)), k=10), r"`k` must be in \[2, n\)"),
         (lambda: rep.class_separation(np.ones((10, 2)), np.ones(9, int)), "`labels` must be"),
         (lambda: rep.knn_accuracy(np.ones((10, 2)), np.zeros(10, int), k=0), "`k` must be"),
+        # Labels outside [0, num_classes): refused, naming them, never dropped or miscounted.
+        (
+            lambda: rep.nearest_centroid_accuracy(_Z, _relabel(0, -1)),
+            r"`labels` must be in \[0, 2\*\*31 - 1\): found -1 \(1 point\); -1 does not "
+            "mark unlabelled points",
+        ),
+        (
+            lambda: rep.class_separation(_Z, _relabel(0, 7), 3),
+            r"^`labels` must be in \[0, num_classes = 3\): found 7 \(1 point\)\.$",
+        ),
+        (
+            lambda: rep.knn_accuracy(_Z, _relabel([0, 1, 2, 3], [-2, 9, 9, 3]), num_classes=3),
+            r"found -2, 3, 9 \(4 points\)",
+        ),
+        (
+            lambda: rep.class_separation(_Z, _relabel(np.arange(7), np.arange(3, 10)), 3),
+            r"found 3, 4, 5, 6, 7, … \(7 points\)",
+        ),
+        (
+            lambda: rep.class_geodesics(jgeo.Euclidean(3), _Z, _relabel(5, 3), 3),
+            r"num_classes = 3\): found 3 \(1 point\)",
+        ),
+        # Beyond int32: refused before jax could truncate 2³² + 1 to 1 (without x64) or
+        # allocate 2³² + 2 classes (with x64).
+        (
+            lambda: rep.class_separation(_Z, _relabel(0, 2**32 + 1), 3),
+            r"found 4294967297 \(1 point\)",
+        ),
+        (
+            _without_x64(lambda: rep.nearest_centroid_accuracy(_Z, _relabel(0, 2**32 + 1))),
+            r"\[0, 2\*\*31 - 1\): found 4294967297 \(1 point\)",
+        ),
+        (
+            lambda: rep.nearest_centroid_accuracy(_Z, _relabel(0, 2**32 + 1)),
+            r"\[0, 2\*\*31 - 1\): found 4294967297 \(1 point\)",
+        ),
+        (lambda: rep.class_separation(_Z, _Y, num_classes=0), r"`num_classes` must be in \[1,"),
+        (lambda: rep.class_separation(_Z, _Y, num_classes=2.0), "`num_classes` must be an int"),
+        (lambda: rep.class_separation(_Z, _Y.astype(float)), "integer classes of shape"),
+    ],
+    ids=[
+        "twonn-too-few-points",
+        "twonn-discard",
+        "mle-k",
+        "labels-shape",
+        "knn-k",
+        "label-negative",
+        "label-beyond-num-classes",
+        "labels-several-bad",
+        "labels-many-bad",
+        "class-geodesics-label",
+        "label-beyond-int32",
+        "label-beyond-int32-without-x64",
+        "label-beyond-int32-no-num-classes",
+        "num-classes-zero",
+        "num-classes-float",
+        "labels-float",
     ],
 )
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        # NC1 = Tr(Σ_W Σ_B⁺)/C needs Σ_B ≠ 0: one class, or classes with equal means.
+        lambda: rep.class_separation(_Z, np.zeros(12, int)).nc1,
+        lambda: rep.class_separation(_Z, np.zeros(12, int), 3).nc1,
+        lambda: (
+            jax.jit(functools.partial(rep.class_separation, num_classes=2))(
+                _Z, np.zeros(12, int)
+            ).nc1
+        ),
+        lambda: rep.class_separation(np.concatenate([_Z, _Z]), np.repeat([0, 1], 12)).nc1,
+        lambda: rep.class_separation(np.ones((12, 3)), _Y).nc1,
+        # Intrinsic dimension needs enough distinct points: two for TwoNN's fit, k + 1 for MLE.
+        lambda: rep.twonn_dimension(np.ones((10, 3))),
+        lambda: rep.twonn_dimension(np.repeat(_Z[:2], 5, axis=0)),
+        lambda: rep.mle_dimension(np.ones((10, 3)), k=3),
+        lambda: rep.mle_dimension(np.repeat(_Z[:3], 4, axis=0), k=3),
+        lambda: jax.jit(functools.partial(rep.mle_dimension, k=3))(np.repeat(_Z[:3], 4, axis=0)),
+    ],
+    ids=[
+        "nc1-one-class",
+        "nc1-one-of-three-present",
+        "nc1-one-class-under-jit",
+        "nc1-equal-class-means",
+        "nc1-all-points-equal",
+        "twonn-all-points-equal",
+        "twonn-two-distinct-points",
+        "mle-all-points-equal",
+        "mle-k-distinct-points",
+        "mle-k-distinct-points-under-jit",
+    ],
+)
+def test_undefined_answers_are_nan(call):
+    assert np.isnan(float(call()))
+
+
+def test_a_label_out_of_range_raises_under_jit_and_vmap():
+    bad = jnp.asarray(_relabel(0, 7))
+    message = r"`labels` must be in \[0, num_classes = 3\): found a label outside it"
+    with pytest.raises(eqx.EquinoxRuntimeError, match=message):
+        eqx.filter_jit(rep.class_separation)(_Z, bad, 3)
+    with pytest.raises(Exception, match=message):  # jax.jit wraps it in a JaxRuntimeError
+        jax.jit(functools.partial(rep.nearest_centroid_accuracy, num_classes=3))(_Z, -bad)
+    knn = jax.vmap(lambda labels: rep.knn_accuracy(_Z, labels, k=3, num_classes=3))
+    with pytest.raises(Exception, match=message):
+        knn(jnp.stack([jnp.asarray(_Y), bad]))
+    # Good labels pass through unchanged.
+    expected = float(rep.knn_accuracy(_Z, _Y, k=3))
+    np.testing.assert_array_equal(knn(jnp.stack([jnp.asarray(_Y)] * 2)), [expected] * 2)
+
+
+def test_class_labels_keep_the_input_kind_for_loaders():
+    labels, classes = class_labels(np.array([0, 2, 1], np.uint64), 3)
+    assert isinstance(labels, np.ndarray) and labels.dtype == np.int32 and classes == 3
+    labels, classes = class_labels(jnp.asarray([True, False]), 2, 4, name="y")
+    assert isinstance(labels, jax.Array) and labels.tolist() == [1, 0] and classes == 4
+    with pytest.raises(ValueError, match=r"^`y` must be in \[0, num_classes = 2\): found 2"):
+        class_labels([0, 2], 2, 2, name="y")
+
+
+@pytest.mark.parametrize("estimate", [rep.twonn_dimension, rep.mle_dimension], ids=["twonn", "mle"])
+def test_duplicate_points_count_once(estimate):
+    # Each point two or three times, in another order, one copy with −0.0 for 0.0: the
+    # estimate is that of the distinct points (before: MLE 0, TwoNN NaN).
+    z = load("swissroll", n=200).x.astype(np.float64)
+    z[0, 0] = 0.0
+    copies = np.concatenate([z[::-1], z, z[:40]])
+    copies[199, 0] = copies[400, 0] = -0.0  # two of the three copies of z[0]
+    for dtype in (np.float64, np.float32):  # jit-compiled inside: the same under jax.jit
+        expected = float(estimate(z.astype(dtype)))
+        got = float(estimate(copies.astype(dtype)))
+        assert got == pytest.approx(expected, rel=1e-10 if dtype == np.float64 else 1e-5)
 
 
 @pytest.mark.slow
