@@ -6,6 +6,7 @@ on the same file. Orbax checkpoints are the exception: every process takes part 
 """
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -108,30 +110,109 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+_INT_LIMIT = 2**63  # integers in run files are int64: a longer one is damage
+
+
+def is_int(value) -> bool:
+    """An integer as jgeo writes one to a JSON run file: not a bool, within int64."""
+    return type(value) is int and -_INT_LIMIT <= value < _INT_LIMIT
+
+
+def is_scalar(value) -> bool:
+    """A value as jgeo writes one in a row: a number (NaN and ±inf included), None (not
+    measured there) or a bool."""
+    return value is None or type(value) in (bool, float) or is_int(value)
+
+
+def read_jsonl_rows(
+    path: Path, *, order: str, required: Sequence[str], damaged: Callable[[int, str], RunError]
+) -> list[dict]:
+    """The rows of a JSONL file of scalars as jgeo writes them (`metrics.jsonl`,
+    `dynamics.jsonl`), checked: each line a UTF-8 JSON object with the keys of the first
+    row and the `required` ones, integer `step` and `epoch` where present, increasing
+    `order`, and every value a scalar (`is_scalar`). Blank lines are skipped.
+
+    **Raises:** the error `damaged(line_number, why)` makes, naming the line's problem.
+    """
+    rows: list[dict] = []
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+            raise damaged(number, "is truncated or not JSON") from None
+        if not isinstance(row, dict):
+            raise damaged(number, f"is not a row (a {type(row).__name__})")
+        if rows and row.keys() != rows[0].keys():
+            missing = ", ".join(sorted(rows[0].keys() - row.keys())) or "none"
+            extra = ", ".join(sorted(row.keys() - rows[0].keys())) or "none"
+            raise damaged(
+                number, f"has other keys than the first row (missing: {missing}; extra: {extra})"
+            )
+        if absent := [k for k in required if k not in row]:
+            raise damaged(number, f"is not a row (no {', '.join(absent)})")
+        for key, value in row.items():
+            if key in ("step", "epoch") and not is_int(value):
+                raise damaged(number, f"has {key} {short(value)}, not an integer")
+            if not is_scalar(value):
+                raise damaged(number, f"has {key!r} = {short(value)}, not a number, null or bool")
+        if rows and row[order] <= rows[-1][order]:
+            raise damaged(number, f"goes back to {order} {row[order]}")
+        rows.append(row)
+    return rows
+
+
+def short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 LOCK = ".lock"
-_held: dict[Path, int] = {}  # lock path → depth, so the holder may lock again
+
+
+@dataclasses.dataclass
+class _Hold:
+    """A run directory held by this process: by `command`, and lent to `borrower`."""
+
+    command: str
+    lends: bool
+    borrower: str | None = None
+
+
+_held: dict[Path, _Hold] = {}  # lock path → its holder in this process
 
 
 @contextlib.contextmanager
-def run_lock(directory: Path, command: str, *, create: bool = True):
+def run_lock(directory: Path, command: str, *, create: bool = True, lend: bool = False):
     """Hold the run directory `directory` for one writer, creating it if `create`.
 
     An exclusive `flock` on `directory/.lock`, which the kernel releases when the process
     ends in any way (kill -9 too), so a dead writer never leaves a stale lock. The file
     says who holds it: another process is refused with `RunLocked` naming the holder.
-    Re-entrant within a process. On processes other than the writer, a no-op.
+    Within this process a second holder is refused the same way (two `Recorder`s on one
+    directory would each rewrite the other's files), except that a holder opened with
+    `lend=True` lends the directory to one holder inside it: `jgeo train` lends its run
+    directory to the run's own `Recorder`. On processes other than the writer, a no-op.
 
     **Raises:** `RunLocked`; `RunError` if the directory cannot be created or written.
     """
     path = Path(directory).absolute() / LOCK
-    if not is_writer() or fcntl is None or path in _held:
-        _held[path] = _held.get(path, 0) + 1
+    if not is_writer():
+        yield
+        return
+    if (hold := _held.get(path)) is not None:
+        if not hold.lends or hold.borrower is not None:
+            raise RunLocked(
+                f"{path.parent} is in use by `{hold.borrower or hold.command}` in this process; "
+                "close that first (a Recorder's `close()`, the end of its `with` block), or "
+                "choose another directory."
+            )
+        hold.borrower = command
         try:
             yield
         finally:
-            _held[path] -= 1
-            if not _held[path]:
-                del _held[path]
+            hold.borrower = None
         return
     if not create and not path.parent.is_dir():
         raise RunError(f"{path.parent} is not a jgeo run directory (it does not exist).")
@@ -144,18 +225,19 @@ def run_lock(directory: Path, command: str, *, create: bool = True):
             "writable --out directory."
         ) from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RunLocked(
-                f"{path.parent} is in use by another jgeo process ({_holder(path)}); wait for "
-                "it to finish or stop it, or choose another --out directory."
-            ) from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunLocked(
+                    f"{path.parent} is in use by another jgeo process ({_holder(path)}); wait "
+                    "for it to finish or stop it, or choose another --out directory."
+                ) from None
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
-        _held[path] = 1
+        _held[path] = _Hold(command, lend)
         try:
             yield
         finally:

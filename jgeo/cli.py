@@ -101,19 +101,22 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         help="fraction of each batch the regularizer is evaluated on (cost ∝ fraction)",
     )
     p.add_argument("--latent-dim", type=int, help="latent dimension d (default 2)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int, help="passes over the data")
+    p.add_argument("--seed", type=int, help="the run is a deterministic function of it")
     p.add_argument("--model", choices=MODELS, help="ae (default), vae, or conv (images)")
     p.add_argument(
         "--likelihood",
         choices=("gaussian", "bernoulli"),
         help="the decoder's likelihood: gaussian (MSE; metric JᵀJ, the default) or bernoulli "
-        "(cross-entropy on data in [0, 1]; the Fisher–Rao pullback metric)",
+        "(cross-entropy on intensities in [0, 1], a data file scaled by its min and range; "
+        "the Fisher–Rao pullback metric)",
     )
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--n", type=int, help="number of data points (synthetic sets)")
-    p.add_argument("--noise", type=float, help="noise added to synthetic data")
+    p.add_argument("--batch-size", type=int, help="points per optimiser step")
+    p.add_argument("--learning-rate", type=float, help="peak of the warm-up + cosine schedule")
+    p.add_argument(
+        "--n", type=int, help="number of data points (a random subset of digits or a file)"
+    )
+    p.add_argument("--noise", type=float, help="std of Gaussian noise added to the data")
     p.add_argument(
         "--probe-every",
         type=int,
@@ -147,7 +150,26 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "(default 30; 0: every epoch); the last epoch and Ctrl-C always save",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _with_defaults(p)
     return p
+
+
+def _with_defaults(parser: argparse.ArgumentParser) -> None:
+    """Each option's help ends with its default, read from `TrainConfig` (one source)."""
+    from .train import TrainConfig
+
+    fields = TrainConfig.__dataclass_fields__
+    for action in parser._actions:
+        if action.dest not in fields or action.help is None or "default" in action.help:
+            continue
+        default = fields[action.dest].default
+        if action.dest in ("weight", "warmup"):
+            default = "the regularizer's own"
+        elif action.dest == "n":
+            default = "all of a file or digits, 2000 of a synthetic set"
+        elif isinstance(default, bool):
+            default = "off"
+        action.help += f" (default {default})"
 
 
 _NOT_CONFIG = {"command", "config", "out", "no_progress", "checkpoint_seconds", "seed_demo", "dir"}
@@ -204,14 +226,16 @@ def train_command(args) -> int:
     except TrainingInterrupted as error:
         print(f"jgeo train: {error}", file=sys.stderr)
         return 130
-    _print_report(out, report)
+    _print_report(out, report, trained=True)
     return 0
 
 
-def _print_report(out, report: dict) -> None:
-    keys = ["recon_mse", "mcn", "vor", "logdet_var", "geodesic_ratio", "spearman_geodesic"]
+def _print_report(out, report: dict, *, trained: bool) -> None:
+    keys = ["recon_mse", "recon_mse_data_units", "mcn", "vor", "logdet_var", "geodesic_ratio",
+            "spearman_geodesic"]  # fmt: skip
     values = "  ".join(f"{k} {report[k]:.4g}" for k in keys if k in report)
-    print(f"{values}\nwrote {out}/report.json, metrics.jsonl, checkpoints/, figures/ "
+    run_files = "metrics.jsonl, checkpoints/, " if trained else ""  # `jgeo report` reads them
+    print(f"{values}\nwrote {out}/report.json, {run_files}figures/ "
           f"({', '.join(report.get('figures', []))})")  # fmt: skip
     if (Path(out) / "dynamics.jsonl").exists():
         print(f"probes in {out}/dynamics.jsonl: draw them with `jgeo dynamics {out}`")
@@ -229,7 +253,7 @@ def report_command(args) -> int:
         return _fail("report", error)
     except OSError as error:
         return _os_error("report", error)
-    _print_report(args.dir, report)
+    _print_report(args.dir, report, trained=False)
     return 0
 
 

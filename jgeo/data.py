@@ -284,6 +284,7 @@ def _from_file(path, *, n, noise, seed, scaling) -> Dataset:
     x = x[pick].reshape(len(pick), -1)
     if noise > 0:
         x = x + noise * rng.normal(size=x.shape)
+    # `read` checked the labels: class indices in [0, 2³¹ − 1), which int32 holds
     labels = arrays["labels"][pick].astype(np.int32) if "labels" in arrays else None
     if "color" in arrays:
         color = arrays["color"][pick]
@@ -300,8 +301,8 @@ def _from_file(path, *, n, noise, seed, scaling) -> Dataset:
 
 
 def class_pairs(n: int, labels: np.ndarray | None, count: int, rng: np.random.Generator):
-    """Random pairs of distinct indices, of different labels where `labels` are given
-    (the interpolations a researcher looks at).
+    """Random pairs of distinct indices, of different labels where `labels` are given and
+    hold two classes or more (the interpolations a researcher looks at).
 
     **Arguments:**
 
@@ -312,8 +313,10 @@ def class_pairs(n: int, labels: np.ndarray | None, count: int, rng: np.random.Ge
 
     **Returns:** integer indices, shape (count, 2).
     """
-    if n < 2 or (labels is not None and len(np.unique(labels)) < 2):
-        raise ValueError("pairs need at least two points (of two different labels).")
+    if n < 2:
+        raise ValueError(f"pairs need at least two points, got {n}.")
+    if labels is not None and len(np.unique(labels)) < 2:
+        labels = None  # data of one class: pairs of any two points
     pairs = []
     while len(pairs) < count:
         i, j = rng.integers(n, size=2)

@@ -12,9 +12,10 @@ from pathlib import Path
 import jax.random as jr
 from flax import nnx
 
+from ._io import RunError
 from .dynamics import Recorder
 from .landscape import Landscape
-from .train import TrainConfig, steps_per_epoch, train
+from .train import ConfigError, TrainConfig, steps_per_epoch, train
 from .train._config import with_data_file
 from .train._loop import CHECKPOINT_SECONDS, build, eval_index, learning_rate_schedule, loss_fn
 
@@ -37,6 +38,11 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     **Returns:** a `jgeo.dynamics.Recorder`, a callback of `jgeo.train.train`.
     """
     data, model, _ = build(with_data_file(config))
+    if config.probe_class_geodesics and data.labels is None:
+        raise ConfigError(
+            f"--class-geodesics needs labelled data, and {config.data} has no labels (a data "
+            "file's `labels` array): leave the option out."
+        )
     graphdef = nnx.graphdef(model)
     per_epoch = steps_per_epoch(config, len(data.x))
     landscape = None
@@ -81,7 +87,12 @@ class _RunProbes:
         self.config, self.out, self.recorder = config, out, None
 
     def start(self, step: int, params) -> None:
-        self.recorder = probe_recorder(self.config, self.out)
+        try:
+            self.recorder = probe_recorder(self.config, self.out)
+        except ValueError as error:  # probe options this run's data cannot take
+            if isinstance(error, RunError):
+                raise
+            raise ConfigError(f"the run's probes: {error}") from None
         self.recorder.start(step, params)
 
     def __call__(self, step: int, params, *, epoch: int) -> None:

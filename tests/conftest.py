@@ -51,6 +51,7 @@ _LONGEST_FIRST = [
     "test_dynamics.py",
     "test_notebooks_dynamics.py",
     "test_data_file.py",
+    "test_damaged_files.py",
     "test_docs.py",
     "test_representation.py",
     "test_fisher.py",

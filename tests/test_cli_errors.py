@@ -2,8 +2,12 @@
 code 2, no traceback, and nothing left in the run directory. Adding a case is one row."""
 
 import errno
+import hashlib
+import io
+import json
 import os
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +48,105 @@ def setup_data(name: str, **arrays):
 
 
 POINTS = np.random.default_rng(0).normal(size=(200, 3))
+LABELS = np.random.default_rng(1).integers(0, 3, size=200)
 WITH_NAN = POINTS.copy()
 WITH_NAN[[3, 7]] = np.nan
+
+
+def setup_zip(name: str, members: dict[str, bytes]):
+    def setup(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp / name, "w") as archive:
+            for member, data in members.items():
+                archive.writestr(member, data)
+
+    return setup
+
+
+def setup_raw(name: str, data: bytes):
+    def setup(tmp: Path) -> None:
+        (tmp / name).write_bytes(data)
+
+    return setup
+
+
+def _huge_header() -> bytes:
+    """A .npy of 200 × 3 points whose header says 10¹² × 3."""
+    header = np.lib.format.header_data_from_array_1_0(POINTS)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {**header, "shape": (10**12, 3)})
+    return buffer.getvalue() + POINTS.tobytes()
+
+
+HUGE_HEADER = _huge_header()
 
 
 def setup_run_file(name: str, text: str):
     def setup(tmp: Path) -> None:
         (tmp / "run").mkdir(exist_ok=True)
         (tmp / "run" / name).write_text(text)
+
+    return setup
+
+
+def setup_run_bytes(name: str, data: bytes):
+    def setup(tmp: Path) -> None:
+        (tmp / "run" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "run" / name).write_bytes(data)
+
+    return setup
+
+
+# Probe files written by hand as a Recorder writes them: two probes of 8 samples of an
+# encoder (no decoder, no labels). `setup_probes` replaces parts of them.
+PROBE_ROWS = [
+    {"step": s, "betti0": 1, "betti1": 0, "h0_persistence": 0.5, "h1_persistence": 0.0,
+     "cka_previous": None if s == 1 else 0.9, "seconds": 0.1}
+    for s in (1, 2)
+]  # fmt: skip
+PROBE_INFO = {"samples": 8, "pairs": 0, "grid": 0, "every": 1, "seed": 0, "random_samples": 16,
+              "class_geodesics": False, "landscape_every": None, "decoder": False,
+              "labels": False, "data_shape": [32, 3], "data_sha256": "0" * 64}  # fmt: skip
+WITHOUT_SECONDS = {k: v for k, v in PROBE_ROWS[1].items() if k != "seconds"}
+
+
+def setup_probes(*, rows=PROBE_ROWS, info=PROBE_INFO, arrays=None, files=None):
+    """tmp/run with probe files: `rows` (a list, or the file's bytes) and `info` instead
+    of the good ones, `arrays` updating the good arrays (None: deleted), and `files`
+    (name → bytes) beside them."""
+
+    def setup(tmp: Path) -> None:
+        run = tmp / "run"
+        run.mkdir(exist_ok=True)
+        codes = np.random.default_rng(0).normal(size=(2, 8, 2))
+        good = {"steps": np.array([1, 2]), "codes": codes, "h0": np.array([[1, 0, 0.5]] * 7 +
+                [[2, 0, 0.4]] * 7), "h1": np.zeros((0, 3)), "sample_index": np.arange(8),
+                "color": np.linspace(0, 1, 8), "pairs": np.zeros((0, 2), int),
+                "random_index": np.arange(16)}  # fmt: skip
+        merged = {k: v for k, v in {**good, **(arrays or {})}.items() if v is not None}
+        np.savez(run / "dynamics.npz", **merged)
+        (run / "recorder.json").write_text(json.dumps(info))
+        text = rows if isinstance(rows, bytes) else "".join(json.dumps(r) + "\n" for r in rows)
+        (run / "dynamics.jsonl").write_bytes(text if isinstance(text, bytes) else text.encode())
+        for name, data in (files or {}).items():
+            (run / name).write_bytes(data)
+
+    return setup
+
+
+def setup_checkpoint(*, drop: str | None = None, beside: str | None = None):
+    """tmp/run/checkpoints/1 with a manifest lacking `drop`, and a directory `beside` it."""
+
+    def setup(tmp: Path) -> None:
+        step = tmp / "run" / "checkpoints" / "1"
+        step.mkdir(parents=True)
+        (step / "data").write_bytes(b"weights")
+        digest = hashlib.sha256(b"weights").hexdigest()
+        manifest = {"step": 1, "config": {}, "files": {"data": digest}}
+        (step / "jgeo_manifest.json").write_text(
+            json.dumps({k: v for k, v in manifest.items() if k != drop})
+        )
+        if beside is not None:
+            (step.parent / beside).mkdir()
 
     return setup
 
@@ -105,6 +200,98 @@ CASES = [
      ["train", "--data", "TMP/mine.npy"], "has 40 points, fewer than a batch (batch_size 128)"),
     ("conv-on-vectors-from-a-file", setup_data("mine.npy", x=POINTS),
      ["train", "--data", "TMP/mine.npy", "--model", "conv"], "needs image data"),
+    ("data-file-without-features", setup_data("mine.npy", x=np.zeros((200, 0))),
+     ["train", "--data", "TMP/mine.npy"], "`x` has shape (200, 0): no features"),
+    ("data-file-without-points", setup_data("mine.npy", x=np.zeros((0, 3))),
+     ["train", "--data", "TMP/mine.npy"], "`x` has shape (0, 3): no points"),
+    ("data-file-member-not-an-array", setup_zip("mine.npz", {"x.npy": b"not an array"}),
+     ["train", "--data", "TMP/mine.npz"], "member 'x' is not a NumPy array"),
+    ("data-file-header-asks-for-terabytes", setup_raw("mine.npy", HUGE_HEADER),
+     ["train", "--data", "TMP/mine.npy"], "declares an array of shape (1000000000000, 3)"),
+    ("data-file-string-colours", setup_data("mine.npz", x=POINTS, color=np.array(200 * ["red"])),
+     ["train", "--data", "TMP/mine.npz"], "`color` must hold numbers"),
+    ("data-file-values-beyond-float32", setup_data("mine.npy", x=POINTS * 1e300),
+     ["train", "--data", "TMP/mine.npy"], "beyond float32 (±3.4e38), in which jgeo trains"),
+    ("data-file-spread-below-float32", setup_data("mine.npy", x=POINTS * 1e-200),
+     ["train", "--data", "TMP/mine.npy"], "below float32's smallest normal number"),
+    ("data-file-constant", setup_data("mine.npy", x=np.ones((200, 3))),
+     ["train", "--data", "TMP/mine.npy"], "`x` is constant (every value 1.0)"),
+    ("data-file-negative-labels", setup_data("mine.npz", x=POINTS, labels=LABELS - 1),
+     ["train", "--data", "TMP/mine.npz"], "`labels` must be in [0, 2**31 - 1): found -1"),
+    ("data-file-labels-all-unlabelled", setup_data("mine.npz", x=POINTS, labels=-np.ones(200, int)),
+     ["train", "--data", "TMP/mine.npz"], "found -1 (200 points); -1 does not mark unlabelled"),
+    ("data-file-label-at-the-int32-maximum",
+     setup_data("mine.npz", x=POINTS, labels=np.r_[LABELS[:-1], 2**31 - 1]),
+     ["train", "--data", "TMP/mine.npz"], "found 2147483647 (1 point)"),
+    ("data-file-label-beyond-int32",
+     setup_data("mine.npz", x=POINTS, labels=np.r_[LABELS[:-1], 2**32 + 1]),
+     ["train", "--data", "TMP/mine.npz"], "found 4294967297 (1 point)"),
+    ("data-file-float-labels", setup_data("mine.npz", x=POINTS, labels=LABELS + 0.5),
+     ["train", "--data", "TMP/mine.npz"], "`labels` must be integer classes of shape (200,)"),
+    ("data-file-of-one-feature", setup_data("mine.npy", x=POINTS[:, :1]),
+     ["train", "--data", "TMP/mine.npy"], "--latent-dim 2 is above the dimension of the data"),
+    ("latent-dim-above-the-data", None, ["train", "--data", "swissroll", "--latent-dim", "4"],
+     "(swissroll: 3 features)"),
+    ("infinite-noise", None, ["train", "--noise", "inf"], "`noise` must be a finite number"),
+    ("infinite-weight", None, ["train", "--weight", "inf"], "`weight` must be a finite number"),
+    ("nan-learning-rate", None, ["train", "--learning-rate", "nan"],
+     "`learning_rate` must be a finite number"),
+    ("bool-option-given-a-string", setup_toml('probe_class_geodesics = "x"\n'),
+     ["train", "--config", "TMP/conf.toml"], "`probe_class_geodesics` must be true or false"),
+    ("integer-of-400-digits", setup_toml(f"weight = {10**400}\n"),
+     ["train", "--config", "TMP/conf.toml"], "`weight` must be a finite number, got 1000"),
+    ("epochs-beyond-int64", setup_toml(f"epochs = {2**70}\n"),
+     ["train", "--config", "TMP/conf.toml"], "`epochs` must be an integer within int64"),
+    ("infinite-weight-in-toml", setup_toml("weight = inf\n"),
+     ["train", "--config", "TMP/conf.toml"], "`weight` must be a finite number, got inf"),
+    ("probe-grid-of-one", setup_toml("probe_grid = 1\n"), ["train", "--config", "TMP/conf.toml"],
+     "`probe_grid` must be 0 (no fields) or at least 2"),
+    ("class-geodesics-without-labels", None,
+     ["train", "--data", "swissroll", "--class-geodesics"],
+     "--class-geodesics needs labelled data, and swissroll has no labels"),
+    # Damaged probe and run files (issue 36), read by `jgeo dynamics`, `report`, or a resume.
+    ("probes-array-missing", setup_probes(arrays={"codes": None}), ["dynamics", "RUN"],
+     "dynamics.npz is damaged (no 'codes' array)"),
+    ("probes-array-of-a-wrong-rank", setup_probes(arrays={"codes": np.zeros((2, 8))}),
+     ["dynamics", "RUN"], "'codes' has shape (2, 8), not rank 3"),
+    ("probes-row-missing-a-key", setup_probes(rows=[PROBE_ROWS[0], WITHOUT_SECONDS]),
+     ["dynamics", "RUN"], "dynamics.jsonl line 2 has other keys than the first row (missing: "
+     "seconds"),
+    ("probes-value-of-a-wrong-type",
+     setup_probes(rows=[PROBE_ROWS[0], {**PROBE_ROWS[1], "betti0": "1"}]),
+     ["dynamics", "RUN"], "dynamics.jsonl line 2 has 'betti0' = '1', not a number, null or bool"),
+    ("probes-rows-not-utf8", setup_probes(rows=b'{"step": 1, "betti0": "\xff"}\n'),
+     ["dynamics", "RUN"], "dynamics.jsonl line 1 is truncated or not JSON"),
+    ("probes-recorder-json-missing-a-key",
+     setup_probes(info={k: v for k, v in PROBE_INFO.items() if k != "samples"}),
+     ["dynamics", "RUN"], "recorder.json has no 'samples'"),
+    ("probes-recorder-json-value-of-a-wrong-type",
+     setup_probes(info={**PROBE_INFO, "samples": "8"}),
+     ["dynamics", "RUN"], "recorder.json is damaged ('samples' is '8')"),
+    ("probes-config-json-not-json", setup_probes(files={"config.json": b'{"data": '}),
+     ["dynamics", "RUN"], "config.json is damaged (not a JSON object)"),
+    ("probes-metrics-not-utf8", setup_probes(files={"metrics.jsonl": b'{"epoch": 1, "\xff": 1}\n'}),
+     ["dynamics", "RUN"], "metrics.jsonl line 1 is truncated or not JSON"),
+    ("metrics-row-missing-a-key",
+     setup_run_file("metrics.jsonl", '{"epoch": 1, "loss": 0.5}\n{"epoch": 2}\n'),
+     ["train", "--out", "RUN"], "metrics.jsonl line 2 has other keys than the first row "
+     "(missing: loss"),
+    ("metrics-value-of-a-wrong-type",
+     setup_run_file("metrics.jsonl", '{"epoch": 1, "loss": [0.5]}\n'),
+     ["train", "--out", "RUN"], "metrics.jsonl line 1 has 'loss' = [0.5], not a number"),
+    ("metrics-not-utf8", setup_run_bytes("metrics.jsonl", b'{"epoch": 1, "loss": "\xff"}\n'),
+     ["train", "--out", "RUN"], "metrics.jsonl line 1 is truncated or not JSON"),
+    ("config-json-a-directory", setup_run_bytes("config.json/x", b""), ["train", "--out", "RUN"],
+     "config.json cannot be read (Is a directory)"),
+    ("manifest-without-config", setup_checkpoint(drop="config"), ["report", "RUN"],
+     "checkpoints/1 is damaged (its manifest is damaged (keys ['files', 'step']"),
+    ("manifest-without-config-on-resume", setup_checkpoint(drop="config"),
+     ["train", "--out", "RUN"],
+     "step 1: its manifest is damaged (keys ['files', 'step']"),
+    ("misnamed-checkpoint-step", setup_checkpoint(beside="12x"), ["train", "--out", "RUN"],
+     "checkpoints/12x is not a checkpoint step"),
+    ("zero-padded-checkpoint-step", setup_checkpoint(beside="007"), ["report", "RUN"],
+     "checkpoints/007 is not a checkpoint step"),
 ]  # fmt: skip
 
 

@@ -99,3 +99,15 @@ def test_sprites_train_with_the_conv_model():
     dataset, model, _ = build(config)
     assert dataset.image_shape == (32, 32)
     assert model.decode(model.encode(dataset.x[:4])).shape == (4, 32 * 32)
+
+
+def test_pairs_join_classes_and_data_of_one_class_pairs_any_two_points():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    pairs = data.class_pairs(6, labels, 20, rng)
+    assert np.all(labels[pairs[:, 0]] != labels[pairs[:, 1]])
+    # One class (a run on one digit): pairs of distinct points, not a refusal.
+    pairs = data.class_pairs(6, np.zeros(6, int), 20, rng)
+    assert pairs.shape == (20, 2) and np.all(pairs[:, 0] != pairs[:, 1])
+    with pytest.raises(ValueError, match="pairs need at least two points, got 1"):
+        data.class_pairs(1, None, 1, rng)

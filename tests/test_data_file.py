@@ -11,6 +11,8 @@ from jgeo import data, dynamics
 from jgeo.cli import main
 from jgeo.experiment import run
 from jgeo.train import load_run, make_config, read_rows, train
+from jgeo.train._config import with_data_file
+from jgeo.train._loop import build
 
 RNG = np.random.default_rng(0)
 
@@ -55,10 +57,30 @@ def test_images_train_the_conv_model(tmp_path, shape):
     config = make_config({"data": str(tmp_path / "images.npy"), "model": "conv", "epochs": 1,
                           "batch_size": 32, "probe_every": int(colour),
                           "eval_points": 32})  # fmt: skip
-    run(config, tmp_path / "run", progress=False, report=colour)
+    report = run(config, tmp_path / "run", progress=False, report=colour)
     rows = read_rows(tmp_path / "run" / "metrics.jsonl")
     assert len(rows) == 1 and np.isfinite(rows[0]["recon_mse"])
     assert (tmp_path / "run" / "figures" / "interpolation.png").exists() == colour
     if colour:
         probe = dynamics.load(tmp_path / "run").rows[0]
         assert probe["epoch"] == 1 and probe["mcn"] >= 1
+        # The report says how the pixels were scaled, and the error in the file's units.
+        spread = images.max() - images.min()
+        assert report["scaling"].startswith(f"x ↦ (x − {images.min():.6g}) / {spread:.6g}")
+        in_units = report["recon_mse_data_units"] / report["recon_mse"]
+        assert in_units == pytest.approx(spread**2, rel=1e-12)
+
+
+def test_bernoulli_reads_a_file_of_flat_intensities_as_intensities(tmp_path):
+    # Flat vectors are standardised under a Gaussian likelihood; a Bernoulli one reads them
+    # as intensities, scaled by min and range like images (it refused them once, quoting
+    # the range after standardising).
+    x = RNG.uniform(0.1, 0.9, size=(200, 16))
+    np.save(tmp_path / "flat.npy", x)
+    for likelihood, expected in [("gaussian", (x.mean(), x.std())),
+                                 ("bernoulli", (x.min(), x.max() - x.min()))]:  # fmt: skip
+        config = with_data_file(make_config({"data": str(tmp_path / "flat.npy"),
+                                             "likelihood": likelihood}))  # fmt: skip
+        np.testing.assert_allclose(config.data_scaling, expected, rtol=1e-12)
+    dataset, _, _ = build(config)  # the Bernoulli range check passes
+    assert dataset.x.min() == 0 and dataset.x.max() == pytest.approx(1, abs=1e-6)

@@ -13,8 +13,11 @@ import pytest
 from flax import nnx
 
 from jgeo import dynamics
+from jgeo._io import RunLocked
 from jgeo.cli import main
 from jgeo.data import load
+from jgeo.experiment import run
+from jgeo.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +214,48 @@ def test_a_recorder_refuses_steps_that_go_back_and_use_after_close(digits, param
     assert dynamics.load(tmp_path).arrays["steps"].tolist() == [2, 4]
 
 
+def test_a_second_writer_of_a_directory_in_this_process_is_refused(digits, params, tmp_path):
+    # Two writers of one directory would each rewrite the other's probes: the second is
+    # refused as another process's would be, and the first records on, unharmed.
+    first = dynamics.Recorder(tmp_path, digits, encode=_encode, samples=16)
+    first(1, params)
+    holder = rf"in use by `jgeo.dynamics.Recorder\({tmp_path}\)` in this process"
+    with pytest.raises(RunLocked, match=holder):
+        dynamics.Recorder(tmp_path, digits, encode=_encode, samples=16)
+    # Nor may a run take the directory its caller's Recorder writes (the run's own
+    # probes would replace the caller's): refused before anything trains.
+    with pytest.raises(RunLocked, match=holder):
+        run(TrainConfig(epochs=1), tmp_path, callbacks=[first], progress=False)
+    first(2, params)
+    first.close()
+    assert dynamics.load(tmp_path).arrays["steps"].tolist() == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lock",
+        "dynamics.jsonl",
+        "dynamics.npz",
+        "recorder.json",
+    ]
+    with dynamics.Recorder(tmp_path, digits, encode=_encode, samples=16) as again:  # freed
+        again(3, params)
+
+
+def test_parameters_of_another_code_size_are_named_and_the_recorder_records_on(
+    digits, params, tmp_path
+):
+    # With `pairs=0` (no geodesics) a decoder's metric is still probed.
+    decode = lambda p, z: p["w"].T @ z  # noqa: E731
+    with dynamics.Recorder(tmp_path, digits, encode=_encode, decode=decode, samples=16,
+                           pairs=0, grid=0) as recorder:  # fmt: skip
+        assert recorder(1, params)["geodesic_ratio"] is None
+        wider = {"w": jnp.concatenate([params["w"], params["w"][:1]])}
+        with pytest.raises(
+            dynamics.DynamicsError, match="3-dimensional codes; `encode` now gives 4"
+        ):
+            recorder(2, wider)
+        assert np.isfinite(recorder(3, params)["mcn"])
+    assert dynamics.load(tmp_path).arrays["steps"].tolist() == [1, 3]
+
+
 def _loss(params, batch):
     return jnp.mean(batch**2)
 
@@ -223,10 +268,12 @@ def _loss(params, batch):
         (dict(every=0), "`every` must be an integer ≥ 1"),
         (dict(samples=4), "`samples` must be an integer ≥ 8"),
         (dict(grid=1), "`grid` must be 0"),
-        (dict(decode=lambda p, z: z, pairs=0), "`pairs` must be an integer ≥ 1"),
+        (dict(decode=lambda p, z: z, pairs=-1), "`pairs` must be an integer ≥ 0"),
         (dict(data=np.zeros((5, 3))), r"`data` must be a numeric array \(N ≥ 8"),
         (dict(data=np.full((20, 3), np.nan)), "NaN or infinite"),
         (dict(labels=np.zeros(7, int)), r"`labels` must be integer classes of shape \(1797,\)"),
+        (dict(labels=np.r_[-1, np.zeros(1796, int)]), r"found -1 \(1 point\); -1 does not mark"),
+        (dict(labels=np.r_[2**32 + 1, np.zeros(1796, int)]), r"found 4294967297 \(1 point\)"),
         (dict(landscape_every=10), "`landscape_every` needs a `landscape`"),
         (dict(likelihood="bernoulli"), "`likelihood` must be .* with a `decode`.*without a decode"),
         (dict(decode=lambda p, z: z, likelihood="beta"), "`likelihood` must be None or one of"),

@@ -155,7 +155,17 @@ def test_one_writer_per_run_directory(tmp_path, capsys):
     # A dead holder (kill -9) leaves its file but no lock behind.
     assert (out / ".lock").exists()
     with run_lock(out, "after the holder died"):
-        with run_lock(out, "re-entrant in the same process"):
+        # In this process too, one holder: a second is refused, naming the first.
+        with pytest.raises(RunLocked, match="in use by `after the holder died` in this process"):
+            with run_lock(out, "second in this process"):
+                pass
+    # A holder that lends (a run, to its own Recorder) lends to one holder inside it.
+    with run_lock(out, "a run", lend=True):
+        with run_lock(out, "the run's recorder"):
+            with pytest.raises(RunLocked, match="in use by `the run's recorder`"):
+                with run_lock(out, "a user's recorder"):
+                    pass
+        with run_lock(out, "the next recorder"):  # given back when the first closed
             pass
 
 

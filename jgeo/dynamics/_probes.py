@@ -208,10 +208,12 @@ def measure_geometry(
                    class_barrier=between.barrier, class_ratio=between.ratio,
                    class_ratio_euclidean=between.euclidean_ratio)  # fmt: skip
     pairs = jnp.asarray(probes.pairs)
-    out["ratios"], _ = diagnostics.geodesic_ratios(
-        metric, codes[pairs[:, 0]], codes[pairs[:, 1]], solver=EnergyBVP(),
-        num_points=geodesic_points, rtol=geodesic_rtol,
-    )  # fmt: skip
+    out["ratios"] = jnp.zeros(0, codes.dtype)  # no pairs (`pairs=0`): no geodesics
+    if len(pairs):
+        out["ratios"], _ = diagnostics.geodesic_ratios(
+            metric, codes[pairs[:, 0]], codes[pairs[:, 1]], solver=EnergyBVP(),
+            num_points=geodesic_points, rtol=geodesic_rtol,
+        )  # fmt: skip
     # The metric's own kernels (not the checked public functions): a probe reports NaN
     # where the metric is singular, e.g. on a fold of the decoder, instead of raising.
     u, v = jnp.asarray(probes.planes, codes.dtype)

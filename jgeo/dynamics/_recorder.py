@@ -16,6 +16,7 @@ import numpy as np
 
 from .._fisher import FAMILIES
 from .._io import RunError, run_lock
+from .._labels import class_labels
 from ..landscape import LANDSCAPE_SCALARS, Landscape, measure_landscape
 from ._probes import measure_geometry, probe_set, sectional_planes, summarise
 from ._store import DynamicsError, ProbeFiles
@@ -59,8 +60,8 @@ class Recorder:
       different classes for the geodesics, colours for the figures.
     - `every`: probe at steps divisible by `every`; other calls return at once.
     - `samples`: number of fixed samples (maxmin landmarks of `data`, spread evenly over
-      it); `pairs`: geodesic pairs among them; `grid`: side of the latent grid of the
-      fields (d = 2 with a decoder); `random_samples`: size of the uniform random sample
+      it); `pairs`: geodesic pairs among them (0: none); `grid`: side of the latent grid
+      of the fields (d = 2 with a decoder); `random_samples`: size of the uniform random sample
       whose codes give the intrinsic dimension, effective rank and class separation;
       `class_geodesics` (with `decode` and `labels`): also the geodesic distances
       between the classes of the samples, the log-volume barrier between them and the
@@ -92,9 +93,11 @@ class Recorder:
     set continues them: the first probe (or `start(step, ...)`) drops the probes recorded
     after the step the loop resumed from, which it records again.
 
-    **Raises:** `ValueError` naming the argument for bad arguments; `DynamicsError` if
-    `out` holds probes of another probe set or damaged probe files; `RunLocked` if
-    another process writes `out`.
+    **Raises:** `ValueError` naming the argument for bad arguments (labels outside
+    [0, 2³¹ − 1) included: −1 does not mark unlabelled points); `DynamicsError` if `out`
+    holds probes of another probe set or damaged probe files; `RunLocked` if another
+    writer holds `out`: another process, or another open Recorder (or a `jgeo train` run)
+    in this one — two writers would each rewrite the other's probes.
     """
 
     def __init__(
@@ -125,7 +128,7 @@ class Recorder:
             )
         _check_int("every", every, 1)
         _check_int("samples", samples, 8)
-        _check_int("pairs", pairs, 1 if decode is not None else 0)
+        _check_int("pairs", pairs, 0)
         _check_int("seed", seed, 0)
         _check_int("grid", grid, 0)
         _check_int("random_samples", random_samples, 16)
@@ -182,6 +185,7 @@ class Recorder:
             self._closing.close()
             raise
         self._probe = None  # the jitted probe, made on first use
+        self._shapes = None  # of the parameters it was made for
         self._landscape_probe = None
         self._compiled = None  # a future of its compiled form (see `start`)
         self._resumed = False
@@ -213,8 +217,10 @@ class Recorder:
         if last is not None and last.shape[-1] != latent_dim:
             raise DynamicsError(
                 f"{self.out} holds probes of {last.shape[-1]}-dimensional codes; `encode` now "
-                f"gives {latent_dim}. Record into a new directory."
+                f"gives {latent_dim} with these `params`. Probes of one directory compare "
+                "one representation: record other codes into a new directory."
             )
+        self._shapes = _shapes(arrays)
         probes = self.probes._replace(
             planes=sectional_planes(latent_dim, len(x), self.seed),
             grid=self.probes.grid if latent_dim == 2 else 0,
@@ -275,9 +281,10 @@ class Recorder:
                 "must increase. To record a new run, open a Recorder on a new directory."
             )
         began = time.perf_counter()
-        if self._probe is None:
-            self._make_probe(params)
         arrays, _ = eqx.partition(params, eqx.is_array)
+        if self._probe is None or _shapes(arrays) != self._shapes:
+            self._make_probe(params)  # again for new shapes: checks the codes' size
+            self._compiled = None
         geometry = self._run(arrays)  # dispatched: jax computes it asynchronously
         landscape = self._measure_landscape(step, arrays)
         if self.background:
@@ -359,6 +366,11 @@ class Recorder:
         self.close()
 
 
+def _shapes(arrays):
+    """The structure, shapes and dtypes of parameters: what the compiled probe was made for."""
+    return jax.tree.structure(arrays), [(a.shape, a.dtype) for a in jax.tree.leaves(arrays)]
+
+
 def _compile(probe, *arguments):
     import ripser  # noqa: F401  (its first import takes a while too)
 
@@ -421,13 +433,9 @@ def _data_arrays(data, labels):
         x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise ValueError("`data` holds NaN or infinite values; clean or drop those inputs.")
-    if labels is not None:
+    if labels is not None:  # checked here, not at the first probe; kept as given (digest)
         labels = np.asarray(labels)
-        if labels.shape != (len(x),) or labels.dtype.kind not in "iub":
-            raise ValueError(
-                f"`labels` must be integer classes of shape ({len(x)},), got {labels.dtype} of "
-                f"shape {labels.shape}."
-            )
+        class_labels(labels, len(x))
     if color is None:
         color = labels.astype(np.float64) if labels is not None else _first_axis(x)
     return x, labels, color

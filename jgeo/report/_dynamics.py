@@ -15,7 +15,7 @@ import numpy as np
 
 from .._fisher import FisherPullback
 from .._geodesics import curve_length
-from .._io import is_writer, save_figure, write_atomic
+from .._io import RunError, is_writer, save_figure, write_atomic
 from .._pullback import Pullback
 from ..dynamics import Dynamics, load
 
@@ -75,14 +75,15 @@ def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = Non
 
 def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
     panels = [(k, t) for k, t in SCALARS if k in dynamics.rows[0]]
-    if metrics:
+    if metrics and "recon_mse" in metrics[0]:
         panels.insert(0, ("recon_mse", "reconstruction MSE"))
     cols, rows = 4, -(-len(panels) // 4)
     fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), squeeze=False)
     label, times = dynamics.time
     for ax, (key, title) in zip(axes.flat, panels):
         if key == "recon_mse":
-            ax.plot([r["epoch"] for r in metrics], [r["recon_mse"] for r in metrics], "k-")
+            errors = [np.nan if r["recon_mse"] is None else r["recon_mse"] for r in metrics]
+            ax.plot([r["epoch"] for r in metrics], np.array(errors, float), "k-")
             ax.set_yscale("log")
         else:  # scalars some probes leave out (the landscape's) are None there
             values = dynamics.series(key)
@@ -275,8 +276,8 @@ def _run_extras(run_dir: Path, dynamics: Dynamics):
     metrics = read_rows(run_dir / "metrics.jsonl")
     try:
         _, _, model = load_run(run_dir)
-    except (ValueError, OSError):  # no checkpoint (yet): draw what the probes hold
-        return metrics, None
+    except (RunError, ValueError, OSError):  # no checkpoint that verifies (yet): the
+        return metrics, None  # probes are drawn without the lengths, `jgeo report` says why
     likelihood = dynamics.info.get("likelihood")
     return metrics, trajectory_lengths(dynamics, model.decoder, likelihood)
 
@@ -299,13 +300,18 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
 
     **Returns:** the path of `dynamics.html`.
 
-    **Raises:** `DynamicsError` for missing or damaged dynamics files.
+    **Raises:** `DynamicsError` for missing or damaged dynamics files; `RunError` for a
+    damaged `metrics.jsonl` or `config.json` beside them (read before anything is drawn).
     """
     from ..train._figures import _plt
 
     run_dir = Path(run_dir)
     dynamics = load(run_dir)
     metrics, lengths = _run_extras(run_dir, dynamics)
+    if (run_dir / "config.json").exists():  # every file is read before anything is written
+        config = _run_config(run_dir / "config.json")
+    else:  # a Recorder's directory: what it probed
+        config = {k: v for k, v in dynamics.info.items() if k != "data_sha256"}
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plt = _plt()
@@ -349,15 +355,23 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     if lengths is not None:
         summary["trajectory length, final metric (median)"] = float(np.median(lengths))
         summary["trajectory length, final metric (max)"] = float(np.max(lengths))
-    config = {}
-    if (run_dir / "config.json").exists():
-        config = json.loads((run_dir / "config.json").read_text())
-    else:  # a Recorder's directory: what it probed
-        config = {k: v for k, v in dynamics.info.items() if k != "data_sha256"}
     page = _page(run_dir, config, summary, drawn, _table(dynamics))
     path = run_dir / "dynamics.html"
     write_atomic(path, page)
     return path
+
+
+def _run_config(path: Path) -> dict:
+    """A run's `config.json` (shown on the page).
+
+    **Raises:** `RunError` naming the file if it is not a UTF-8 JSON object."""
+    try:
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+        config = None
+    if not isinstance(config, dict):
+        raise RunError(f"{path} is damaged (not a JSON object); restore it, or delete it.")
+    return config
 
 
 def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str) -> str:

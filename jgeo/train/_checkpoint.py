@@ -4,14 +4,18 @@ Orbax writes each step to a temporary directory and renames it when complete, so
 interrupted save never replaces the last good checkpoint. It does not notice damage
 afterwards: bytes changed inside a data file load as wrong numbers. So every step gets
 a manifest, `checkpoints/STEP/jgeo_manifest.json`, written atomically once orbax has
-finished: the SHA-256 of every file of the step, and the configuration the run was
-trained with. A step whose files do not match its manifest (or that has none: the
-process died between the two writes) is damaged; a run resumes from the newest step
-that verifies, and a report never reads a damaged one.
+finished: the SHA-256 of every file of the step, the configuration the run was
+trained with, and the SHA-256 of those (so that a damaged manifest is caught too). A
+step whose files do not match its manifest (or that has none: the process died between
+the two writes, or whose manifest is damaged) is damaged; a run resumes from the newest
+step that verifies, and a report never reads a damaged one.
 """
 
+import contextlib
 import hashlib
 import json
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +29,67 @@ MANIFEST = "jgeo_manifest.json"
 
 class CheckpointError(RunError, RuntimeError):
     """A checkpoint that cannot be read; the command line exits with code 2."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sealed(manifest: dict) -> str:
+    """The SHA-256 of a manifest's `step`, `config` and `files` (canonical JSON, as
+    they read back from the file)."""
+    body = {k: manifest[k] for k in ("step", "config", "files")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _manifest_problem(manifest, step: int) -> str | None:
+    """What is wrong with the structure of `step`'s manifest (None if nothing): a dict
+    of `step`, `config` (a dict), `files` (relative path → SHA-256) and `sha256`, the
+    checksum of the other three (absent from the manifests of older jgeo versions)."""
+    if not isinstance(manifest, dict):
+        return f"a {type(manifest).__name__}, not a manifest"
+    keys = set(manifest)
+    if keys - {"sha256"} != {"step", "config", "files"}:
+        return f"keys {sorted(keys)}, not step, config, files and sha256"
+    if type(manifest["step"]) is not int or manifest["step"] != step:
+        return f"step {manifest['step']!r} in the manifest of step {step}"
+    if not isinstance(manifest["config"], dict):
+        return "its config is not a table of keys"
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(
+        isinstance(d, str) and _SHA256.fullmatch(d) for d in files.values()
+    ):
+        return "its files are not paths with SHA-256 checksums"
+    if "sha256" in manifest and manifest["sha256"] != _sealed(manifest):
+        return "it does not match its own checksum"
+    return None
+
+
+@contextlib.contextmanager
+def _orbax_log_held(drop: bool = False):
+    """Hold back what orbax logs (through absl's logger) inside the block: on a full disk
+    its background threads log pages of tracebacks before the save raises, and the
+    `CheckpointError` says it in one line. Dropped if the block raises or `drop`; else
+    its warnings and errors are logged after the block."""
+    held = []
+    logger = logging.getLogger("absl")
+
+    class Hold(logging.Filter):
+        def filter(self, record):
+            held.append(record)
+            return False
+
+    hold = Hold()
+    logger.addFilter(hold)
+    try:
+        yield
+    except BaseException:
+        drop = True
+        raise
+    finally:
+        logger.removeFilter(hold)
+        for record in [] if drop else held:
+            if record.levelno >= logging.WARNING:
+                logger.handle(record)
 
 
 def _digests(step_dir: Path) -> dict[str, str]:
@@ -46,6 +111,7 @@ class Checkpoints:
         self.directory = Path(directory).absolute()
         self.keep = keep
         self._manager = None  # opened on first use: scanning creates nothing
+        self._failed = False  # a save failed (and said so): orbax's logs add nothing
 
     @property
     def manager(self) -> ocp.CheckpointManager:
@@ -55,22 +121,40 @@ class Checkpoints:
         return self._manager
 
     def steps(self) -> list[int]:
-        """The steps on disk, newest first (orbax's unfinished temporaries excluded)."""
+        """The steps on disk, newest first (orbax's unfinished temporaries and hidden
+        files excluded).
+
+        **Raises:** `CheckpointError` naming anything else in the directory: a step is a
+        directory named by its number (`12`, not `012` or `12x`), and orbax, which lists
+        the directory too, must not meet anything else there."""
         if not self.directory.is_dir():
             return []
-        names = (p.name for p in self.directory.iterdir() if p.is_dir())
-        return sorted((int(n) for n in names if n.isdigit()), reverse=True)
+        steps = []
+        for path in self.directory.iterdir():
+            name = path.name
+            if name.startswith(".") or ".orbax-checkpoint-tmp" in name:
+                continue
+            if not (re.fullmatch(r"0|[1-9][0-9]*", name) and path.is_dir()):
+                raise CheckpointError(
+                    f"{path} is not a checkpoint step (a directory named by its epoch, like "
+                    f"12). Move it out of {self.directory}, then rerun the command."
+                )
+            steps.append(int(name))
+        return sorted(steps, reverse=True)
 
     def problem(self, step: int) -> str | None:
-        """What is wrong with `step` (None if its files match its manifest)."""
+        """What is wrong with `step` (None if its files match its manifest and the
+        manifest matches its own checksum)."""
         step_dir = self.directory / str(step)
         try:
-            manifest = json.loads((step_dir / MANIFEST).read_text())
-            expected = manifest["files"]
+            manifest = json.loads((step_dir / MANIFEST).read_bytes().decode("utf-8"))
         except FileNotFoundError:
             return "it has no manifest (the process stopped before sealing it)"
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             return f"its manifest is unreadable ({type(error).__name__})"
+        if (problem := _manifest_problem(manifest, step)) is not None:
+            return f"its manifest is damaged ({problem})"
+        expected = manifest["files"]
         actual = _digests(step_dir)
         for name in sorted(expected.keys() | actual.keys()):
             if name not in actual:
@@ -82,8 +166,21 @@ class Checkpoints:
         return None
 
     def config(self, step: int) -> dict:
-        """The configuration stored in `step`'s manifest."""
-        return json.loads((self.directory / str(step) / MANIFEST).read_text())["config"]
+        """The configuration stored in `step`'s manifest.
+
+        **Raises:** `CheckpointError` if the manifest is unreadable or damaged."""
+        path = self.directory / str(step) / MANIFEST
+        try:
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
+            problem = _manifest_problem(manifest, step)
+        except (OSError, ValueError, RecursionError) as error:
+            problem = f"unreadable: {type(error).__name__}"
+        if problem is not None:
+            raise CheckpointError(
+                f"{path} is damaged ({problem}). Delete that step's directory to resume from "
+                "an earlier one, or use a new --out directory."
+            )
+        return manifest["config"]
 
     def newest_sound(self) -> tuple[int | None, list[tuple[int, str]]]:
         """The newest step that verifies (None if no step does), and the damaged steps
@@ -115,12 +212,17 @@ class Checkpoints:
         write fails."""
         self._check_space(step, tree)
         try:
-            self.manager.save(step, args=ocp.args.StandardSave(tree))
-            self.manager.wait_until_finished()
+            with _orbax_log_held():
+                self.manager.save(step, args=ocp.args.StandardSave(tree))
+                self.manager.wait_until_finished()
             step_dir = self.directory / str(step)
-            manifest = {"step": step, "config": config, "files": _digests(step_dir)}
+            # sealed as it reads back (tuples as lists)
+            manifest = json.loads(json.dumps({"step": step, "config": config,
+                                              "files": _digests(step_dir)}))  # fmt: skip
+            manifest["sha256"] = _sealed(manifest)
             write_atomic(step_dir / MANIFEST, json.dumps(manifest, indent=1))
         except Exception as error:  # a full or read-only disk surfaces as many types
+            self._failed = True
             raise CheckpointError(
                 f"checkpoint {step} could not be written to {self.directory} "
                 f"({type(error).__name__}: {str(error)[:200]}). Free space or fix the file "
@@ -141,7 +243,8 @@ class Checkpoints:
     def restore(self, step: int, like):
         """The tree saved at `step`, with the structure of `like`."""
         try:
-            return self.manager.restore(step, args=ocp.args.StandardRestore(like))
+            with _orbax_log_held():
+                return self.manager.restore(step, args=ocp.args.StandardRestore(like))
         except Exception as error:  # orbax raises many types for damaged files
             raise CheckpointError(
                 f"checkpoint {self.directory / str(step)} cannot be read ({type(error).__name__}: "
@@ -152,6 +255,7 @@ class Checkpoints:
     def close(self) -> None:
         if self._manager is not None:
             try:
-                self._manager.close()
+                with _orbax_log_held(drop=self._failed):
+                    self._manager.close()
             except Exception:  # a failed save was reported already; closing adds nothing
                 pass

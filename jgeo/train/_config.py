@@ -1,11 +1,12 @@
 """Training configuration: defaults, a TOML file, command-line overrides, validation."""
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
 
 from .. import _data_file as data_file
-from .._io import RunError
+from .._io import RunError, is_int, short
 from ..data import DATASETS, IMAGE_DATASETS
 from ..nn._autoencoder import MODELS
 from ..nn._mlp import ACTIVATIONS
@@ -100,6 +101,11 @@ class TrainConfig:
                 raise ConfigError(
                     f"unknown {name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}."
                 )
+        for field in dataclasses.fields(self):  # inf and NaN pass the range checks below
+            value = getattr(self, field.name)
+            numbers = value if field.name == "data_scaling" and value is not None else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ConfigError(f"`{field.name}` must be a finite number, got {value!r}.")
         weight, warmup = DEFAULT_WEIGHTS[self.regularizer]
         if self.weight is None:  # frozen: fill in the regularizer's defaults once
             object.__setattr__(self, "weight", weight)
@@ -121,6 +127,8 @@ class TrainConfig:
                 f"`landscape_every` ({self.landscape_every} epochs) must be a multiple of "
                 f"`probe_every` ({self.probe_every}): the landscape is measured at a probe."
             )
+        if self.probe_grid == 1:
+            raise ConfigError("`probe_grid` must be 0 (no fields) or at least 2, got 1.")
         if self.seed < 0:
             raise ConfigError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
         if self.n is not None and self.n < 16:
@@ -173,9 +181,13 @@ def _coerce(name: str, value):
     if name == "data_scaling":
         if value is None:
             return None
-        if not isinstance(value, list | tuple) or len(value) != 2:
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
             raise ConfigError(f"`data_scaling` must be [shift, scale], got {value!r}.")
-        return tuple(float(v) for v in value)
+        return tuple(_float("data_scaling", v) for v in value)
     if name == "data_sha256":
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"`data_sha256` must be a string, got {value!r}.")
@@ -194,11 +206,20 @@ def _coerce(name: str, value):
         return None
     kind = float if name in ("weight", "warmup") else type(default)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        value = _float(name, value)
     if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        noun = {int: "an integer", float: "a number", str: "a string"}[kind]
-        raise ConfigError(f"`{name}` must be {noun}, got {value!r}.")
+        noun = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        raise ConfigError(f"`{name}` must be {noun[kind]}, got {short(value)}.")
+    if kind is int and not is_int(value):
+        raise ConfigError(f"`{name}` must be an integer within int64, got {short(value)}.")
     return value
+
+
+def _float(name: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ConfigError(f"`{name}` must be a finite number, got {short(value)}.") from None
 
 
 def make_config(values: dict) -> TrainConfig:
@@ -265,7 +286,7 @@ def with_data_file(config: TrainConfig) -> TrainConfig:
     sha = data_file.digest(path)
     if config.data_sha256 is None:
         arrays = data_file.read(path)
-        scale = config.data_scaling or data_file.scaling(arrays["x"])
+        scale = config.data_scaling or data_file.scaling(arrays["x"], config.likelihood)
         return dataclasses.replace(config, data=path, data_scaling=scale, data_sha256=sha)
     if sha != config.data_sha256:
         raise data_file.DataFileError(

@@ -18,7 +18,15 @@ import optax
 from flax import nnx
 
 from .. import _data_file as data_file, data as datasets, diagnostics, sharding
-from .._io import LOCK, RunError, deferred_interrupt, remembered_interrupts, run_lock, write_atomic
+from .._io import (
+    LOCK,
+    RunError,
+    deferred_interrupt,
+    read_jsonl_rows,
+    remembered_interrupts,
+    run_lock,
+    write_atomic,
+)
 from ..nn import make_model
 from ..regularizers import REGULARIZERS
 from ._checkpoint import CheckpointError, Checkpoints
@@ -45,6 +53,12 @@ def build(config: TrainConfig):
             f"likelihood bernoulli needs data in [0, 1] (intensities), but {config.data} "
             f"spans [{data.x.min():.3g}, {data.x.max():.3g}]: use --likelihood gaussian, or "
             "image data (digits, sprites, an image file)."
+        )
+    if config.latent_dim > data.x.shape[1]:
+        raise ConfigError(
+            f"--latent-dim {config.latent_dim} is above the dimension of the data "
+            f"({config.data}: {data.x.shape[1]} features): an autoencoder needs a smaller "
+            "latent space; lower --latent-dim."
         )
     if data_file.is_data_file(config.data) and len(data.x) < config.batch_size:
         raise ConfigError(
@@ -194,37 +208,47 @@ def read_rows(path: str | Path) -> list[dict]:
 
     - `path`: the file.
 
-    **Returns:** one dict per epoch; [] if there is no file yet.
+    **Returns:** one dict per epoch, epochs increasing; [] if there is no file yet. Every
+    row has the same keys, an integer `epoch`, and numbers (NaN and ±inf included), bools
+    or None for values, as the training loop writes them.
 
-    **Raises:** `RunError` naming the line when the file is truncated or not JSON rows.
+    **Raises:** `RunError` naming the line when the file is truncated, not UTF-8 or not
+    JSON rows, or a row lacks keys the first has or holds a value of another type.
     """
     path = Path(path)
     if not path.exists():
         return []
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if not isinstance(row, dict) or "epoch" not in row:
-            raise RunError(
-                f"{path} line {number} is truncated or not a metrics row. Restore the file; "
-                f"or delete it and {path.parent / 'checkpoints'} to train the run again."
-            )
-        rows.append(row)
-    return rows
+
+    def damaged(number: int, why: str) -> RunError:
+        return RunError(
+            f"{path} line {number} {why}. Restore the file; or delete it and "
+            f"{path.parent / 'checkpoints'} to train the run again."
+        )
+
+    return read_jsonl_rows(path, order="epoch", required=("epoch",), damaged=damaged)
 
 
 def _read_config(path: Path) -> TrainConfig:
-    """The config stored in a run's `config.json`."""
+    """The config stored in a run's `config.json`.
+
+    **Raises:** `ConfigError` naming the file if it cannot be read, is not UTF-8 JSON or
+    not a valid config."""
     try:
-        return make_config(json.loads(path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as error:
+        return make_config(json.loads(path.read_bytes().decode("utf-8")))
+    except OSError as error:  # e.g. a directory, or no permission
+        raise ConfigError(
+            f"{path} cannot be read ({error.strerror or error}); restore it, or use a new "
+            "--out directory."
+        ) from None
+    except ValueError as error:  # not UTF-8, not JSON, or a ConfigError
         raise ConfigError(
             f"{path} is damaged ({error}); restore it, or use a new --out directory."
+        ) from None
+    # make_config raises ConfigError for most bad values, but not for every type
+    except (TypeError, KeyError, OverflowError, RecursionError) as error:
+        raise ConfigError(
+            f"{path} is damaged ({type(error).__name__}: {str(error)[:160]}); restore it, or "
+            "use a new --out directory."
         ) from None
 
 
@@ -353,7 +377,8 @@ def train(
     config = with_data_file(config)
     created = not out.exists()
     try:
-        with run_lock(out, f"jgeo train --out {out}"):
+        # lent to the run's own Recorder (`jgeo.experiment`), refused to any other holder
+        with run_lock(out, f"jgeo train --out {out}", lend=True):
             return _train(
                 config, out, tuple(callbacks), progress, stop_after, report, checkpoint_seconds
             )
@@ -379,7 +404,6 @@ def _train(
     start, _ = _sound_checkpoint(out, checkpoints, config)
     start = start or 0
     data, model, tx = build(config)
-    write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
     graphdef, state = nnx.split(model)
     params = nnx.to_pure_dict(state)
     opt_state = tx.init(params)
@@ -400,6 +424,9 @@ def _train(
     for callback in callbacks:
         if hasattr(callback, "start"):
             callback.start(start * steps, params)
+    # Written once everything has been checked (callbacks included): a refused run leaves
+    # no config behind to refuse the corrected rerun as "a different configuration".
+    write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
     last = config.epochs if stop_after is None else min(stop_after, config.epochs)
     bar = _progress(progress, config.epochs, start)
     # `done`: the last epoch whose rows are written, with its `state`; `saved`: the last

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import diagnostics
+from .. import _data_file as data_file, diagnostics
 from .._io import is_writer, write_atomic
 from ..data import Dataset, class_pairs
 from ._config import TrainConfig
@@ -30,9 +30,11 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
 
     - `config`: the run; `data`: its `Dataset`; `model`: the trained NNX model.
 
-    **Returns:** `(report, arrays)`: the scalars of `report.json` (`recon_mse`, `mcn`,
-    `vor`, `logdet_mean`, `logdet_var`, `geodesic_ratio`, and `spearman_geodesic` where the
-    data have ground truth) and a dict of arrays for the figures.
+    **Returns:** `(report, arrays)`: the scalars of `report.json` (`recon_mse` in the
+    units trained on, `scaling` (how the data were scaled for training) and, for a data
+    file, `recon_mse_data_units` (the same error in the file's own units), `mcn`, `vor`,
+    `logdet_mean`, `logdet_var`, `geodesic_ratio`, and `spearman_geodesic` where the data
+    have ground truth) and a dict of arrays for the figures.
     """
     x = jnp.asarray(data.x)
     codes = jax.jit(jax.vmap(model.encode))(x)
@@ -52,7 +54,8 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
         "epochs": config.epochs,
         "likelihood": config.likelihood,
         "latent_metric": METRIC_NAMES[config.likelihood],
-        "recon_mse": float(jnp.mean((recon - x) ** 2)),
+        "recon_mse": (mse := float(jnp.mean((recon - x) ** 2))),
+        **_in_data_units(config, data, mse),
         **{k: float(v) for k, v in summary.items()},
         "geodesic_ratio": float(np.nanmean(np.asarray(ratios))),
         "geodesics_converged": f"{int(np.sum(np.asarray(geodesics.converged)))}/{len(pairs)}",
@@ -62,6 +65,17 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
         report["spearman_geodesic"] = diagnostics.distance_spearman(eval_codes, truth)
     arrays = {"codes": np.asarray(codes), "pairs": pairs, "curves": np.asarray(geodesics.curve)}
     return report, arrays
+
+
+def _in_data_units(config: TrainConfig, data: Dataset, mse: float) -> dict:
+    """How the data were scaled for training (`scaling`) and, for a data file, the
+    reconstruction error `mse` in the file's own units (scale² × mse)."""
+    if config.data_scaling is None:
+        kind = "intensities in [0, 1]" if data.image_shape else "centred, unit variance"
+        return {"scaling": f"the built-in data set as jgeo.data.load gives it ({kind})"}
+    shift, scale = config.data_scaling
+    how = data_file.describe_scaling(shift, scale, data.image_shape is not None, config.likelihood)
+    return {"scaling": how, "recon_mse_data_units": scale**2 * mse}
 
 
 def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> dict:
