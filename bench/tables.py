@@ -342,7 +342,38 @@ def jax_lapack_hang(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compile_cache(results: dict) -> str:
+    """`bench/compile_cache.py`: first calls in fresh processes with the persistent
+    compilation cache off, cold (empty) and warm (filled by the process before)."""
+
+    def seconds(cell: dict) -> str:
+        return f"{_g(cell['median_s'])} ({_g(cell['min_s'], 2)}–{_g(cell['max_s'], 2)})"
+
+    def ratio(cell: dict, bold: str = "") -> str:
+        return f"{bold}{cell['median']:.2f}×{bold} ({cell['min']:.2f}–{cell['max']:.2f})"
+
+    lines = [_row(["first calls in a fresh process", "`eqx.error_if` checks", "cache off",
+                   "cold cache", "warm cache", "warm ÷ cold", "warm ÷ off",
+                   "programs not written", "XLA lines on stderr (warm)"]),
+             _row(["---"] * 9)]  # fmt: skip
+    for r in results["summary"]:
+        checks = "on (as shipped)" if r["variant"] == "as is" else "off (`EQX_ON_ERROR=nan`)"
+        lines.append(_row([r["label"], checks, seconds(r["off"]), seconds(r["cold"]),
+                           seconds(r["warm"]), ratio(r["warm_over_cold"], "**"),
+                           ratio(r["warm_over_off"]),
+                           f"{r['warm_not_written_host_callbacks']:.0f}",
+                           f"{r['warm_stderr_lines']:.0f}"]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*seconds, median (min–max) of {results['repeats']} repeats, each run a fresh "
+                 "process; ratios per repeat, then their median; geodesics: both first calls, "
+                 "the job: its whole process; programs compiling in ≥ "
+                 f"{results['min_compile_time_secs']:g} s are written; shared 2-core machine, "
+                 f"{_footer(results['environment'], 'compile_cache.json')[1:]}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
+    "compile_cache": (compile_cache, "compile_cache.json"),
     "device": (device, "device_cpu.json"),
     "distances": (distances, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),

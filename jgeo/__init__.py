@@ -16,6 +16,7 @@ from ._bvp import (
     Hybrid as Hybrid,
     ShootingBVP as ShootingBVP,
 )
+from ._compilation_cache import enable_compilation_cache as enable_compilation_cache
 from ._connection import (
     christoffel as christoffel,
     geodesic_acceleration as geodesic_acceleration,

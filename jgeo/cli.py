@@ -273,6 +273,9 @@ def dynamics_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ._compilation_cache import enable_for_command
+
+    enable_for_command()  # unless JGEO_COMPILATION_CACHE=0: see docs/faq.md
     parser = argparse.ArgumentParser(
         prog="jgeo", description="Riemannian geometry of learned latent spaces."
     )
