@@ -44,6 +44,10 @@ from ._graph import (
     GeodesicGraph as GeodesicGraph,
     geodesic_graph as geodesic_graph,
 )
+from ._local_basis import (
+    LocalBasis as LocalBasis,
+    local_basis as local_basis,
+)
 from ._log_map import (
     ConnectingGeodesic as ConnectingGeodesic,
     connecting_geodesic as connecting_geodesic,
@@ -60,11 +64,13 @@ from ._metrics import (
     Product as Product,
     StereographicSphere as StereographicSphere,
 )
+from ._operator import metric_operator as metric_operator
 from ._pullback import (
     AbstractPullback as AbstractPullback,
     Pullback as Pullback,
     StochasticPullback as StochasticPullback,
 )
+from ._slq import SLQ as SLQ
 from .sharding import make_mesh as make_mesh, shard_batch as shard_batch
 
 # The application packages import on first use (`jgeo.train`, `jgeo.dynamics`, ...), so

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from ._metrics import AbstractMetric
+from ._metrics import AbstractMetric, check_point
 
 Method = Literal["auto", "autodiff"]
 
@@ -79,18 +79,25 @@ def points_of(metric: AbstractMetric, points: Array) -> Array:
 
 
 def metric_point(
-    metric: AbstractMetric, x: ArrayLike, name: str = "x", *, throw: bool = True
+    metric: AbstractMetric,
+    x: ArrayLike,
+    name: str = "x",
+    *,
+    throw: bool = True,
+    full_rank: bool = True,
 ) -> Array:
     """Validate `metric` and a point `x` of it: its shape and dtype now, and (with
     `throw`) that it lies in the metric's domain when the computation runs, also under
-    jit and vmap. Without `throw` the caller reports `metric.contains(x)` itself."""
+    jit and vmap. Without `throw` the caller reports `metric.contains(x)` itself.
+    Without `full_rank`, a metric singular by its shapes (a decoder with fewer outputs
+    than latent coordinates) is accepted."""
     if not isinstance(metric, AbstractMetric):
         raise TypeError(
             f"`metric` must be a jgeo metric such as `jgeo.Pullback(decoder)`, got "
             f"{type(metric).__name__}; wrap a function x ↦ g(x) as `jgeo.MetricField(fn)`."
         )
     x = as_point(x, name)
-    metric.check_point(x, name)
+    check_point(metric, x, name, full_rank)
     if throw and has_domain(metric):
         message = _OUTSIDE.format(name=name, metric=type(metric).__name__, domain=metric.domain)
         x = eqx.error_if(x, ~metric.contains(x), message)

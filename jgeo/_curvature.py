@@ -1,13 +1,16 @@
 """Curvature of the Levi-Civita connection, and the volume element."""
 
+from typing import Literal
+
 import jax.numpy as jnp
-from jaxtyping import ArrayLike
+from jaxtyping import ArrayLike, PRNGKeyArray
 
 from . import _autodiff
 from ._checks import Method, as_tangent, choose, finish, metric_point
 from ._custom_types import MetricMatrix, PointLike, RiemannArray, Scalar
 from ._linalg import solve
 from ._metrics import AbstractMetric
+from ._slq import SLQ, as_estimator
 
 
 def _riemann(metric: AbstractMetric, x, method: Method) -> RiemannArray:
@@ -147,24 +150,57 @@ def gaussian_curvature(metric: AbstractMetric, x: PointLike, *, method: Method =
     return scalar_curvature(metric, x, method=method) / 2
 
 
-def log_volume(metric: AbstractMetric, x: PointLike, *, method: Method = "auto") -> Scalar:
+def log_volume(
+    metric: AbstractMetric,
+    x: PointLike,
+    *,
+    method: Method | Literal["slq"] | SLQ = "auto",
+    key: PRNGKeyArray | None = None,
+) -> Scalar:
     """The log volume element `½ log det g(x)` (log of the Riemannian volume density).
 
     For a pullback, log |det R| of the QR factorisation of J, which avoids squaring J's
-    condition number; otherwise from the Cholesky factor of g.
+    condition number; otherwise from the Cholesky factor of g. Both form the d × d
+    metric (d JVPs of a decoder) and factor it in O(d³); for wide latent spaces and
+    hidden layers (d in the hundreds to thousands) `method="slq"` estimates it by
+    stochastic Lanczos quadrature on `metric_operator` instead, from products G v only
+    (`SLQ`: its probes and steps, error and gradients).
 
     **Arguments:**
 
     - `metric`: a jgeo metric.
     - `x`: one point, shape (d,).
-    - `method`: `"auto"` uses the metric's fast path (QR of J for a pullback); `"autodiff"`
-      differentiates the metric matrix (the reference).
+    - `method`: `"auto"` uses the metric's fast path (QR of J for a pullback);
+      `"autodiff"` differentiates the metric matrix (the reference); `"slq"` or an
+      `SLQ(probes=..., steps=...)` estimates it matrix-free.
+    - `key`: a JAX PRNG key for the probes of `"slq"` (required there, unused
+      otherwise).
 
     **Returns:** a scalar of the dtype of `x`.
 
-    **Raises:** `ValueError`/`TypeError` for a malformed point; a runtime error if the
-    metric is singular at `x` (see `jitter`).
+    **Raises:** `ValueError`/`TypeError` for a malformed point, an unknown `method` or
+    a missing `key`; a runtime error if the metric is singular at `x` (see `jitter`).
     """
-    x = metric_point(metric, x)
-    out = choose(method, metric.log_volume, lambda y: _autodiff.log_volume(metric, y))(x)
-    return finish(out, x, "log_volume")
+    estimator = as_estimator(method)
+    if estimator is None:
+        if method not in ("auto", "autodiff"):
+            raise ValueError(
+                f'`method` must be "auto", "autodiff", "slq" or a `jgeo.SLQ(...)`, got {method!r}.'
+            )
+        x = metric_point(metric, x)
+        out = choose(method, metric.log_volume, lambda y: _autodiff.log_volume(metric, y))(x)
+        return finish(out, x, "log_volume")
+    if key is None:
+        raise ValueError(
+            '`key` is needed for `method="slq"` (its random probes): pass '
+            "`key=jax.random.key(0)`, or a fresh key per call."
+        )
+    x = metric_point(metric, x)  # a metric singular by its shapes raises here
+    out = estimator.log_volume(metric, x, key)
+    return finish(out, x, "log_volume", hint=_SINGULAR_HINT)
+
+
+_SINGULAR_HINT = (
+    " A metric of rank below d (e.g. the Fisher metric of a C-class head at a layer wider "
+    "than C − 1) has log-volume −∞: build it with `jitter=...`."
+)

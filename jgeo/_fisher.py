@@ -25,11 +25,12 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 from jaxtyping import Array, Bool, Float
 
 from ._custom_types import Point, Tangent
 from ._metrics import AbstractDiagonalMetric, as_pytree_callable, check_dim
-from ._pullback import AbstractPullback, _check_jitter, trace_decoder
+from ._pullback import AbstractPullback, _check_jitter, check_linear_solver, trace_decoder
 
 FAMILIES = ("bernoulli", "categorical", "poisson", "gaussian")
 
@@ -117,7 +118,7 @@ class FisherPullback(AbstractPullback):
         - `"poisson"`: log-rates, any shape (λ = e^η);
         - `"gaussian"`: a pair `(mean, std)` of arrays of one shape, std > 0.
     - `family`: one of the four names above.
-    - `dim`, `jitter`: as for `Pullback`.
+    - `dim`, `jitter`, `linear_solver`: as for `Pullback`.
 
     Bernoulli, categorical and Poisson are the Euclidean pullback of `chart ∘ f`
     (charts 2 arcsin √p, 2 √p, 2 √λ; `immersion` returns it), so every fast path
@@ -136,8 +137,17 @@ class FisherPullback(AbstractPullback):
     dim: int | None = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
     ambient: GaussianFisher | None
+    linear_solver: lx.AbstractLinearSolver | None = eqx.field(static=True)
 
-    def __init__(self, f: Callable, family: str, *, dim: int | None = None, jitter: float = 0.0):
+    def __init__(
+        self,
+        f: Callable,
+        family: str,
+        *,
+        dim: int | None = None,
+        jitter: float = 0.0,
+        linear_solver: lx.AbstractLinearSolver | None = None,
+    ):
         if family not in FAMILIES:
             raise ValueError(
                 f"FisherPullback: unknown `family` {family!r}; choose one of "
@@ -149,11 +159,14 @@ class FisherPullback(AbstractPullback):
         self.dim = dim
         self.jitter = _check_jitter(jitter, "FisherPullback")
         self.ambient = GaussianFisher() if family == "gaussian" else None
+        self.linear_solver = check_linear_solver(linear_solver, "FisherPullback")
 
-    def check_point(self, x: Point, name: str = "x") -> None:
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
         super().check_point(x, name)
         out = trace_decoder(self.f, x, "f", "FisherPullback")
-        self._check_rank(x, _output_dimension(out, self.family))
+        output_dim = _output_dimension(out, self.family)
+        if full_rank:
+            self._check_rank(x, output_dim)
 
     def immersion(self, x: Point) -> Float[Array, " D"]:
         out = self.f(x)

@@ -10,6 +10,8 @@ import jax.random as jr
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from . import _krylov as krylov
+
 # Hessian-vector products batched together by `hessian_trace` and `fisher_trace`:
 # enough to vectorise, few enough to keep memory at a handful of gradients.
 _CHUNK = 8
@@ -48,52 +50,6 @@ def _check_count(name: str, value, least: int) -> int:
     return value
 
 
-def _lanczos(matvec: Callable, v0: Array, steps: int, key: PRNGKeyArray):
-    """`steps` Lanczos steps of the symmetric operator `matvec` from the unit vector v0,
-    each new vector orthogonalised against all earlier ones twice ("twice is enough",
-    Parlett): the diagonal α (steps,) and off-diagonal β (steps,) of the tridiagonal T,
-    β[-1] the norm of the last residual. When the Krylov space closes (β ≈ 0: v0 lies in
-    an invariant subspace) the recurrence restarts from a random vector orthogonal to
-    it, with coupling 0, so T's eigenvalues stay eigenvalues of the operator."""
-    n, dtype = v0.shape[0], v0.dtype
-    eps = jnp.finfo(dtype).eps
-    basis = jnp.zeros((steps + 1, n), dtype).at[0].set(v0)
-
-    def orthogonalise(w, basis):
-        w = w - basis.T @ (basis @ w)
-        return w - basis.T @ (basis @ w)
-
-    def step(j, carry):
-        basis, alpha, beta = carry
-        v = basis[j]
-        hv = matvec(v)
-        a = jnp.vdot(v, hv)
-        w = orthogonalise(hv, basis)
-        b = jnp.linalg.norm(w)
-        closed = b <= 1e3 * eps * jnp.maximum(jnp.linalg.norm(hv), jnp.finfo(dtype).tiny)
-        fresh = orthogonalise(jr.normal(jr.fold_in(key, j), (n,), dtype), basis)
-        nxt = jnp.where(closed, fresh / jnp.linalg.norm(fresh), w / jnp.where(closed, 1.0, b))
-        return basis.at[j + 1].set(nxt), alpha.at[j].set(a), beta.at[j].set(jnp.where(closed, 0, b))
-
-    init = (basis, jnp.zeros(steps, dtype), jnp.zeros(steps, dtype))
-    _, alpha, beta = jax.lax.fori_loop(0, steps, step, init)
-    return alpha, beta
-
-
-def _ritz(alpha: Array, beta: Array) -> tuple[Array, Array, Array]:
-    """Eigenvalues θ (ascending) of the Lanczos tridiagonal, the first components of its
-    eigenvectors (the quadrature weights are their squares) and the residual norms
-    ‖H y − θ y‖ = |β_m s_m| of the Ritz pairs."""
-    t = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    theta, s = jnp.linalg.eigh(t)
-    return theta, s[0], jnp.abs(beta[-1] * s[-1])
-
-
-def _start(key: PRNGKeyArray, n: int, dtype) -> Array:
-    v = jr.normal(key, (n,), dtype)
-    return v / jnp.linalg.norm(v)
-
-
 def _steps(iterations: int | None, k: int, n: int) -> int:
     """Lanczos steps: `iterations` (default max(20, 3k)), at most the dimension n."""
     steps = max(20, 3 * k) if iterations is None else _check_count("iterations", iterations, 1)
@@ -109,8 +65,8 @@ def _ritz_pairs(loss, params, k, key, iterations) -> tuple[Array, Array]:
             f"`k` = {k} is more than the {steps} Lanczos steps ({flat.size} parameters, "
             f"`iterations` {iterations}): raise `iterations` or lower `k`."
         )
-    alpha, beta = _lanczos(hvp, _start(key, flat.size, flat.dtype), steps, key)
-    theta, _, residual = _ritz(alpha, beta)
+    tri = krylov.lanczos(hvp, krylov.start_vector(key, flat.size, flat.dtype), steps, key)
+    theta, _, residual = krylov.ritz(tri.alpha, tri.beta)
     return theta, residual
 
 
@@ -192,16 +148,8 @@ def hessian_trace(
     _check_count("probes", probes, 3 if method == "hutch++" else 1)
     hvp, flat = _flat_hvp(loss, params)
     many = lambda vs: jax.lax.map(hvp, vs, batch_size=_CHUNK)  # noqa: E731  (rows)
-    k_sketch, k_rest = jr.split(key)
-    if method == "hutchinson":
-        v = jr.rademacher(k_rest, (probes, flat.size), flat.dtype)
-        return jnp.mean(jnp.sum(v * many(v), axis=1))
-    sketch = probes // 3
-    q, _ = jnp.linalg.qr(many(jr.rademacher(k_sketch, (sketch, flat.size), flat.dtype)).T)
-    top = jnp.sum(q.T * many(q.T))  # tr(QᵀHQ)
-    g = jr.rademacher(k_rest, (probes - 2 * sketch, flat.size), flat.dtype)
-    g = g - (g @ q) @ q.T  # the rest of the space
-    return top + jnp.mean(jnp.sum(g * many(g), axis=1))
+    estimator = krylov.hutchinson if method == "hutchinson" else krylov.hutch_plus_plus
+    return estimator(many, flat.size, flat.dtype, key, probes)
 
 
 class SpectralDensity(NamedTuple):
@@ -253,9 +201,8 @@ def hessian_density(
     steps = _steps(iterations, 1, flat.size)
 
     def quadrature(k):
-        alpha, beta = _lanczos(hvp, _start(k, flat.size, flat.dtype), steps, k)
-        theta, first, _ = _ritz(alpha, beta)
-        return theta, first**2
+        rule = krylov.quadrature(hvp, krylov.start_vector(k, flat.size, flat.dtype), steps, k)
+        return rule.nodes, rule.weights
 
     nodes, weights = jax.lax.map(quadrature, jr.split(key, probes))
     return SpectralDensity(nodes, weights)

@@ -15,11 +15,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import lineax as lx
 from jax.scipy.linalg import block_diag
 from jaxtyping import Array, Bool, Float
 
 from . import _autodiff, _closed_forms as cf
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
+
+# The tags of every metric operator: CG and the Krylov methods rely on them.
+PSD_TAGS = (lx.symmetric_tag, lx.positive_semidefinite_tag)
 
 
 def as_pytree_callable(fn: Callable) -> Callable:
@@ -75,8 +79,13 @@ class AbstractMetric(eqx.Module):
         """Whether `x` lies in the open set the metric is defined on (`domain`)."""
         return jnp.all(jnp.isfinite(x))
 
-    def check_point(self, x: Point, name: str = "x") -> None:
-        """Raise a clear error (at trace time) if `x` is not a point of this metric."""
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
+        """Raise a clear error (at trace time) if `x` is not a point of this metric.
+
+        With `full_rank` (the kernels' default) it also raises where the shapes alone
+        show that the metric is singular (a decoder with fewer outputs than latent
+        coordinates, and no jitter); `metric_operator` and `local_basis`, which are
+        defined there, pass False."""
         if self.dim is not None and x.shape[0] != self.dim:
             raise ValueError(
                 f"`{name}` has {x.shape[0]} coordinates but {type(self).__name__} is "
@@ -99,6 +108,18 @@ class AbstractMetric(eqx.Module):
 
     def log_volume(self, x: Point) -> Scalar:
         return _autodiff.log_volume(self, x)
+
+    def operator(self, x: Point) -> lx.AbstractLinearOperator:
+        """G(x) as a symmetric positive semidefinite `lineax` operator (what
+        `jgeo.metric_operator` returns): here the matrix itself; a pullback's applies
+        G without forming it."""
+        return lx.MatrixLinearOperator(self(x), PSD_TAGS)
+
+    def pushforward(self, x: Point, vectors: Float[Array, "d k"]) -> Float[Array, "D k"] | None:
+        """The images J v of tangent vectors (columns of `vectors`) in the space the
+        metric is pulled back from, or None for a metric that is not a pullback (as
+        here). `jgeo.local_basis` reports them as `outputs`."""
+        return None
 
     # Closed-form geodesics. A metric that has them returns True here and overrides the
     # four methods; `jgeo.exp_map` and friends then use them instead of solving the
@@ -155,6 +176,15 @@ class AbstractSpaceForm(AbstractMetric):
         return True
 
 
+def check_point(metric: AbstractMetric, x: Point, name: str, full_rank: bool) -> None:
+    """`metric.check_point`, passing `full_rank` only when it is False (so that a
+    metric of one's own whose `check_point(x, name)` predates it keeps working)."""
+    if full_rank:
+        metric.check_point(x, name)
+    else:
+        metric.check_point(x, name, full_rank=False)
+
+
 def check_dim(dim: int | None, owner: str) -> None:
     if dim is not None and (not isinstance(dim, int) or dim < 1):
         raise ValueError(f"{owner}: `dim` must be a positive int or None, got {dim!r}.")
@@ -178,7 +208,7 @@ class MetricField(AbstractMetric):
         self.fn = as_pytree_callable(fn)
         self.dim = dim
 
-    def check_point(self, x: Point, name: str = "x") -> None:
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
         super().check_point(x, name)
         shape = jax.eval_shape(self.fn, x).shape
         if shape != (x.shape[0], x.shape[0]):
@@ -375,10 +405,10 @@ class Product(AbstractMetric):
             bounds.append(bounds[-1] + factor.dim)
         return [x[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def check_point(self, x: Point, name: str = "x") -> None:
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
         super().check_point(x, name)
         for factor, part in zip(self.factors, self._split(x)):
-            factor.check_point(part, name)
+            check_point(factor, part, name, full_rank)
 
     @property
     def domain(self) -> str:
@@ -422,6 +452,15 @@ class Product(AbstractMetric):
 
     def log_volume(self, x: Point) -> Scalar:
         return sum(self._per_factor(lambda m, y: m.log_volume(y), x))
+
+    def operator(self, x: Point) -> lx.AbstractLinearOperator:
+        # Block-diagonal: each factor's own operator on its coordinates.
+        operators = self._per_factor(lambda m, y: m.operator(y), x)
+
+        def mv(v):
+            return jnp.concatenate([op.mv(part) for op, part in zip(operators, self._split(v))])
+
+        return lx.FunctionLinearOperator(mv, jax.ShapeDtypeStruct(x.shape, x.dtype), PSD_TAGS)
 
     # Geodesics of a product are products of geodesics: closed when every factor's is.
 

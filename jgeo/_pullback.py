@@ -22,6 +22,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -29,7 +30,13 @@ from . import _autodiff
 from ._autodiff import area_squared
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
 from ._linalg import raise_first_index, solve
-from ._metrics import AbstractDiagonalMetric, AbstractMetric, as_pytree_callable, check_dim
+from ._metrics import (
+    PSD_TAGS,
+    AbstractDiagonalMetric,
+    AbstractMetric,
+    as_pytree_callable,
+    check_dim,
+)
 
 
 def trace_decoder(fn: Callable, x: Point, name: str, owner: str):
@@ -85,11 +92,15 @@ class AbstractPullback(AbstractMetric):
 
     - `jitter`: ε ≥ 0, added as εI.
     - `ambient`: the metric M on the output space, or None for the Euclidean one.
+    - `linear_solver`: how the spray solves G u = b: None for a Cholesky factorisation
+      of G (from d JVPs), or a `lineax` solver such as `lineax.CG(rtol, atol,
+      max_steps=...)` to solve matrix-free on `metric_operator` (products only).
     - `immersion(z)`: the map whose Jacobian J is pulled back.
     """
 
     jitter: eqx.AbstractVar[float]
     ambient: eqx.AbstractVar[AbstractMetric | None]
+    linear_solver: eqx.AbstractVar[lx.AbstractLinearSolver | None]
 
     @abc.abstractmethod
     def immersion(self, x: Point) -> Float[Array, " D"]:
@@ -164,6 +175,8 @@ class AbstractPullback(AbstractMetric):
         return self._second_order(x)[3]
 
     def geodesic_acceleration(self, x: Point, v: Tangent) -> Tangent:
+        if self.linear_solver is not None:
+            return self._matrix_free_spray(x, v)
         if self.ambient is not None:
             # Jᵀ M (J ẍ + D²f[v, v] + Γᴹ(Jv, Jv)) + εẍ = 0: the ambient acceleration of
             # the image curve is normal to the image (the jitter coordinates are flat).
@@ -175,6 +188,20 @@ class AbstractPullback(AbstractMetric):
         rows = self._jacobian_rows(x)
         accel = _second_directional(self.embedding, x, v, v)
         return -solve(_gram(rows), jnp.einsum("im,m->i", rows, accel))
+
+    def _matrix_free_spray(self, x: Point, v: Tangent) -> Tangent:
+        # −G⁻¹ Jᵀ M (D²f[v, v] + Γᴹ(Jv, Jv)) with Jᵀ(·) one VJP and G⁻¹ by the solver on
+        # the operator (products G u only); a solve that fails gives NaN, so the ODE
+        # solve reports it.
+        immersion = self._float_immersion
+        y, push = jax.linearize(immersion, x)
+        jv, force = jax.jvp(lambda z: jax.jvp(immersion, (z,), (v,))[1], (x,), (v,))
+        if self.ambient is not None:
+            force = _lower(self.ambient, y, force - self.ambient.geodesic_acceleration(y, jv))
+        b = jax.linear_transpose(push, x)(force)[0]
+        solution = lx.linear_solve(self.operator(x), b, self.linear_solver, throw=False)
+        solved = solution.result == lx.RESULTS.successful
+        return -jnp.where(solved, solution.value, jnp.nan)
 
     def riemann(self, x: Point) -> RiemannArray:
         if self.ambient is not None:
@@ -207,6 +234,27 @@ class AbstractPullback(AbstractMetric):
         normal = hess_dirs - jnp.einsum("ip,im->pm", tangential, rows)
         uu, uv, vv = normal
         return (uu @ vv - uv @ uv) / area_squared(g, u, v)
+
+    def operator(self, x: Point) -> lx.AbstractLinearOperator:
+        # v ↦ Jᵀ M (J v) + εv: the immersion is linearised once, and each product is
+        # one JVP and one VJP (the transpose of the same linear map); G is never formed.
+        y, push = jax.linearize(self._float_immersion, x)
+        pull = jax.linear_transpose(push, x)
+        ambient, jitter = self.ambient, self.jitter
+
+        def mv(v):
+            w = push(v)
+            if ambient is not None:
+                w = _lower(ambient, y, w)
+            out = pull(w)[0]
+            return out + jitter * v if jitter else out
+
+        return lx.FunctionLinearOperator(mv, jax.ShapeDtypeStruct(x.shape, x.dtype), PSD_TAGS)
+
+    def pushforward(self, x: Point, vectors: Float[Array, "d k"]) -> Float[Array, "D k"]:
+        # J v of the immersion (without the jitter coordinates), one JVP per column.
+        push = jax.linearize(self._float_immersion, x)[1]
+        return jax.vmap(push, in_axes=1, out_axes=-1)(vectors)
 
     def log_volume(self, x: Point) -> Scalar:
         if self.ambient is not None:
@@ -262,12 +310,20 @@ class Pullback(AbstractPullback):
       costs third derivatives of `f`. Where M is the Euclidean metric of a chart (the
       Fisher–Rao metrics of `FisherPullback` except the Gaussian's), pull back through
       `chart ∘ f` instead and keep every fast path.
+    - `linear_solver`: None (default) solves the spray's G u = b by a Cholesky
+      factorisation of G, which costs d JVPs and O(d³); a `lineax` solver, e.g.
+      `lineax.CG(rtol=1e-6, atol=1e-6, max_steps=500)`, solves it matrix-free on
+      `metric_operator` instead (one JVP and one VJP per iteration), for wide latent
+      spaces: `exp_map`, `geodesic`, `parallel_transport` and shooting then never form
+      G. Its tolerance must be tighter than the ODE's. The other kernels (Christoffel
+      symbols, curvature, the energy stage of log maps) are unchanged.
     """
 
     f: Callable
     dim: int | None = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
     ambient: AbstractMetric | None
+    linear_solver: lx.AbstractLinearSolver | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -276,6 +332,7 @@ class Pullback(AbstractPullback):
         dim: int | None = None,
         jitter: float = 0.0,
         ambient: AbstractMetric | None = None,
+        linear_solver: lx.AbstractLinearSolver | None = None,
     ):
         check_dim(dim, "Pullback")
         if ambient is not None and not isinstance(ambient, AbstractMetric):
@@ -287,8 +344,9 @@ class Pullback(AbstractPullback):
         self.dim = dim
         self.jitter = _check_jitter(jitter, "Pullback")
         self.ambient = ambient
+        self.linear_solver = check_linear_solver(linear_solver, "Pullback")
 
-    def check_point(self, x: Point, name: str = "x") -> None:
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
         super().check_point(x, name)
         (output_dim,) = _check_decoder(self.f, x, "f", "Pullback")
         if self.ambient is not None and self.ambient.dim not in (None, output_dim):
@@ -297,7 +355,8 @@ class Pullback(AbstractPullback):
                 f"({type(self.ambient).__name__}) is {self.ambient.dim}-dimensional; "
                 "give an ambient metric of the decoder's output dimension."
             )
-        self._check_rank(x, output_dim)
+        if full_rank:
+            self._check_rank(x, output_dim)
 
     def immersion(self, x: Point) -> Float[Array, " D"]:
         return self.f(x)
@@ -313,7 +372,7 @@ class StochasticPullback(AbstractPullback):
     **Arguments:**
 
     - `mean`, `std`: JAX callables from a point of shape (d,) to vectors of shape (D,).
-    - `dim`, `jitter`: as for `Pullback`.
+    - `dim`, `jitter`, `linear_solver`: as for `Pullback`.
     """
 
     mean: Callable
@@ -321,17 +380,25 @@ class StochasticPullback(AbstractPullback):
     dim: int | None = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
     ambient: None = eqx.field(default=None, static=True)
+    linear_solver: lx.AbstractLinearSolver | None = eqx.field(static=True)
 
     def __init__(
-        self, mean: Callable, std: Callable, *, dim: int | None = None, jitter: float = 0.0
+        self,
+        mean: Callable,
+        std: Callable,
+        *,
+        dim: int | None = None,
+        jitter: float = 0.0,
+        linear_solver: lx.AbstractLinearSolver | None = None,
     ):
         check_dim(dim, "StochasticPullback")
         self.mean = as_pytree_callable(mean)
         self.std = as_pytree_callable(std)
         self.dim = dim
         self.jitter = _check_jitter(jitter, "StochasticPullback")
+        self.linear_solver = check_linear_solver(linear_solver, "StochasticPullback")
 
-    def check_point(self, x: Point, name: str = "x") -> None:
+    def check_point(self, x: Point, name: str = "x", *, full_rank: bool = True) -> None:
         super().check_point(x, name)
         mean_shape = _check_decoder(self.mean, x, "mean", "StochasticPullback")
         std_shape = _check_decoder(self.std, x, "std", "StochasticPullback")
@@ -340,7 +407,8 @@ class StochasticPullback(AbstractPullback):
                 f"StochasticPullback: `mean` returns shape {mean_shape} but `std` returns "
                 f"{std_shape}; a diagonal Gaussian decoder needs both of the same shape."
             )
-        self._check_rank(x, 2 * mean_shape[0])
+        if full_rank:
+            self._check_rank(x, 2 * mean_shape[0])
 
     def immersion(self, x: Point) -> Float[Array, " D"]:
         return jnp.concatenate([self.mean(x), self.std(x)])
@@ -350,3 +418,13 @@ def _check_jitter(jitter: float, owner: str) -> float:
     if not isinstance(jitter, int | float) or jitter < 0:
         raise ValueError(f"{owner}: `jitter` must be a float ≥ 0, got {jitter!r}.")
     return float(jitter)
+
+
+def check_linear_solver(solver, owner: str):
+    if solver is not None and not isinstance(solver, lx.AbstractLinearSolver):
+        raise TypeError(
+            f"{owner}: `linear_solver` must be a lineax solver such as "
+            "`lineax.CG(rtol=1e-6, atol=1e-6, max_steps=500)`, or None for a Cholesky "
+            f"factorisation of G; got {type(solver).__name__}."
+        )
+    return solver

@@ -6,12 +6,16 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ._checks import finish, metric_point
 from ._custom_types import Labels, Points
 from ._labels import class_labels
 from ._linalg import singular_values
+from ._local_basis import check_counts, top_eigenpairs
+from ._metrics import AbstractMetric
 
 
 def _points(z, name: str = "z", least: int = 3) -> Array:
@@ -495,3 +499,84 @@ def class_geodesics(
         euclidean_ratio=ratio(euclidean_pairs, euclidean_spread),
         converged=converged,
     )
+
+
+class LocalSpectrum(NamedTuple):
+    """The top of the metric's spectrum at each of n points (`local_spectrum`).
+
+    **Fields:**
+
+    - `values`: the k largest eigenvalues per point, descending, shape (n, k).
+    - `residuals`: their Ritz residuals ‖G v − λ v‖, shape (n, k).
+    - `decay`: the exponent α of a power law λᵢ ≈ c·i^(−α) fitted to each point's top k
+      by least squares in log–log (eigenvalues below 1e-6·λ₁ left out), shape (n,):
+      0 for a flat top, 1 for singular values falling like i^(−1/2).
+    - `effective_dimension`: the participation ratio (Σᵢ λᵢ)² / Σᵢ λᵢ² of the top k,
+      shape (n,): how many of the k directions carry the metric (k for a flat top, 1
+      for one dominant direction; at most the rank, C − 1 for a C-class Fisher metric).
+    """
+
+    values: Float[Array, "n k"]
+    residuals: Float[Array, "n k"]
+    decay: Float[Array, " n"]
+    effective_dimension: Float[Array, " n"]
+
+
+def _decay(values: Array) -> Array:
+    """The least-squares slope −α of log λᵢ on log i over the resolved eigenvalues."""
+    i = jnp.log(jnp.arange(1, values.shape[0] + 1, dtype=values.dtype))
+    used = values > 1e-6 * values[0]
+    w = used.astype(values.dtype)
+    logs = jnp.log(jnp.where(used, values, 1))
+    mean_i, mean_l = (jnp.sum(w * a) / jnp.maximum(jnp.sum(w), 1) for a in (i, logs))
+    cov = jnp.sum(w * (i - mean_i) * (logs - mean_l))
+    var = jnp.sum(w * (i - mean_i) ** 2)
+    return jnp.where(var > 0, -cov / jnp.where(var > 0, var, 1), 0)
+
+
+def local_spectrum(
+    metric: AbstractMetric,
+    codes: Points,
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    steps: int | None = None,
+) -> LocalSpectrum:
+    """The top of the local spectrum of a metric at each of n points: the k largest
+    eigenvalues of G(z), how fast they fall, and how many directions carry the metric.
+
+    A pure function (`jax.jit` with `k` and `steps` static; `jax.vmap` over a leading
+    axis of its own) for probes that record, over training, the spectrum of a decoder's
+    pullback on its latent codes or of a classifier head's Fisher metric on a hidden
+    layer (`FisherPullback(head, "categorical")`): each point costs one `local_basis`
+    (m = `steps` products G v), never a d × d matrix.
+
+    **Arguments:**
+
+    - `metric`: a jgeo metric on the codes' space (a pullback of the decoder or head).
+    - `codes`: the points, shape (n, d).
+    - `k`, `steps`: as for `local_basis`.
+    - `key`: a JAX PRNG key, split over the points.
+
+    **Returns:** a `LocalSpectrum`: `values` and `residuals` (n, k), `decay` and
+    `effective_dimension` (n,).
+
+    **Raises:** `ValueError` if `codes` is not (n, d) or `k`/`steps` are out of range.
+    """
+    codes = jnp.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"`codes` must be a batch of points of shape (n, d), got {codes.shape}.")
+    metric_point(metric, codes[0], "codes", throw=False, full_rank=False)
+    steps = check_counts(k, steps, codes.shape[1])
+
+    def one(z, key):
+        z = metric_point(metric, z, "codes", full_rank=False)
+        values, _, residuals = top_eigenpairs(metric, z, k, steps, key)
+        return finish(values, z, "local_spectrum"), residuals
+
+    values, residuals = jax.vmap(one)(codes, jr.split(key, codes.shape[0]))
+    clipped = jnp.maximum(values, 0)
+    total = jnp.sum(clipped, axis=1)
+    squares = jnp.sum(clipped**2, axis=1)
+    effective = jnp.where(squares > 0, total**2 / jnp.where(squares > 0, squares, 1), 0)
+    return LocalSpectrum(values, residuals, jax.vmap(_decay)(clipped), effective)

@@ -24,17 +24,22 @@ the intrinsic-dimension estimators.
 - Decoders: `active_dimensions`, the local rank of a decoder's Jacobian.
 - Between classes, under a metric: `class_geodesics` (class centres, geodesic distances
   and the barrier of log-volume or decoder uncertainty between them).
+- Under a metric, per point: `local_spectrum` (the top eigenvalues of a decoder's
+  pullback or of a classifier head's Fisher metric on a hidden layer, their decay and
+  the effective number of directions), matrix-free for wide layers.
 """
 
 from ._representation import (
     ClassGeodesics as ClassGeodesics,
     ClassSeparation as ClassSeparation,
+    LocalSpectrum as LocalSpectrum,
     active_dimensions as active_dimensions,
     class_geodesics as class_geodesics,
     class_separation as class_separation,
     effective_rank as effective_rank,
     knn_accuracy as knn_accuracy,
     linear_cka as linear_cka,
+    local_spectrum as local_spectrum,
     mle_dimension as mle_dimension,
     nearest_centroid_accuracy as nearest_centroid_accuracy,
     participation_ratio as participation_ratio,

@@ -1,0 +1,450 @@
+"""Wide metrics without forming G (issue 33): `metric_operator(...).mv`, `local_basis`
+(k = 16) and `log_volume(method="slq")` against the dense route (the metric matrix from
+d JVPs, then `eigh` / QR), for d ∈ {64, 256, 1,024, 4,096}.
+
+Decoders, float32: a tanh MLP d → 2d → 2d; `jgeo.nn.ConvDecoder` to 64 × 64 × 3 images;
+and a classifier head d → 256 → 10 read at a hidden layer of width d through
+`FisherPullback(head, "categorical")` (rank ≤ 9; its log-volume with jitter 1e-4). Each
+with first-layer weights whose singular values decay like i^(−1/2) ("decaying": the
+anisotropic Jacobian spectra of trained networks) and at its random initialisation
+("random": a flat top, which Krylov methods need several times the steps for).
+
+Times are per point, from a `jax.vmap`ped batch of 32 points (as probes run them; the
+median of repeats after compilation, which is reported apart), and for one point alone
+(`single_*`). Memory is XLA's account of the compiled batch program (temporaries and
+outputs). The dense route runs where d ≤ 1,024; at 4,096 it is only compiled, for its
+memory. Accuracy: the largest relative error of the top-16 eigenvalues (those above
+1e-6 λ₁) against float64 `eigh` of the float32 dense metric; the log-volume's relative
+error against float64 `slogdet` of it, median and maximum over the 32 points.
+
+    python bench/wide.py [--parts mv,basis,slq,curve,engine] [--dims 64,256,1024,4096]
+                         [--decoders mlp,conv,head] [--json bench/results/wide.json]
+
+`--parts` reruns some parts and keeps the others' rows in the JSON. `engine` compares
+jgeo's Lanczos with matfree's (Krämer et al. 2024) where matfree is importable;
+`geodesics` times exp maps with the spray's solve by Cholesky against conjugate
+gradients (`Pullback(f, linear_solver=lineax.CG(...))`).
+"""
+
+import os
+
+# LAPACK (eigh, QR, slogdet: the dense route, and the Lanczos tridiagonal's eigh) on one
+# thread: with OpenBLAS's default threads on this shared 2-core machine a 160 × 160 eigh
+# took 160 ms instead of 2.7 ms (threads spinning against other processes), which would
+# flatter the Krylov route. XLA's own threads are unaffected.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+from _timing import (  # noqa: E402
+    compiled_bytes,
+    environment,
+    print_table,
+    time_ratio,
+    write_json,
+)
+
+import jgeo  # noqa: E402
+
+BATCH, K = 32, 16
+STEPS = (48, 160)  # local_basis: the default max(3k, 32), and ~3× it for flat spectra
+DENSE_MAX_D = 1024
+
+
+def _decay_first_layer(weight: np.ndarray) -> np.ndarray:
+    """The same singular vectors, singular values s₁·i^(−1/2)."""
+    u, s, vt = np.linalg.svd(np.asarray(weight, np.float64), full_matrices=False)
+    return (u * (s[0] * np.arange(1, s.size + 1) ** -0.5)) @ vt
+
+
+def make(kind: str, d: int, weights: str):
+    """(metric for the spectrum and the operator, metric for the log-volume)."""
+    key = jr.key(d)
+    if kind == "mlp":
+        net = eqx.nn.MLP(d, 2 * d, 2 * d, depth=1, activation=jnp.tanh, key=key)
+        if weights == "decaying":
+            w = _decay_first_layer(net.layers[0].weight)
+            net = eqx.tree_at(lambda n: n.layers[0].weight, net, jnp.asarray(w, jnp.float32))
+        metric = jgeo.Pullback(net)
+        return metric, metric
+    if kind == "conv":
+        from flax import nnx
+
+        from jgeo.nn import ConvDecoder
+
+        net = ConvDecoder(d, (64, 64, 3), rngs=nnx.Rngs(d))
+        if weights == "decaying":
+            w = _decay_first_layer(np.asarray(net.inp.kernel[...]).T).T
+            net.inp.kernel[...] = jnp.asarray(w, jnp.float32)
+        metric = jgeo.Pullback(net)
+        return metric, metric
+    if kind == "head":
+        head = eqx.nn.MLP(d, 10, 256, depth=1, activation=jnp.tanh, key=key)
+        if weights == "decaying":
+            w = _decay_first_layer(head.layers[0].weight)
+            head = eqx.tree_at(lambda n: n.layers[0].weight, head, jnp.asarray(w, jnp.float32))
+        return (
+            jgeo.FisherPullback(head, "categorical"),
+            jgeo.FisherPullback(head, "categorical", jitter=1e-4),
+        )
+    raise ValueError(kind)
+
+
+def points(d: int):
+    xs = jr.normal(jr.key(1), (BATCH, d), jnp.float32)
+    vs = jr.normal(jr.key(2), (BATCH, d), jnp.float32)
+    return xs, vs, jr.split(jr.key(3), BATCH)
+
+
+def batched(fn):
+    return jax.jit(jax.vmap(fn, in_axes=(None, 0, 0)))
+
+
+def run(fn, *args, repeats: int = 3) -> tuple[dict, object]:
+    """Compile, then the median of `repeats` calls (one call when a call takes > 20 s)."""
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    times, out = [], None
+    while len(times) < repeats:
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+        if times[0] > 20:
+            break
+    memory = compiled_bytes(compiled)
+    timing = {
+        "compile_s": compile_s,
+        "s": float(np.median(times)),
+        "MiB": None if memory is None else memory / 2**20,
+    }
+    return timing, out
+
+
+def dense_reference(metric, xs) -> tuple[np.ndarray, np.ndarray, dict]:
+    """float64 eigenvalues (descending) and ½ log det of the float32 dense metrics, and
+    the timing of forming them."""
+    timing, g = run(jax.jit(jax.vmap(metric)), xs, repeats=1)
+    g = np.asarray(g, np.float64)
+    values = np.linalg.eigvalsh(g)[:, ::-1]
+    return values, 0.5 * np.linalg.slogdet(g)[1], timing
+
+
+def eigen_error(values, reference) -> float:
+    reference = reference[:, : values.shape[1]]
+    used = reference > 1e-6 * reference[:, :1]
+    return float(np.max(np.where(used, np.abs(values - reference) / reference, 0)))
+
+
+def _volume_reference(volume_metric, xs):
+    g = np.asarray(jax.jit(jax.vmap(volume_metric))(xs), np.float64)
+    return 0.5 * np.linalg.slogdet(g)[1]
+
+
+def case_rows(kind, d, weights, parts) -> dict:
+    metric, volume_metric = make(kind, d, weights)
+    xs, vs, keys = points(d)
+    base = {"decoder": kind, "d": d, "weights": weights}
+    out = {p: [] for p in parts}
+    dense_fits = d <= DENSE_MAX_D
+    reference = volume = None
+    if dense_fits and ({"basis", "slq", "curve"} & set(parts)):
+        reference, _, _ = dense_reference(metric, xs)
+        volume = _volume_reference(volume_metric, xs)
+
+    if "mv" in parts:
+        t_op, mv = run(batched(lambda m, x, v: jgeo.metric_operator(m, x).mv(v)), metric, xs, vs)
+        forward, _ = run(
+            jax.jit(jax.vmap(lambda m, x, v: m.immersion(x), in_axes=(None, 0, 0))), metric, xs, vs
+        )
+        row = {
+            **base,
+            "forward_s": forward["s"] / BATCH,
+            "mv_s": t_op["s"] / BATCH,
+            "mv_MiB": t_op["MiB"],
+        }
+        dense_mv = batched(lambda m, x, v: m(x) @ v)
+        if dense_fits:
+            t_dense, expected = run(dense_mv, metric, xs, vs, repeats=1)
+            error = np.max(np.abs(np.asarray(mv) - expected)) / np.max(np.abs(expected))
+            row.update(
+                dense_s=t_dense["s"] / BATCH, dense_MiB=t_dense["MiB"], mv_error=float(error)
+            )
+        else:
+            row.update(dense_MiB=compiled_bytes(dense_mv.lower(metric, xs, vs).compile()) / 2**20)
+        out["mv"].append(row)
+        print(row, flush=True)
+
+    if "basis" in parts:
+        row = dict(base)
+        for steps in STEPS:
+            if steps > d:
+                continue
+            fn = batched(lambda m, x, k, s=steps: jgeo.local_basis(m, x, K, key=k, steps=s))
+            timing, basis = run(fn, metric, xs, keys)
+            row[f"lanczos{steps}_s"] = timing["s"] / BATCH
+            row[f"lanczos{steps}_MiB"] = timing["MiB"]
+            row[f"lanczos{steps}_compile_s"] = timing["compile_s"]
+            row[f"lanczos{steps}_residual"] = float(
+                np.max(np.asarray(basis.residuals) / np.asarray(basis.values[:, :1]))
+            )
+            if reference is not None:
+                row[f"lanczos{steps}_error"] = eigen_error(np.asarray(basis.values), reference)
+            single, _ = run(
+                jax.jit(lambda m, x, k, s=steps: jgeo.local_basis(m, x, K, key=k, steps=s)),
+                metric,
+                xs[0],
+                keys[0],
+            )
+            row[f"single_lanczos{steps}_s"] = single["s"]
+        dense = batched(lambda m, x, k: jnp.linalg.eigh(m(x)))
+        if dense_fits:
+            timing, _ = run(dense, metric, xs, keys, repeats=1)
+            row.update(dense_s=timing["s"] / BATCH, dense_MiB=timing["MiB"])
+            single, _ = run(jax.jit(lambda m, x: jnp.linalg.eigh(m(x))), metric, xs[0], repeats=1)
+            row["single_dense_s"] = single["s"]
+        else:
+            row["dense_MiB"] = compiled_bytes(dense.lower(metric, xs, keys).compile()) / 2**20
+        out["basis"].append(row)
+        print(row, flush=True)
+
+    if "slq" in parts:
+        row = dict(base)
+        fn = batched(lambda m, x, k: jgeo.log_volume(m, x, method="slq", key=k))
+        timing, slq = run(fn, volume_metric, xs, keys, repeats=1)
+        row.update(
+            slq_s=timing["s"] / BATCH, slq_MiB=timing["MiB"], slq_compile_s=timing["compile_s"]
+        )
+        single, _ = run(
+            jax.jit(lambda m, x, k: jgeo.log_volume(m, x, method="slq", key=k)),
+            volume_metric,
+            xs[0],
+            keys[0],
+            repeats=1,
+        )
+        row["single_slq_s"] = single["s"]
+        dense = batched(lambda m, x, k: jgeo.log_volume(m, x))
+        if dense_fits:
+            relative = np.abs(np.asarray(slq, np.float64) / volume - 1)
+            row.update(
+                slq_error_median=float(np.median(relative)), slq_error_max=float(relative.max())
+            )
+            timing, exact = run(dense, volume_metric, xs, keys, repeats=1)
+            row.update(
+                dense_s=timing["s"] / BATCH,
+                dense_MiB=timing["MiB"],
+                dense_error_max=float(np.max(np.abs(np.asarray(exact, np.float64) / volume - 1))),
+            )
+            single, _ = run(
+                jax.jit(lambda m, x: jgeo.log_volume(m, x)), volume_metric, xs[0], repeats=1
+            )
+            row["single_dense_s"] = single["s"]
+        else:
+            row["dense_MiB"] = (
+                compiled_bytes(dense.lower(volume_metric, xs, keys).compile()) / 2**20
+            )
+        out["slq"].append(row)
+        print(row, flush=True)
+
+    if "curve" in parts and volume is not None:
+        for probes in (2, 4, 8, 16, 32):
+            for steps in (16, 32, 64):
+                method = jgeo.SLQ(probes=probes, steps=min(steps, d))
+                fn = batched(
+                    lambda m, x, k, method=method: jgeo.log_volume(m, x, method=method, key=k)
+                )
+                timing, slq = run(fn, volume_metric, xs, keys, repeats=1)
+                relative = np.abs(np.asarray(slq, np.float64) / volume - 1)
+                row = {
+                    **base,
+                    "probes": probes,
+                    "steps": steps,
+                    "products": probes * steps,
+                    "s": timing["s"] / BATCH,
+                    "error_median": float(np.median(relative)),
+                    "error_90": float(np.quantile(relative, 0.9)),
+                }
+                out["curve"].append(row)
+                print(row, flush=True)
+    return out
+
+
+def geodesic_rows(dims=(256, 1024), batch: int = 8) -> list[dict]:
+    """`exp_map` on the MLP decoder (decaying weights) with the spray's G u = b by
+    Cholesky (dense: d JVPs and O(d³)) against conjugate gradients on the operator
+    (`Pullback(f, linear_solver=lineax.CG(...))`), float32, a batch of 8 points with
+    velocities of norm 1; the endpoints' largest difference relative to the step."""
+    import lineax as lx
+
+    rows = []
+    for d in dims:
+        metric, _ = make("mlp", d, "decaying")
+        xs, vs, _ = points(d)
+        xs, vs = xs[:batch], vs[:batch] / jnp.linalg.norm(vs[:batch], axis=1, keepdims=True)
+        free = jgeo.Pullback(metric.f, linear_solver=lx.CG(rtol=1e-6, atol=1e-6, max_steps=1000))
+        solve = jax.jit(jax.vmap(lambda m, x, v: jgeo.exp_map(m, x, v, throw=False),
+                                 in_axes=(None, 0, 0)))  # fmt: skip
+        dense_t, dense_end = run(solve, metric, xs, vs, repeats=1)
+        free_t, free_end = run(solve, free, xs, vs, repeats=1)
+        difference = np.nanmax(np.abs(np.asarray(free_end) - np.asarray(dense_end)))
+        row = {"d": d, "batch": batch, "dense_s": dense_t["s"] / batch,
+               "dense_MiB": dense_t["MiB"], "cg_s": free_t["s"] / batch, "cg_MiB": free_t["MiB"],
+               "endpoint_difference": float(difference),
+               "cg_failed": int(np.sum(~np.isfinite(np.asarray(free_end)).all(1))),
+               "dense_failed": int(np.sum(~np.isfinite(np.asarray(dense_end)).all(1)))}  # fmt: skip
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def engine_rows(dims=(1024,)) -> list[dict]:
+    """jgeo's Lanczos against matfree's (`tridiag_sym(reortho="full")`), on the MLP."""
+    try:
+        from matfree import decomp, eig, funm, stochtrace
+    except ImportError:
+        print("matfree is not installed: no engine rows")
+        return []
+    from jgeo import _krylov as krylov
+
+    rows = []
+    for d in dims:
+        for weights in ("decaying", "random"):
+            metric, _ = make("mlp", d, weights)
+            xs, _, keys = points(d)
+            reference, volume, _ = dense_reference(metric, xs)
+            tridiag = eig.eigh_partial(decomp.tridiag_sym(48, reortho="full", custom_vjp=False))
+
+            def ours(m, x, k):  # the engine alone, as local_basis runs it
+                op = jgeo.metric_operator(m, x)
+                v0 = krylov.start_vector(k, d, x.dtype)
+                tri = krylov.lanczos(op.mv, v0, 48, jr.fold_in(k, 1))
+                return krylov.ritz(tri.alpha, tri.beta)[0][::-1][:K]
+
+            def theirs(m, x, k):
+                op = jgeo.metric_operator(m, x)
+                values, _ = tridiag(op.mv, krylov.start_vector(k, d, x.dtype))
+                return values[::-1][:K]
+
+            integrand = funm.monte_carlo_funm_sym_logdet(decomp.tridiag_sym(32, reortho="full"))
+            sampler = stochtrace.sampler_signs(jnp.zeros(d, jnp.float32), num=4)
+            estimate = stochtrace.estimator_monte_carlo(integrand, sampler)
+
+            def mf_volume(m, x, k):
+                op = jgeo.metric_operator(m, x)
+                return 0.5 * estimate(op.mv, k)
+
+            def jgeo_volume(m, x, k):
+                return jgeo.log_volume(m, x, method=jgeo.SLQ(probes=4, steps=32), key=k)
+
+            row = {"d": d, "weights": weights}
+            pairs = {"basis": (ours, theirs), "slq": (jgeo_volume, mf_volume),
+                     "slq_grad": (jax.grad(jgeo_volume, argnums=1),
+                                  jax.grad(mf_volume, argnums=1))}  # fmt: skip
+            for task, (mine, other) in pairs.items():
+                # Alternating rounds, so that the machine's load drifts into both.
+                ratio = time_ratio(batched(other), batched(mine), metric, xs, keys, rounds=5)
+                row[f"jgeo_{task}_s"] = ratio["fast_s"] / BATCH
+                row[f"matfree_{task}_s"] = ratio["slow_s"] / BATCH
+                row[f"{task}_matfree_over_jgeo"] = ratio["ratio"]
+            for name, fn in (("jgeo", ours), ("matfree", theirs)):
+                values = batched(fn)(metric, xs, keys)
+                row[f"{name}_basis_error"] = eigen_error(np.asarray(values), reference)
+            for name, fn in (("jgeo", jgeo_volume), ("matfree", mf_volume)):
+                values = batched(fn)(metric, xs, keys)
+                relative = np.abs(np.asarray(values, np.float64) / volume - 1)
+                row[f"{name}_slq_error_median"] = float(np.median(relative))
+                try:  # matfree's custom VJP leaves no forward mode
+                    jvp = batched(
+                        lambda m, x, k, fn=fn: jax.jvp(lambda y: fn(m, y, k), (x,), (x,))[1]
+                    )
+                    timing, _ = run(jvp, metric, xs, keys)
+                    row[f"{name}_slq_jvp_s"] = timing["s"] / BATCH
+                except Exception as error:  # noqa: BLE001
+                    row[f"{name}_slq_jvp_s"] = None
+                    row[f"{name}_slq_jvp_error"] = type(error).__name__
+            rows.append(row)
+            print(row, flush=True)
+    rows.append(_rank_deficient(decomp, eig))
+    return rows
+
+
+def _rank_deficient(decomp, eig) -> dict:
+    """A 10-class head at a 512-wide layer (rank 9), 16 Lanczos steps, float64: where the
+    Krylov space closes, matfree's recurrence divides by a vanishing residual."""
+    from jgeo import _krylov as krylov
+
+    with jax.enable_x64(True):
+        head = eqx.nn.MLP(
+            512, 10, 256, depth=1, activation=jnp.tanh, key=jr.key(5), dtype=jnp.float64
+        )
+        metric = jgeo.FisherPullback(head, "categorical")
+        x = jr.normal(jr.key(1), (512,), jnp.float64)
+        exact = np.linalg.eigvalsh(np.asarray(jgeo.metric_operator(metric, x).as_matrix()))[::-1]
+        tridiag = eig.eigh_partial(decomp.tridiag_sym(16, reortho="full", custom_vjp=False))
+        op = jgeo.metric_operator(metric, x)
+        theirs = np.asarray(tridiag(op.mv, krylov.start_vector(jr.key(2), 512, x.dtype))[0])[::-1]
+        ours = np.asarray(jgeo.local_basis(metric, x, 16, key=jr.key(2), steps=16).values)
+    return {
+        "case": "rank 9 of 512, 16 steps, float64",
+        "jgeo_top9_error": float(np.max(np.abs(ours[:9] / exact[:9] - 1))),
+        "matfree_top9_error": float(np.max(np.abs(theirs[:9] / exact[:9] - 1))),
+        "jgeo_finite": bool(np.all(np.isfinite(ours))),
+        "matfree_finite": bool(np.all(np.isfinite(theirs))),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="mv,basis,slq,curve,engine")
+    parser.add_argument("--dims", default="64,256,1024,4096")
+    parser.add_argument("--decoders", default="mlp,conv,head")
+    parser.add_argument("--curve-dims", default="256,1024")
+    parser.add_argument("--json", default="bench/results/wide.json")
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    path = Path(args.json)
+    payload = json.loads(path.read_text()) if path.exists() else {}
+    fresh = {p: [] for p in parts if p not in ("engine", "geodesics")}
+    for kind in args.decoders.split(","):
+        for d in (int(d) for d in args.dims.split(",")):
+            for weights in ("decaying", "random"):
+                wanted = [
+                    p
+                    for p in fresh
+                    if p != "curve" or (str(d) in args.curve_dims.split(",") and kind == "mlp")
+                ]
+                for part, rows in case_rows(kind, d, weights, wanted).items():
+                    fresh[part] += rows
+    for part, rows in fresh.items():
+        keep = [
+            r
+            for r in payload.get(part, [])
+            if (r["decoder"], r["d"]) not in {(s["decoder"], s["d"]) for s in rows}
+        ]
+        payload[part] = keep + rows
+    if "engine" in parts:
+        payload["engine"] = engine_rows()
+    if "geodesics" in parts:
+        payload["geodesics"] = geodesic_rows()
+    payload["environment"] = {
+        **environment(),
+        "OPENBLAS_NUM_THREADS": os.environ["OPENBLAS_NUM_THREADS"],
+    }
+    payload["batch"], payload["k"], payload["steps"] = BATCH, K, list(STEPS)
+    for part in ("basis", "slq"):
+        if payload.get(part):
+            print(f"\n{part}")
+            print_table(payload[part], [c for c in payload[part][0] if not c.endswith("MiB")])
+    write_json(path, payload)
+
+
+if __name__ == "__main__":
+    main()
