@@ -43,10 +43,8 @@ def dynamics(results: dict) -> str:
     ]  # fmt: skip
     loops = results.get("user_loops")
     if loops:
-        runs = loops["runs"]
-        for i in range(0, len(runs), 3):
-            before, with_recorder, after = runs[i : i + 3]
-            off = min(before["loop_s"], after["loop_s"])
+        for with_recorder in [r for r in loops["runs"] if r["every"] is not None]:
+            off = with_recorder["loop_s"] / with_recorder["× without recorder"]
             lines.append(_row([
                 f"own loop: {with_recorder['loop']}, {loops['steps']} steps, Recorder every "
                 f"{loops['every']}", str(with_recorder["probes"]),
@@ -372,6 +370,157 @@ def compile_cache(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ms(seconds: float | None) -> str:
+    """A per-point time: µs below 0.1 ms, ms below 10 s, else s."""
+    if seconds is None:
+        return "–"
+    if seconds < 1e-4:
+        return f"{seconds * 1e6:.3g} µs"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 10 else f"{seconds:.3g} s"
+
+
+def _mib(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} MiB" if value >= 10 else f"{value:.2g} MiB"
+
+
+def _x(slow: float | None, fast: float | None) -> str:
+    return "–" if slow is None or fast is None else f"{slow / fast:.3g}×"
+
+
+def _wide_footer(results: dict, extra: str = "") -> str:
+    env = results["environment"]
+    return (f"*per point, from a `vmap`ped batch of {results['batch']} (one point: `jit` of "
+            f"one point); float32; {extra}memory: XLA's account of the batch program; "
+            f"LAPACK on {env.get('OPENBLAS_NUM_THREADS', '?')} thread; shared 2-core "
+            f"{env['backend']} ({env['device']}), jax {env['jax']}, "
+            "`bench/results/wide.json`*")  # fmt: skip
+
+
+def wide_basis(results: dict) -> str:
+    """`bench/wide.py`: `local_basis(k=16)` against the dense metric and `eigh`."""
+    lines = [_row(["decoder", "weights", "d", "48 steps: time · error · memory",
+                   "160 steps: time · error", "dense G + eigh: time · memory",
+                   "dense ÷ 48 steps", "one point: 48 steps / dense"]),
+             _row(["---"] * 8)]  # fmt: skip
+    for r in results.get("basis", []):
+        cells = []
+        for steps in (48, 160):
+            if f"lanczos{steps}_s" not in r:
+                cells.append("–")
+                continue
+            error = r.get(f"lanczos{steps}_error")
+            cell = f"{_ms(r[f'lanczos{steps}_s'])} · {'–' if error is None else _g(error, 2)}"
+            if steps == 48:
+                cell += f" · {_mib(r['lanczos48_MiB'])}"
+            cells.append(cell)
+        dense = (f"{_ms(r['dense_s'])} · {_mib(r['dense_MiB'])}" if "dense_s" in r
+                 else f"not run · {_mib(r.get('dense_MiB'))}")  # fmt: skip
+        single = f"{_ms(r.get('single_lanczos48_s'))} / {_ms(r.get('single_dense_s'))}"
+        speedup = f"**{_x(r.get('dense_s'), r.get('lanczos48_s'))}**"
+        lines.append(_row([r["decoder"], r["weights"], str(r["d"]), *cells, dense, speedup,
+                           single]))  # fmt: skip
+    lines += ["", _wide_footer(results, "error: largest relative error of the top-16 "
+                               "eigenvalues above 1e-6 λ₁; ")]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def wide_volume(results: dict) -> str:
+    """`bench/wide.py`: `log_volume(method="slq")` (adaptive probes, 32 steps) against the
+    dense log-volume (QR of J), and G v against forming G."""
+    mv = {(r["decoder"], r["weights"], r["d"]): r for r in results.get("mv", [])}
+    lines = [_row(["decoder", "weights", "d", "SLQ: time · error median / max · memory",
+                   "dense (QR of J): time · memory", "dense ÷ SLQ",
+                   "one point: SLQ / dense", "G v: time (× forward) / forming G"]),
+             _row(["---"] * 8)]  # fmt: skip
+    for r in results.get("slq", []):
+        error = (f"{_g(r['slq_error_median'], 2)} / {_g(r['slq_error_max'], 2)}"
+                 if "slq_error_median" in r else "–")  # fmt: skip
+        dense = (f"{_ms(r['dense_s'])} · {_mib(r['dense_MiB'])}" if "dense_s" in r
+                 else f"not run · {_mib(r.get('dense_MiB'))}")  # fmt: skip
+        m = mv.get((r["decoder"], r["weights"], r["d"]), {})
+        product = (f"{_ms(m.get('mv_s'))} ({_x(m.get('mv_s'), m.get('forward_s'))}) / "
+                   f"{_ms(m.get('dense_s')) if 'dense_s' in m else 'not run'}")  # fmt: skip
+        lines.append(_row([r["decoder"], r["weights"], str(r["d"]),
+                           f"{_ms(r['slq_s'])} · {error} · {_mib(r['slq_MiB'])}", dense,
+                           f"**{_x(r.get('dense_s'), r['slq_s'])}**",
+                           f"{_ms(r.get('single_slq_s'))} / {_ms(r.get('single_dense_s'))}",
+                           product]))  # fmt: skip
+    lines += ["", _wide_footer(results, "error: relative to float64 `slogdet` of the dense "
+                               "metric (the head's with jitter 1e-4); ")]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def wide_curve(results: dict) -> str:
+    """`bench/wide.py`: the SLQ log-volume's error against its cost (probes × steps)."""
+    rows = results.get("curve", [])
+    cases = list(dict.fromkeys((r["decoder"], r["weights"], r["d"]) for r in rows))
+    lines = [_row(["probes × steps", *[f"{w}, d = {d}" for _, w, d in cases]]),
+             _row(["---"] * (len(cases) + 1))]  # fmt: skip
+    cell = {(r["decoder"], r["weights"], r["d"], r["probes"], r["steps"]): r for r in rows}
+    for probes, steps in dict.fromkeys((r["probes"], r["steps"]) for r in rows):
+        cells = []
+        for case in cases:
+            r = cell.get((*case, probes, steps))
+            cells.append("–" if r is None else f"{_g(r['error_median'], 2)} / "
+                         f"{_g(r['error_90'], 2)} ({_ms(r['s'])})")  # fmt: skip
+        lines.append(_row([f"{probes} × {steps}", *cells]))
+    footer = _wide_footer(results)[1:]
+    lines += ["", "*relative error of ½ log det G, median / 90th percentile over the 32 points "
+              "(time per point); MLP decoder d → 2d → 2d, " + footer]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def wide_engine(results: dict) -> str:
+    """`bench/wide.py --parts engine`: jgeo's Lanczos against matfree's, side by side."""
+    rows = [r for r in results.get("engine", []) if "d" in r]
+    if not rows:
+        return "*Not measured: matfree was not installed.*\n"
+    lines = [_row(["MLP decoder", "top-16 (48 steps): jgeo / matfree", "error: jgeo / matfree",
+                   "SLQ (4 × 32): jgeo / matfree", "error median: jgeo / matfree",
+                   "gradient: jgeo / matfree", "forward mode (JVP): jgeo / matfree"]),
+             _row(["---"] * 7)]  # fmt: skip
+    for r in rows:
+        jvp = r.get("matfree_slq_jvp_s")
+        lines.append(_row([
+            f"{r['weights']}, d = {r['d']}",
+            f"{_ms(r['jgeo_basis_s'])} / {_ms(r['matfree_basis_s'])}",
+            f"{_g(r['jgeo_basis_error'], 2)} / {_g(r['matfree_basis_error'], 2)}",
+            f"{_ms(r['jgeo_slq_s'])} / {_ms(r['matfree_slq_s'])}",
+            f"{_g(r['jgeo_slq_error_median'], 2)} / {_g(r['matfree_slq_error_median'], 2)}",
+            f"{_ms(r['jgeo_slq_grad_s'])} / {_ms(r['matfree_slq_grad_s'])}",
+            f"{_ms(r['jgeo_slq_jvp_s'])} / "
+            + (_ms(jvp) if jvp is not None else r.get("matfree_slq_jvp_error", "fails")),
+        ]))  # fmt: skip
+    for r in results.get("engine", []):
+        if "case" in r:
+            errors = f"{_g(r['jgeo_top9_error'], 2)}, matfree {_g(r['matfree_top9_error'], 2)}"
+            lines += ["", f"Rank-deficient operator ({r['case']}): top-9 relative error jgeo "
+                      f"{errors}; finite: jgeo {r['jgeo_finite']}, matfree "
+                      f"{r['matfree_finite']}."]  # fmt: skip
+    lines += ["", _wide_footer(results)]
+    return "\n".join(lines) + "\n"
+
+
+def wide_geodesics(results: dict) -> str:
+    """`bench/wide.py --parts geodesics`: exp maps with the spray's solve by Cholesky
+    against conjugate gradients on the metric operator."""
+    rows = results.get("geodesics", [])
+    if not rows:
+        return "*Not measured yet: run `python bench/wide.py --parts geodesics`.*\n"
+    lines = [_row(["d", "exp map, Cholesky: time · memory", "exp map, CG: time · memory",
+                   "Cholesky ÷ CG", "endpoints' largest difference", "failed: Cholesky / CG"]),
+             _row(["---"] * 6)]  # fmt: skip
+    for r in rows:
+        lines.append(_row([str(r["d"]), f"{_ms(r['dense_s'])} · {_mib(r['dense_MiB'])}",
+                           f"{_ms(r['cg_s'])} · {_mib(r['cg_MiB'])}",
+                           f"**{_x(r['dense_s'], r['cg_s'])}**", _g(r["endpoint_difference"], 2),
+                           f"{r['dense_failed']} / {r['cg_failed']}"]))  # fmt: skip
+    lines += ["", f"*MLP decoder d → 2d → 2d (decaying weights), unit velocities, a `vmap`ped "
+              f"batch of {rows[0]['batch']} points, per point; CG rtol = atol = 1e-6; "
+              + _wide_footer(results)[1:].split("; ", 1)[1]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 TABLES = {
     "compile_cache": (compile_cache, "compile_cache.json"),
     "device": (device, "device_cpu.json"),
@@ -386,6 +535,11 @@ TABLES = {
     "scaling": (scaling, "scaling.json"),
     "training": (training, "training_runs.json"),
     "training_step": (training_step, "training_step.json"),
+    "wide_basis": (wide_basis, "wide.json"),
+    "wide_curve": (wide_curve, "wide.json"),
+    "wide_engine": (wide_engine, "wide.json"),
+    "wide_geodesics": (wide_geodesics, "wide.json"),
+    "wide_volume": (wide_volume, "wide.json"),
 }
 
 

@@ -145,7 +145,8 @@ class BVPResult(eqxi.Enumeration):
         "ideal boundary of a Poincaré model)."
     )
     not_finite = (
-        "the closed-form geodesic from `x` to `y` is not finite, or misses `y` by more than "
+        "`x` or `y` is not finite (check the step that produced it); or the closed-form "
+        "geodesic from `x` to `y` is not finite, or misses `y` by more than "
         "atol + rtol·max|y|. On a PoincareBall or PoincareHalfSpace the points lie too "
         "close to the ideal boundary, or too far apart, for their dtype: near the boundary "
         "1 − ‖x‖² keeps few digits (float32 points within about 1e-3 of it), and the curve, "

@@ -18,7 +18,9 @@ number, 1.2e-38); other files are refused with the factor to rescale them by.
 """
 
 import hashlib
+import lzma
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +69,10 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
                 arrays = {k: loaded[k] for k in loaded.files}
     except FileNotFoundError:
         raise DataFileError(f"{where}: does not exist.") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    # a damaged compressed member fails in its decompressor (zlib, lzma; bz2 raises OSError),
+    # and a compression method zipfile lacks raises NotImplementedError
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+            NotImplementedError) as error:  # fmt: skip
         raise DataFileError(f"{where}: unreadable as {path.suffix} ({error}).") from None
     for name, value in arrays.items():  # np.load gives a member that is no .npy as bytes
         if not isinstance(value, np.ndarray):
@@ -117,25 +122,56 @@ _FLOAT32_MAX, _FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np
 
 
 def _check_scale(x: np.ndarray, where: str) -> None:
-    """Refuse values beyond float32 and data without spread (nothing to learn)."""
-    largest = float(np.max(np.abs(x)))
+    """Refuse values beyond float32 and data without spread (nothing to learn). Measured
+    in float64, or in `x`'s own dtype where it is wider (a long double's 1e400 is finite)."""
+    wide = x.astype(np.promote_types(x.dtype, np.float64))
+    largest = np.max(np.abs(wide))
     if largest > _FLOAT32_MAX:
         raise DataFileError(
-            f"{where}: `x` holds values up to {largest:.3g}, beyond float32 (±3.4e38), in "
-            f"which jgeo trains: divide it by {10 ** np.floor(np.log10(largest)):.0e}."
+            f"{where}: `x` holds values up to {_number(largest)}, beyond float32 (±3.4e38), "
+            f"in which jgeo trains: divide it by {_power_of_ten(np.log10(largest))}."
         )
-    wide = x.astype(np.float64)
-    spread = float(np.ptp(wide))
+    spread = np.ptp(wide)
     if spread == 0:
         raise DataFileError(
             f"{where}: `x` is constant (every value {x.flat[0].item()!r}): nothing to learn."
         )
-    spread = min(spread, float(np.std(wide)))  # the smaller of the two scales `scaling` uses
+    # the smaller of the two scales `scaling` uses; the std of values in [0, 1], scaled
+    # back (the variance of values below 1e-154 underflows to 0)
+    std = np.std((wide - np.min(wide)) / spread) * spread
+    spread = min(spread, std) if std > 0 else spread
     if spread < _FLOAT32_TINY:
         raise DataFileError(
-            f"{where}: `x` varies by only {spread:.3g}, below float32's smallest normal "
+            f"{where}: `x` varies by only {_number(spread)}, below float32's smallest normal "
             f"number (1.2e-38), in which jgeo trains: multiply it by "
-            f"{10 ** -np.floor(np.log10(spread)):.0e}."
+            f"{_power_of_ten(-np.log10(spread))}."
+        )
+
+
+def _number(value: np.floating) -> str:
+    """A positive number in three significant digits, also beyond float64 (1.23e+400)."""
+    return np.format_float_scientific(value, precision=2, trim="-")
+
+
+def _power_of_ten(exponent: np.floating) -> str:
+    """10 to the power of `exponent` rounded down, as 1e+N (N beyond float64's too)."""
+    return f"1e{int(np.floor(exponent)):+03d}"
+
+
+def check_scaling(x: np.ndarray, shift: float, scale: float, where: str) -> None:
+    """Refuse a recorded scaling (`data_scaling`) that takes `x` beyond float32 or to a
+    constant there: the scaling of a run is computed from its file, so only an edited
+    config holds such a one.
+
+    **Raises:** `DataFileError` naming `data_scaling`."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        scaled = ((x - shift) / scale).astype(np.float32)
+        usable = scale > 0 and np.all(np.isfinite(scaled)) and np.ptp(scaled) > 0
+    if not usable:
+        raise DataFileError(
+            f"{where}: `data_scaling` [{shift!r}, {scale!r}] takes `x` beyond float32 or to "
+            "a constant: the scaling is recorded from the file when a run starts, not chosen; "
+            "leave `data_scaling` out of the config."
         )
 
 

@@ -217,12 +217,14 @@ def _finish(metric, x, ends: Array, result, throw: bool, *outputs: Array):
     then NaN the `outputs` of a failure, or raise on it if `throw`.
 
     **Returns:** the final result code and the (masked) outputs. A start outside the
-    domain is the cause of whatever else failed, and is reported as such."""
+    domain is the cause of whatever else failed, and is reported as such; a start that
+    is not finite as `not_finite`."""
     outside = GeodesicResult.outside_domain
     ends_inside = jnp.all(jax.vmap(metric.contains)(ends))
     failed_before = result != GeodesicResult.successful
     result = GeodesicResult.where(ends_inside | failed_before, result, outside)
     result = GeodesicResult.where(metric.contains(x), result, outside)
+    result = GeodesicResult.where(jnp.all(jnp.isfinite(x)), result, GeodesicResult.not_finite)
     succeeded = result == GeodesicResult.successful
     if throw:
         outputs = result.error_if(outputs, ~succeeded)

@@ -5,8 +5,10 @@ run files are written by process 0 alone, so processes sharing a file system nev
 on the same file. Orbax checkpoints are the exception: every process takes part in them.
 """
 
+import _weakrefset
 import contextlib
 import dataclasses
+import gc
 import io
 import json
 import os
@@ -14,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -68,46 +71,130 @@ def _on_sigint(handler):
 
 
 @contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C (SIGINT) back until the block ends, then raise `KeyboardInterrupt`: a
-    checkpoint and its manifest are written whole, not left half-sealed with an orbax
-    traceback. Only in the main thread (where Python delivers signals)."""
+def deferred_interrupt(*, raise_after: bool = True):
+    """Hold Ctrl-C (SIGINT) back until the block ends, then raise `KeyboardInterrupt` (if
+    `raise_after`; else it is only remembered, for the `check()` of an enclosing
+    `remembered_interrupts`): a checkpoint and its manifest are written whole, not left
+    half-sealed with an orbax traceback. Only in the main thread (where Python delivers
+    signals)."""
     caught = []
-    with _on_sigint(lambda *_: caught.append(True)):
+
+    def hold(*_):
+        _interrupts[0] += 1
+        caught.append(True)
+
+    with _on_sigint(hold):
         yield
-    if caught:
+    if caught and raise_after:
         raise KeyboardInterrupt
+    if caught:
+        _pending[0] += 1
+
+
+# Ctrl-Cs seen in this process by the handlers here (main thread only); how many of them
+# are pending: not raised yet (the next safe point raises them); and how many
+# `remembered_interrupts` blocks are open (outside them, nothing is pending).
+_interrupts, _pending, _depth = [0], [0], [0]
+_WEAKREF_FILES = {weakref.__file__, _weakrefset.__file__}
+
+
+def _drops_exceptions(frame) -> bool:
+    """Whether `frame` runs inside code where Python prints an exception ("Exception
+    ignored in ...") and drops it: a garbage-collector callback (jax registers one), a
+    weak-reference callback or a `__del__`, or a function they call."""
+    dropping = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code in dropping or code.co_name == "__del__" or code.co_filename in _WEAKREF_FILES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _remember(signum, frame):
+    _interrupts[0] += 1
+    if _drops_exceptions(frame):
+        _pending[0] += 1
+        if _resender:  # a write to a pipe: safe in a signal handler (no lock)
+            os.write(_resender[1], b"\0")
+    else:
+        _pending[0] = 0
+        raise KeyboardInterrupt
+
+
+_resender: list = []  # the pid that started the resender thread, and its pipe's write end
+
+
+def _start_resender() -> None:
+    """Start (once per process) the thread that sends a Ctrl-C which `_remember` could
+    only remember back to this process 10 ms later: by then the callback it landed in
+    has returned, so the signal is raised promptly instead of at the next safe point.
+    (It cannot be sent from the handler itself: `os.kill` runs the handler again at once,
+    still inside the callback.)"""
+    if _resender and _resender[0] == os.getpid():
+        return
+    read, write = os.pipe()
+    _resender[:] = [os.getpid(), write]
+    threading.Thread(target=_resend, args=(read,), name="jgeo-ctrl-c", daemon=True).start()
+
+
+def _resend(read: int) -> None:
+    while os.read(read, 64):
+        time.sleep(0.01)
+        if _pending[0] and _depth[0]:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @contextlib.contextmanager
 def remembered_interrupts():
     """Ctrl-C raises `KeyboardInterrupt` as usual, and is remembered: the block gets a
-    `check()` that raises it again. Python drops an exception raised inside a garbage
-    collector callback (jax registers one) or a `__del__` after printing it, so a signal
-    landing there would otherwise be lost and a long run would go on; calling `check()`
-    at each safe point (an epoch's end) stops it there. Only in the main thread."""
-    seen = []
-
-    def handler(*_):
-        seen.append(True)
-        raise KeyboardInterrupt
+    `check()` that raises it again. Where Python would drop the exception after printing
+    it (a Ctrl-C landing in a garbage-collector callback, which jax registers, or in a
+    weak-reference callback or a `__del__`), nothing is raised or printed there: it is
+    remembered, and sent again once the callback has returned (`_start_resender`); and
+    calling `check()` at each safe point (an epoch's end) stops the work there, so no
+    Ctrl-C is lost. `check()` raises for a Ctrl-C seen since the block began (also
+    one raised and swallowed: a callback's `except KeyboardInterrupt`), and for one still
+    pending from before it (only remembered, in an enclosing block). Blocks nest: an outer
+    `check()` sees the Ctrl-Cs an inner block saw. Only in the main thread."""
+    seen = _interrupts[0]
 
     def check():
-        if seen:
+        if _interrupts[0] > seen:
+            _pending[0] = 0
             raise KeyboardInterrupt
+        raise_pending_interrupt()
 
-    with _on_sigint(handler):
-        yield check
+    if threading.current_thread() is threading.main_thread():
+        _start_resender()
+    _depth[0] += 1
+    try:
+        with _on_sigint(_remember):
+            yield check
+    finally:
+        _depth[0] -= 1
+        if not _depth[0]:
+            _pending[0] = 0
+
+
+def raise_pending_interrupt() -> None:
+    """A safe point: raise `KeyboardInterrupt` for a Ctrl-C that a `remembered_interrupts`
+    block only remembered (it landed where Python drops exceptions), if there is one."""
+    if _pending[0]:
+        _pending[0] = 0
+        raise KeyboardInterrupt
 
 
 def save_figure(fig, path: Path, dpi: int = 110) -> None:
-    """A matplotlib figure written atomically (format from the suffix), then closed."""
+    """A matplotlib figure written atomically (format from the suffix), then closed; then
+    a pending Ctrl-C (see `raise_pending_interrupt`) is raised."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format=path.suffix.lstrip("."), dpi=dpi)
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
+    raise_pending_interrupt()  # between figures: a report stops there on Ctrl-C
 
 
 _INT_LIMIT = 2**63  # integers in run files are int64: a longer one is damage
@@ -184,16 +271,20 @@ _held: dict[Path, _Hold] = {}  # lock path → its holder in this process
 
 
 @contextlib.contextmanager
-def run_lock(directory: Path, command: str, *, create: bool = True, lend: bool = False):
+def run_lock(
+    directory: Path, command: str, *, create: bool = True, lend: bool = False, borrow: bool = False
+):
     """Hold the run directory `directory` for one writer, creating it if `create`.
 
     An exclusive `flock` on `directory/.lock`, which the kernel releases when the process
     ends in any way (kill -9 too), so a dead writer never leaves a stale lock. The file
     says who holds it: another process is refused with `RunLocked` naming the holder.
     Within this process a second holder is refused the same way (two `Recorder`s on one
-    directory would each rewrite the other's files), except that a holder opened with
-    `lend=True` lends the directory to one holder inside it: `jgeo train` lends its run
-    directory to the run's own `Recorder`. On processes other than the writer, a no-op.
+    directory would each rewrite the other's files, as would a run started inside a
+    run), except that a holder opened with `lend=True` lends the directory to one holder
+    inside it that asks with `borrow=True`: `jgeo train` lends its run directory to the
+    run's `Recorder`, whose files are its own. On processes other than the writer, a
+    no-op.
 
     **Raises:** `RunLocked`; `RunError` if the directory cannot be created or written.
     """
@@ -202,7 +293,7 @@ def run_lock(directory: Path, command: str, *, create: bool = True, lend: bool =
         yield
         return
     if (hold := _held.get(path)) is not None:
-        if not hold.lends or hold.borrower is not None:
+        if not (hold.lends and borrow) or hold.borrower is not None:
             raise RunLocked(
                 f"{path.parent} is in use by `{hold.borrower or hold.command}` in this process; "
                 "close that first (a Recorder's `close()`, the end of its `with` block), or "

@@ -47,6 +47,12 @@ def class_labels(
     checked at run time with `eqx.error_if`, which raises `eqx.EquinoxRuntimeError`
     (set `EQX_ON_ERROR=nan` to turn it off); their values cannot be named there.
 
+    One limit no check inside a function can lift: without x64, jax converts an int64
+    argument of a jitted function to int32 at the jit boundary, silently and before jgeo
+    sees it, so a NumPy int64 label beyond int32 passed to a function under `jax.jit`
+    arrives wrapped (2³² + 1 as 1, a valid class) and is counted in that class. Pass such
+    labels to the measure outside `jax.jit` (they are checked there), or enable x64.
+
     **Arguments:**
 
     - `labels`: shape (n,), integers (signed or unsigned) or booleans (classes 0 and 1).

@@ -281,6 +281,8 @@ def _connect(metric, x, y, solver, num_points, graph, rtol, atol, throw) -> Conn
     if has_domain(metric):  # both ends, and every point of the curve, in the domain
         inside = metric.contains(x) & metric.contains(y) & curve_in_domain(metric, curve)
         result = BVPResult.where(inside, result, BVPResult.outside_domain)
+    finite = jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y))  # a NaN end, not the solver
+    result = BVPResult.where(finite, result, BVPResult.not_finite)
     succeeded = result == BVPResult.successful
     fields = (velocity, curve, length, curve_energy(metric, curve), residual)
     fields = [jnp.where(succeeded, a, jnp.nan).astype(out_dtype) for a in fields]

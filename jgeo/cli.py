@@ -3,24 +3,29 @@
 - `jgeo train [options]`: train a geometry-regularized autoencoder (the main job); with
   no options, the embedded default (digits, isometry, 2-D latent).
 - `jgeo report DIR`: redraw the figures and report of a run.
+- `jgeo probe INPUT --out OUT`: the learning-dynamics probes after training, over saved
+  activations (`step_*.npz`, from any framework) or a run's kept checkpoints.
 - `jgeo demo` (or plain `jgeo`): curvature of a sphere against the closed form, and of a
   random decoder by two independent methods.
 
 Exit codes: 0 success; 1 training diverged (NaN loss); 2 anything the user can fix —
 bad options, config files, data, a run directory that is unusable, locked by another
 process, or holds damaged files (one line on stderr naming the problem and the fix,
-never a traceback); 130 interrupted by Ctrl-C (the line says how to resume).
+never a traceback); 130 interrupted by Ctrl-C, at any moment of the command (one line;
+for `jgeo train`, where it stopped and how to resume). The console script enters through
+`_jgeo_command`, which catches Ctrl-C while jgeo is imported.
 """
 
 import argparse
 import importlib.util
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # The application stack of `jgeo train`, `report` and `dynamics` (the `train` extra).
 APPLICATION = ("flax", "orbax", "sklearn", "matplotlib", "ripser", "tqdm")
-APPLICATION_COMMANDS = ("train", "report", "dynamics")
+APPLICATION_COMMANDS = ("train", "report", "dynamics", "probe")
 
 
 def missing_application() -> str | None:
@@ -175,8 +180,13 @@ def _with_defaults(parser: argparse.ArgumentParser) -> None:
 _NOT_CONFIG = {"command", "config", "out", "no_progress", "checkpoint_seconds", "seed_demo", "dir"}
 
 
+def _say(text: str) -> None:
+    """`text` as one line on stderr: newlines in it (a path can hold one) are escaped."""
+    print(text.replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
+
+
 def _fail(command: str, error: BaseException) -> int:
-    print(f"jgeo {command}: error: {error}", file=sys.stderr)
+    _say(f"jgeo {command}: error: {error}")
     return 2
 
 
@@ -221,10 +231,10 @@ def train_command(args) -> int:
     except OSError as error:
         return _os_error("train", error)
     except TrainingDiverged as error:
-        print(f"jgeo train: stopped: {error}", file=sys.stderr)
+        _say(f"jgeo train: stopped: {error}")
         return 1
     except TrainingInterrupted as error:
-        print(f"jgeo train: {error}", file=sys.stderr)
+        _say(f"jgeo train: {error}")
         return 130
     _print_report(out, report, trained=True)
     return 0
@@ -272,7 +282,63 @@ def dynamics_command(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def probe_command(args) -> int:
+    from ._io import RunError, reason
+
+    source, out = Path(args.input), Path(args.out)
+    # a `jgeo train` run: its checkpoints, or a config.json beside no activation files
+    run = (source / "checkpoints").exists() or (
+        (source / "config.json").exists() and not any(source.glob("step_*.npz"))
+    )
+    try:
+        if run:
+            from .experiment import probe_checkpoints
+
+            if args.seed is not None:
+                raise RunError(
+                    f"--seed applies to activation files: {source} is a `jgeo train` run, "
+                    "probed with its own seed (its data and samples depend on it); leave it out."
+                )
+            probe_checkpoints(source, out, samples=args.samples)
+        else:
+            from .dynamics import probe_activations
+
+            given = {"samples": args.samples, "seed": args.seed}
+            probe_activations(source, out, **{k: v for k, v in given.items() if v is not None})
+    except RunError as error:
+        return _fail("probe", error)
+    except OSError as error:
+        fix = "free space or choose a writable --out directory, and delete what it holds"
+        return _fail("probe", f"cannot write the probes: {reason(error)}. To go on, {fix}.")
+    print(f"wrote {out}/dynamics.jsonl, dynamics.npz and recorder.json: draw them with "
+          f"`jgeo dynamics {out}`")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None, *, interrupted: Callable[[], bool] = bool) -> int:
+    """Run the `jgeo` command with `argv` (default: the process's arguments); return its
+    exit code. A Ctrl-C at any moment ends it with exit code 130 and one line on stderr:
+    the handler that remembers it is in place for the whole command, and `interrupted()`
+    says whether one came before (the console entry point, `_jgeo_command`, catches those
+    while `jgeo` is imported)."""
+    from ._io import remembered_interrupts
+
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    with remembered_interrupts() as check:
+        try:
+            if interrupted():
+                raise KeyboardInterrupt
+            code = _run(argv, command)
+            if code == 0:
+                check()  # one that landed where Python drops exceptions (a gc callback)
+            return code
+        except KeyboardInterrupt:  # outside a training loop (which says where it stopped)
+            print(f"jgeo {command or 'demo'}: interrupted.", file=sys.stderr)
+            return 130
+
+
+def _run(argv: list[str], command: str | None) -> int:
     from ._compilation_cache import enable_for_command
 
     enable_for_command()  # unless JGEO_COMPILATION_CACHE=0: see docs/faq.md
@@ -281,9 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command")
     missing = missing_application()
-    command = next(
-        (a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None
-    )
     if missing is not None and command in APPLICATION_COMMANDS:
         print(
             f"jgeo {command}: needs the application packages, but {missing} is not installed: "
@@ -301,17 +364,29 @@ def main(argv: list[str] | None = None) -> int:
         "dynamics", help="draw the learning dynamics of a run (DIR/dynamics.html)"
     )
     dynamics_parser.add_argument("dir", metavar="DIR")
+    probe_parser = sub.add_parser(
+        "probe",
+        help="run the probes after training: over saved activations (INPUT/step_*.npz, one "
+        "array per layer) or the checkpoints a `jgeo train` run kept",
+    )
+    probe_parser.add_argument("input", metavar="INPUT")
+    probe_parser.add_argument(
+        "--out", metavar="OUT", required=True, help="the probe files' directory"
+    )
+    probe_parser.add_argument(
+        "--samples", type=int, help="fixed samples (default 128; a run's own probe_samples)"
+    )
+    probe_parser.add_argument(
+        "--seed", type=int, help="seed of the samples and probes (activations only; default 0)"
+    )
     demo_parser = sub.add_parser("demo", help="print a short curvature demo (the default)")
     demo_parser.add_argument("--seed", type=int, default=0, dest="seed_demo")
     args = parser.parse_args(argv)
-    commands = {"train": train_command, "report": report_command, "dynamics": dynamics_command}
-    try:
-        if args.command in commands:
-            return commands[args.command](args)
-        return demo(getattr(args, "seed_demo", 0))
-    except KeyboardInterrupt:  # outside a training loop (which says where it stopped)
-        print(f"jgeo {args.command or 'demo'}: interrupted.", file=sys.stderr)
-        return 130
+    commands = {"train": train_command, "report": report_command, "dynamics": dynamics_command,
+                "probe": probe_command}  # fmt: skip
+    if args.command in commands:
+        return commands[args.command](args)
+    return demo(getattr(args, "seed_demo", 0))
 
 
 if __name__ == "__main__":

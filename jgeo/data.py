@@ -284,6 +284,8 @@ def _from_file(path, *, n, noise, seed, scaling) -> Dataset:
     x = x[pick].reshape(len(pick), -1)
     if noise > 0:
         x = x + noise * rng.normal(size=x.shape)
+    if scaling is not None:  # a recorded one: `read` checked the file's own
+        data_file.check_scaling(x, shift, scale, f"data file {path}")
     # `read` checked the labels: class indices in [0, 2³¹ − 1), which int32 holds
     labels = arrays["labels"][pick].astype(np.int32) if "labels" in arrays else None
     if "color" in arrays:

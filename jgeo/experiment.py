@@ -3,39 +3,67 @@ probes its config asks for (`jgeo.dynamics`).
 
 `jgeo.train.train` trains and calls callbacks; this module, above both packages,
 attaches the `Recorder` that `config.probe_every`, `probe_samples`, `probe_pairs` and
-`probe_grid` describe. The command line runs `run`.
+`probe_grid` describe, and probes a finished run's kept checkpoints again
+(`probe_checkpoints`). The command line runs `run` and `probe_checkpoints`.
 """
 
+import dataclasses
+import math
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import jax.random as jr
 from flax import nnx
 
-from ._io import RunError
-from .dynamics import Recorder
-from .landscape import Landscape
-from .train import ConfigError, TrainConfig, steps_per_epoch, train
+from ._io import RunError, run_lock
+from .dynamics import (
+    ClassGeodesics,
+    DynamicsError,
+    Every,
+    LearningRate,
+    LossLandscape,
+    PullbackGeometry,
+    Recorder,
+    default_probes,
+)
+from .train import (
+    CheckpointError,
+    ConfigError,
+    TrainConfig,
+    make_config,
+    steps_per_epoch,
+    train,
+)
+from .train._checkpoint import Checkpoints
 from .train._config import with_data_file
 from .train._loop import CHECKPOINT_SECONDS, build, eval_index, learning_rate_schedule, loss_fn
 
-__all__ = ("probe_recorder", "run")
+__all__ = ("probe_checkpoints", "probe_recorder", "run")
 
 
-def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
+def probe_recorder(config: TrainConfig, out: str | Path, *, background: bool = True) -> Recorder:
     """The `Recorder` of the run `config` in `out`: the model's encoder and decoder on
     the run's data, every `config.probe_every` epochs, finishing each probe in the
-    background while the next epoch trains. With `config.landscape_every`, the loss
-    landscape of the training objective (at the regularizer's full weight, one fixed key)
-    on a fixed batch of the diagnostics' points, beside the learning rate in force. The
-    decoder's metric is the one its likelihood defines (`config.likelihood`).
+    background while the next epoch trains (unless `background` is False). Its probes
+    are the defaults for labelled or unlabelled data with a decoder, the decoder's
+    geometry under the metric its likelihood defines (`config.likelihood`) with
+    `config.probe_pairs` geodesic pairs and a `config.probe_grid` grid; with
+    `config.probe_class_geodesics` the geometry between classes; with
+    `config.landscape_every`, every that many epochs, the loss landscape of the training
+    objective (at the regularizer's full weight, one fixed key) on a fixed batch of the
+    diagnostics' points, beside the learning rate in force.
 
     **Arguments:**
 
     - `config`: the run, with `probe_every` ≥ 1.
     - `out`: the run directory.
+    - `background`: finish each probe in a background thread (`Recorder`'s option).
 
     **Returns:** a `jgeo.dynamics.Recorder`, a callback of `jgeo.train.train`.
+
+    **Raises:** `ConfigError` for probe options the run's data cannot take.
     """
     data, model, _ = build(with_data_file(config))
     if config.probe_class_geodesics and data.labels is None:
@@ -45,12 +73,18 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
         )
     graphdef = nnx.graphdef(model)
     per_epoch = steps_per_epoch(config, len(data.x))
-    landscape = None
+    # the Fisher–Rao metric of the run's likelihood; a unit-variance Gaussian's is JᵀJ
+    likelihood = None if config.likelihood == "gaussian" else config.likelihood
+    probes = default_probes(decoder=False, labels=data.labels is not None)
+    probes.append(PullbackGeometry(likelihood, pairs=config.probe_pairs, grid=config.probe_grid))
+    if config.probe_class_geodesics:
+        probes.append(ClassGeodesics(likelihood))
     if config.landscape_every:
         loss, key = loss_fn(graphdef, config), jr.key(config.seed + 2)
         batch = data.x[eval_index(config, len(data.x))[: config.batch_size]]
         schedule = learning_rate_schedule(config, len(data.x))
-        landscape = Landscape(lambda p, x: loss(p, x, key)[0], batch, learning_rate=schedule)
+        landscape = LossLandscape(lambda p, x: loss(p, x, key)[0], batch)
+        probes += [Every(config.landscape_every * per_epoch, landscape), LearningRate(schedule)]
 
     def encode(params, x):
         return nnx.merge(graphdef, params).encode(x)
@@ -58,24 +92,16 @@ def probe_recorder(config: TrainConfig, out: str | Path) -> Recorder:
     def decode(params, z):
         return nnx.merge(graphdef, params).decoder(z)
 
-    # the Fisher–Rao metric of the run's likelihood; a unit-variance Gaussian's is JᵀJ
-    likelihood = None if config.likelihood == "gaussian" else config.likelihood
-
     return Recorder(
         out,
         data,
         encode=encode,
         decode=decode,
-        likelihood=likelihood,
+        probes=probes,
         every=config.probe_every * per_epoch,
         samples=config.probe_samples,
-        pairs=config.probe_pairs,
-        grid=config.probe_grid,
         seed=config.seed,
-        class_geodesics=config.probe_class_geodesics,
-        landscape=landscape,
-        landscape_every=config.landscape_every * per_epoch if landscape else None,
-        background=True,  # a probe's host part overlaps the next epoch
+        background=background,  # a probe's host part overlaps the next epoch
     )
 
 
@@ -130,3 +156,121 @@ def run(
     return train(config, out, callbacks=[*probes, *callbacks], progress=progress,
                  stop_after=stop_after, report=report,
                  checkpoint_seconds=checkpoint_seconds)  # fmt: skip
+
+
+# The probe files a Recorder writes (`jgeo.dynamics.load` reads them).
+_PROBE_FILES = ("dynamics.jsonl", "dynamics.npz", "recorder.json")
+
+
+def probe_checkpoints(run_dir: str | Path, out: str | Path, *, samples: int | None = None) -> Path:
+    """Run the probes of a `jgeo train` run over the checkpoints it kept, after training:
+    every probe of `probe_recorder`, the decoder's geometry included, into `out`, the same
+    files as the run's live probes at those epochs (`jgeo dynamics out` draws them).
+
+    Every checkpoint that verifies against its manifest is probed, in order (a damaged
+    one is skipped, with a line on stderr): its parameters are restored and passed to the
+    run's `Recorder` (`probe_recorder`, not in the background) with its step and epoch.
+    A run keeps its last two checkpoints unless asked to keep more; every kept epoch is
+    probed: the Recorder's period is the greatest common divisor of the run's
+    `probe_every` and the kept epochs (the run's own where the kept epochs are multiples
+    of it). What a live run measures against the previous probe (`cka_previous`) is
+    measured against the previous *kept* checkpoint, and is None at the first.
+
+    **Arguments:**
+
+    - `run_dir`: a `jgeo train` run directory (`checkpoints/`), held (locked) while it is
+      read, so that no run trains in it meanwhile.
+    - `out`: the directory of the probe files (created), not `run_dir`, holding no
+      probes yet.
+    - `samples`: the number of fixed samples; None for the run's own `probe_samples`.
+
+    **Returns:** the path `out`.
+
+    **Raises:** `ConfigError` for a directory without checkpoints, bad `samples`, or a
+    data file changed since the run; `CheckpointError` if no checkpoint verifies or one
+    cannot be read; `DynamicsError` if `out` is `run_dir`, a file, or holds probes
+    already; `RunLocked` if another process writes `run_dir` or `out`. All but a
+    checkpoint that cannot be read are raised before anything is written.
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    if samples is not None and (
+        isinstance(samples, bool) or not isinstance(samples, int) or samples < 8
+    ):
+        raise ConfigError(f"`samples` (--samples) must be an integer ≥ 8, got {samples!r}.")
+    _check_probe_out(out, run_dir)
+    with run_lock(run_dir, f"jgeo probe {run_dir}", create=False):
+        checkpoints = Checkpoints(run_dir / "checkpoints")
+        try:
+            epochs, config = _kept_checkpoints(run_dir, checkpoints)
+            every = math.gcd(config.probe_every, config.landscape_every, *epochs)
+            config = dataclasses.replace(
+                config,
+                probe_every=every,
+                probe_samples=config.probe_samples if samples is None else samples,
+            )
+            data, model, tx = build(with_data_file(config))
+            per_epoch = steps_per_epoch(config, len(data.x))
+            params = nnx.to_pure_dict(nnx.state(model))
+            like = {"params": params, "opt_state": tx.init(params)}
+            created = not out.exists()
+            try:
+                with probe_recorder(config, out, background=False) as recorder:
+                    for epoch in epochs:
+                        params = checkpoints.restore(epoch, like)["params"]
+                        recorder(epoch * per_epoch, params, epoch=epoch)
+            except BaseException as error:
+                if created and out.is_dir() and all(p.name == ".lock" for p in out.iterdir()):
+                    shutil.rmtree(out, ignore_errors=True)  # refused before the first probe
+                if isinstance(error, ValueError) and not isinstance(error, RunError):
+                    raise ConfigError(f"the run's probes: {error}") from None
+                raise
+        finally:
+            checkpoints.close()
+    return out
+
+
+def _check_probe_out(out: Path, source: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise DynamicsError(f"--out {out} is a file, not a directory; choose a directory path.")
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise DynamicsError(
+            f"--out {out} is the probed directory itself: choose another directory for the "
+            "probe files."
+        )
+    if held := [name for name in _PROBE_FILES if (out / name).exists()]:
+        raise DynamicsError(
+            f"--out {out} holds probes already ({', '.join(held)}): choose a new --out "
+            "directory, or delete those files there to probe again."
+        )
+
+
+def _kept_checkpoints(run_dir: Path, checkpoints: Checkpoints) -> tuple[list[int], TrainConfig]:
+    """The epochs of the checkpoints of `run_dir` that verify, in order, and the
+    configuration they were trained with; a line on stderr for each damaged one."""
+    steps = sorted(checkpoints.steps())
+    if not steps:
+        what = "no checkpoint yet" if (run_dir / "config.json").exists() else "no checkpoints/"
+        raise ConfigError(
+            f"{run_dir} is not a trained jgeo run ({what}): train it with `jgeo train --out "
+            f"{run_dir}`, or give a directory of activation files (step_<step>.npz)."
+        )
+    problems = {step: checkpoints.problem(step) for step in steps}
+    sound = [step for step in steps if problems[step] is None]
+    if not sound:
+        listed = "; ".join(f"step {step}: {problem}" for step, problem in problems.items())
+        raise CheckpointError(
+            f"no checkpoint in {checkpoints.directory} verifies ({listed}): restore them, or "
+            "train the run again into a new --out directory and probe that."
+        )
+    for step, problem in problems.items():
+        if problem is not None:
+            print(f"jgeo: checkpoint {checkpoints.directory / str(step)} is damaged ({problem}): "
+                  "not probed.", file=sys.stderr)  # fmt: skip
+    configs = {step: make_config(checkpoints.config(step)) for step in sound}
+    config = configs[sound[-1]]
+    if other := [step for step in sound if configs[step] != config]:
+        raise ConfigError(
+            f"checkpoint {other[0]} of {run_dir} was trained with another configuration than "
+            f"checkpoint {sound[-1]}: move one of them out of {checkpoints.directory}."
+        )
+    return sound, config

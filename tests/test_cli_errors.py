@@ -151,6 +151,112 @@ def setup_checkpoint(*, drop: str | None = None, beside: str | None = None):
     return setup
 
 
+def _damaged_deflate() -> bytes:
+    """A compressed .npz with bytes overwritten inside its deflated `x` (zlib fails)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=POINTS)
+    data = bytearray(buffer.getvalue())
+    data[200:260] = b"\xff" * 60
+    return bytes(data)
+
+
+LONG_DOUBLES = POINTS.astype(np.longdouble)
+LONG_DOUBLES[0, 0] = np.longdouble("1e400")  # finite in long double, beyond float64
+
+
+def setup_all(*setups):
+    def setup(tmp: Path) -> None:
+        for one in setups:
+            one(tmp)
+
+    return setup
+
+
+def setup_run_config(**values):
+    """tmp/run/config.json of the config `values`, as a run writes it (`DATA` in `data`
+    stands for tmp/mine.npy)."""
+
+    def setup(tmp: Path) -> None:
+        (tmp / "run").mkdir(exist_ok=True)
+        data = values.get("data", "digits").replace("DATA", str(tmp / "mine.npy"))
+        config = _loop.make_config({**values, "data": data}).to_dict()
+        (tmp / "run" / "config.json").write_text(json.dumps(config, indent=2))
+
+    return setup
+
+
+def setup_toml_of_file(text: str):
+    """tmp/conf.toml of `text`, with SHA standing for the SHA-256 of tmp/mine.npy."""
+
+    def setup(tmp: Path) -> None:
+        sha = hashlib.sha256((tmp / "mine.npy").read_bytes()).hexdigest()
+        (tmp / "conf.toml").write_text(text.replace("SHA", sha))
+
+    return setup
+
+
+TINY_TOML = 'data = "swissroll"\nn = 64\nhidden = [8]\nepochs = 1\nprobe_every = 0\n'
+
+
+# Activation files as a script of any framework writes them for `jgeo probe`: two steps
+# of two layers of 16 inputs, with labels. `setup_activations` replaces parts of them.
+ACTIVATIONS = {
+    "h": np.random.default_rng(2).normal(size=(16, 3)).astype(np.float32),
+    "z": np.random.default_rng(3).normal(size=(16, 2)),
+    "labels": np.arange(16) % 3,
+}
+WITH_NAN_H = ACTIVATIONS["h"].copy()
+WITH_NAN_H[5, 1] = np.nan
+
+
+def setup_activations(**files):
+    """tmp/acts with step_1.npz and step_2.npz; `files` maps a file name to the arrays
+    that update the good ones (a value None drops the array; the file None drops the
+    file), or to the bytes it holds."""
+
+    def setup(tmp: Path) -> None:
+        acts = tmp / "acts"
+        acts.mkdir(exist_ok=True)
+        for name, content in {"step_1.npz": {}, "step_2.npz": {}, **files}.items():
+            if isinstance(content, bytes):
+                (acts / name).write_bytes(content)
+            elif content is not None:
+                arrays = {k: v for k, v in {**ACTIVATIONS, **content}.items() if v is not None}
+                np.savez(acts / name, **arrays)
+
+    return setup
+
+
+def _activations_with_a_member(name: str, data: bytes) -> bytes:
+    """A step file of the good arrays and one more zip member `name`."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **ACTIVATIONS)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _activations_damaged() -> bytes:
+    """A compressed step file with bytes overwritten inside its deflated `h`."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **ACTIVATIONS)
+    data = bytearray(buffer.getvalue())
+    data[60:90] = b"\xff" * 30
+    return bytes(data)
+
+
+def _activations_huge_header() -> bytes:
+    """A step file whose `h` header declares 10**12 inputs."""
+    header = np.lib.format.header_data_from_array_1_0(ACTIVATIONS["h"])
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {**header, "shape": (10**12, 3)})
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v for k, v in ACTIVATIONS.items() if k != "h"})
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("h.npy", npy.getvalue() + ACTIVATIONS["h"].tobytes())
+    return buffer.getvalue()
+
+
 # (id, setup of the temporary directory, arguments after `jgeo`, expected text on stderr).
 # `RUN` in the arguments stands for tmp/run; `TMP` for tmp.
 CASES = [
@@ -264,7 +370,7 @@ CASES = [
      ["dynamics", "RUN"], "dynamics.jsonl line 1 is truncated or not JSON"),
     ("probes-recorder-json-missing-a-key",
      setup_probes(info={k: v for k, v in PROBE_INFO.items() if k != "samples"}),
-     ["dynamics", "RUN"], "recorder.json has no 'samples'"),
+     ["dynamics", "RUN"], "recorder.json is damaged (no 'samples')"),
     ("probes-recorder-json-value-of-a-wrong-type",
      setup_probes(info={**PROBE_INFO, "samples": "8"}),
      ["dynamics", "RUN"], "recorder.json is damaged ('samples' is '8')"),
@@ -292,6 +398,134 @@ CASES = [
      "checkpoints/12x is not a checkpoint step"),
     ("zero-padded-checkpoint-step", setup_checkpoint(beside="007"), ["report", "RUN"],
      "checkpoints/007 is not a checkpoint step"),
+    # Issue 37: the adversarial tester's cases (item numbers of the issue).
+    ("data-file-deflated-member-damaged", setup_raw("mine.npz", _damaged_deflate()),  # 1
+     ["train", "--data", "TMP/mine.npz"], "mine.npz: unreadable as .npz (Error -3"),
+    ("data-file-long-double-beyond-float64", setup_data("mine.npz", x=LONG_DOUBLES),  # 3
+     ["train", "--data", "TMP/mine.npz"], "values up to 1e+400, beyond float32 (±3.4e38), in "
+     "which jgeo trains: divide it by 1e+400."),
+    ("data-file-changed-since-the-run",  # 4: the run recorded another SHA-256
+     setup_all(setup_data("mine.npy", x=POINTS),
+               setup_run_config(data="DATA", data_sha256="0" * 64, data_scaling=[0.0, 1.0])),
+     ["train", "--data", "TMP/mine.npy"], "mine.npy has changed since the run was trained"),
+    ("newline-in-a-path", None, ["train", "--data", "TMP/a\nb.npz"],  # 5
+     "a\\nb.npz: does not exist."),
+    ("hidden-too-wide-for-memory", setup_toml("hidden = [100000000000]\n"),  # 6
+     ["train", "--config", "TMP/conf.toml"], "`hidden` [100000000000] makes a model of 1.34e+13 "
+     "parameters"),
+    ("hidden-of-a-bool", setup_toml("hidden = [true]\n"), ["train", "--config", "TMP/conf.toml"],
+     "`hidden` must be a list of integers, got [True]"),  # 7
+    ("classes-of-bools", setup_toml("classes = [true, false]\n"),  # 8
+     ["train", "--config", "TMP/conf.toml"], "`classes` must be a list of integers"),
+    ("data-scaling-of-zero", setup_all(setup_data("mine.npy", x=POINTS),  # 9
+                                       setup_toml("data_scaling = [0.0, 0.0]\n")),
+     ["train", "--config", "TMP/conf.toml", "--data", "TMP/mine.npy"],
+     "`data_scaling` must be [shift, scale] with scale > 0, got [0.0, 0.0]"),
+    ("data-scaling-not-the-files", setup_all(setup_data("mine.npy", x=POINTS),  # 9
+                                             setup_toml("data_scaling = [5.0, 1e-30]\n")),
+     ["train", "--config", "TMP/conf.toml", "--data", "TMP/mine.npy"],
+     "`data_scaling` [5.0, 1e-30] is not the scaling of data file"),
+    ("data-scaling-beyond-float32",  # 9: with the file's own SHA-256, as a run records it
+     setup_all(setup_data("mine.npy", x=POINTS),
+               setup_toml_of_file('data_sha256 = "SHA"\ndata_scaling = [5.0, 1e-300]\n')),
+     ["train", "--config", "TMP/conf.toml", "--data", "TMP/mine.npy"],
+     "`data_scaling` [5.0, 1e-300] takes `x` beyond float32"),
+    ("data-scaling-of-built-in-data", setup_toml("data_scaling = [0.0, 1.0]\n"),  # 9
+     ["train", "--config", "TMP/conf.toml"], "`data_scaling` belongs to a data file"),
+    ("metrics-deleted-behind-a-checkpoint", setup_checkpoint(), ["train", "--out", "RUN"],  # 12
+     "metrics.jsonl lacks the rows of epoch 1, which checkpoint 1 holds"),
+    ("metrics-emptied-behind-a-checkpoint",  # 12
+     setup_all(setup_checkpoint(), setup_run_file("metrics.jsonl", "")),
+     ["train", "--out", "RUN"], "metrics.jsonl lacks the rows of epoch 1, which checkpoint 1"),
+    ("metrics-a-directory", setup_run_bytes("metrics.jsonl/x", b""), ["train", "--out", "RUN"],
+     "metrics.jsonl is a directory, not the run's metrics file"),  # 14
+    ("config-json-edited-rerun-with-the-runs-options",  # 16: the checkpoint has epochs 200
+     setup_all(setup_checkpoint(), setup_run_config(epochs=5)), ["train", "--out", "RUN"],
+     "config.json disagrees with the configuration its checkpoint was trained with (epochs: "
+     "200 → 5); restore it or delete it"),
+    ("config-json-edited-rerun-with-its-options",  # 16
+     setup_all(setup_checkpoint(), setup_run_config(epochs=5)),
+     ["train", "--out", "RUN", "--epochs", "5"],
+     "config.json disagrees with the configuration its checkpoint was trained with"),
+    ("checkpoints-a-file-on-resume",  # 17
+     setup_all(setup_toml(TINY_TOML), setup_run_file("checkpoints", "not a directory")),
+     ["train", "--config", "TMP/conf.toml", "--out", "RUN"],
+     "checkpoints is a file, not the run's checkpoint directory"),
+    ("checkpoints-a-file-on-report", setup_run_file("checkpoints", "not a directory"),  # 17
+     ["report", "RUN"], "checkpoints is a file, not the run's checkpoint directory"),
+    # Issue 31: `jgeo probe` over saved activations (step_*.npz) or a run's checkpoints.
+    ("probe-of-nothing", None, ["probe", "TMP/acts", "--out", "RUN"], "acts does not exist"),
+    ("probe-no-step-files", setup_run_file("notes.txt", "x"), ["probe", "RUN", "--out", "TMP/o"],
+     "holds no activation files: write one step_<step>.npz per step"),
+    ("probe-step-not-a-number", setup_activations(**{"step_1e3.npz": {}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_1e3.npz: the step in its name is not an integer"),
+    ("probe-other-npz", setup_activations(**{"inputs.npz": {}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "inputs.npz: it is not an activation file"),
+    ("probe-step-twice", setup_activations(**{"step_002.npz": {}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_002.npz and step_2.npz both hold step 2"),
+    ("probe-step-beyond-int32", setup_activations(**{"step_3000000000.npz": {}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step 3000000000 is beyond 2**31 - 1"),
+    ("probe-sample-counts-differ", setup_activations(**{"step_2.npz": {
+        "h": ACTIVATIONS["h"][:15], "z": ACTIVATIONS["z"][:15], "labels": np.arange(15) % 3}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz: layer 'h' holds 15 inputs, and "
+     "step_1.npz 16: every layer of every step holds the same inputs"),
+    ("probe-layer-missing", setup_activations(**{"step_2.npz": {"z": None}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz lacks layer 'z', which step_1.npz holds"),
+    ("probe-layer-extra", setup_activations(**{"step_2.npz": {"w": ACTIVATIONS["z"]}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz holds layer 'w', which step_1.npz does "
+     "not"),
+    ("probe-layer-reshaped", setup_activations(**{"step_2.npz": {"h": np.ones((16, 4))}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "layer 'h' has shape (4,) per input, and (3,) in "
+     "step_1.npz"),
+    ("probe-nan", setup_activations(**{"step_2.npz": {"h": WITH_NAN_H}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz: layer 'h' holds NaN or infinite values "
+     "(1 of 48)"),
+    ("probe-long-double-beyond-float64",
+     setup_activations(**{"step_2.npz": {"z": np.full((16, 2), np.longdouble("1e400"))}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "layer 'z' holds values up to 1e+400, beyond float"),
+    ("probe-strings", setup_activations(**{"step_2.npz": {"h": np.full((16, 3), "a")}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "layer 'h' holds <U1 values, not real numbers"),
+    ("probe-complex", setup_activations(**{"step_2.npz": {"h": np.ones((16, 3), complex)}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "layer 'h' holds complex128 values"),
+    ("probe-too-few-inputs", setup_activations(**{name: {"h": np.ones((4, 3)), "z": np.ones((4, 2)),
+     "labels": np.arange(4)} for name in ("step_1.npz", "step_2.npz")}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_1.npz holds 4 inputs: the probes need at "
+     "least 8"),
+    ("probe-labels-too-short", setup_activations(**{"step_2.npz": {"labels": np.arange(15)}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "`labels` has shape (15,), but the layers hold 16"),
+    ("probe-labels-of-floats", setup_activations(**{"step_2.npz": {"labels": np.ones(16)}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "`labels` holds float64 values: save the classes as "
+     "integers"),
+    ("probe-labels-negative", setup_activations(**{"step_1.npz": {"labels": -np.ones(16, int)},
+                                                   "step_2.npz": {"labels": -np.ones(16, int)}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "`labels` must be in [0, 2**31 - 1): found -1"),
+    ("probe-labels-differ", setup_activations(**{"step_2.npz": {"labels": np.arange(16) % 2}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz: `labels` differ from step_1.npz's at "),
+    ("probe-labels-in-one-file", setup_activations(**{"step_2.npz": {"labels": None}}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_1.npz holds `labels` and "),
+    ("probe-not-a-zip", setup_activations(**{"step_2.npz": b"not a zip"}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz is damaged (not an .npz archive"),
+    ("probe-deflated-bytes-damaged", setup_activations(**{"step_2.npz": _activations_damaged()}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz is damaged ("),
+    ("probe-header-of-10**12-inputs",
+     setup_activations(**{"step_2.npz": _activations_huge_header()}),
+     ["probe", "TMP/acts", "--out", "RUN"], "step_2.npz is damaged ('h' declares shape "
+     "(1000000000000, 3)"),
+    ("probe-member-not-an-array",
+     setup_activations(**{"step_2.npz": _activations_with_a_member("notes.txt", b"hi")}),
+     ["probe", "TMP/acts", "--out", "RUN"], "its member 'notes.txt' is not a NumPy array"),
+    ("probe-too-few-samples", setup_activations(), ["probe", "TMP/acts", "--out", "RUN",
+     "--samples", "4"], "`samples` (--samples) must be an integer ≥ 8, got 4"),
+    ("probe-out-is-the-input", setup_activations(), ["probe", "TMP/acts", "--out", "TMP/acts"],
+     "is the probed directory itself"),
+    ("probe-out-holds-probes", setup_all(setup_activations(), setup_probes()),
+     ["probe", "TMP/acts", "--out", "RUN"], "holds probes already (dynamics.jsonl, dynamics.npz,"),
+    ("probe-run-without-checkpoints", setup_run_file("config.json", "{}"),
+     ["probe", "RUN", "--out", "TMP/o"], "is not a trained jgeo run (no checkpoint yet)"),
+    ("probe-run-no-checkpoint-verifies", setup_checkpoint(drop="config"),
+     ["probe", "RUN", "--out", "TMP/o"], "no checkpoint in "),
+    ("probe-run-with-a-seed", setup_checkpoint(), ["probe", "RUN", "--out", "TMP/o", "--seed", "1"],
+     "--seed applies to activation files"),
 ]  # fmt: skip
 
 
@@ -318,7 +552,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, se
     assert sorted(after) == before
 
 
-@pytest.mark.parametrize("command", ["train", "report", "dynamics"])
+@pytest.mark.parametrize("command", ["train", "report", "dynamics", "probe"])
 def test_the_application_without_its_extra_names_the_install(monkeypatch, capsys, command):
     # `pip install jgeo` is the core; `jgeo train` and the reports need `jgeo[train]`.
     monkeypatch.setattr(cli, "missing_application", lambda: "flax")

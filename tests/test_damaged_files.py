@@ -29,7 +29,9 @@ ENCODER = dict(encode=lambda p, x: jnp.tanh(p["enc"] @ x), labels=np.arange(64) 
                random_samples=32)  # fmt: skip
 # With a decoder the probes hold more arrays (geodesic ratios, fields on a grid), and
 # take seconds more to compile: the slow tier.
-DECODER = dict(ENCODER, decode=lambda p, z: jnp.tanh(p["dec"] @ z), grid=3)
+DECODER = dict(ENCODER, decode=lambda p, z: jnp.tanh(p["dec"] @ z),
+               probes=[*dynamics.default_probes(decoder=False, labels=True),
+                       dynamics.PullbackGeometry(grid=3)])  # fmt: skip
 # Rows as `jgeo train` writes them to metrics.jsonl (written by hand: no training).
 METRIC_ROWS = [
     {"epoch": e, "step": 4 * e, "loss": 1 / e, "recon_mse": 0.5 / e, "regularizer": 0.01 * e,
@@ -83,7 +85,8 @@ VALUES = [
     (b'"\xff\xfe"', INVALID),  # not UTF-8
     (b"\xff", INVALID),
 ]
-PER_PROBE = ("steps", "epochs", "codes", "ratios", "extent", "log_volume", "gaussian_curvature")
+PER_PROBE = ("steps", "epochs", "codes", "ratios", "pairs", "extent", "log_volume",
+             "gaussian_curvature")  # fmt: skip
 
 
 def with_value(record: dict, key: str, literal: bytes, **dumps) -> bytes:
@@ -312,27 +315,46 @@ def test_load_refuses_arrays_missing_or_of_the_wrong_rank(probes, tmp_path):
     with np.load(work / ARRAYS) as npz:
         arrays = {k: npz[k] for k in npz.files}
     (work / ARRAYS).write_bytes(npz_bytes({**arrays, "codes": arrays["codes"][:, :, 0]}))
-    with pytest.raises(dynamics.DynamicsError, match=r"'codes' has shape \(4, 16\), not rank 3"):
+    with pytest.raises(
+        dynamics.DynamicsError, match=r"'codes' has shape \(4, 16\): 4 of \(16, 2\)"
+    ):
         dynamics.load(work)
-    (work / ARRAYS).write_bytes(npz_bytes({k: v for k, v in arrays.items() if k != "codes"}))
-    with pytest.raises(dynamics.DynamicsError, match=f"{ARRAYS} is damaged \\(no 'codes' array"):
-        dynamics.load(work)
-    # recorder.json says the probes had labels: their array is due.
+    # recorder.json lists every array: one missing is damage of either file.
     (work / ARRAYS).write_bytes(npz_bytes({k: v for k, v in arrays.items() if k != "labels"}))
     with pytest.raises(dynamics.DynamicsError, match=f"does not match {INFO} \\(no 'labels' array"):
         dynamics.load(work)
+    # Values no probe writes: codes that are not finite, samples outside the data.
+    codes = arrays["codes"].copy()
+    codes[1, 2, 0] = np.nan
+    (work / ARRAYS).write_bytes(npz_bytes({**arrays, "codes": codes}))
+    with pytest.raises(dynamics.DynamicsError, match="'codes' holds values that are not finite"):
+        dynamics.load(work)
+    index = arrays["sample_index"].copy()
+    index[0] = -1
+    (work / ARRAYS).write_bytes(npz_bytes({**arrays, "sample_index": index}))
+    with pytest.raises(dynamics.DynamicsError, match="'sample_index' holds indices outside"):
+        dynamics.load(work)
+    h0 = arrays["h0"].copy()
+    h0[0, 0] = 7  # a step that is no probe
+    (work / ARRAYS).write_bytes(npz_bytes({**arrays, "h0": h0}))
+    with pytest.raises(dynamics.DynamicsError, match="'h0' holds rows tagged with a step"):
+        dynamics.load(work)
 
 
-def test_rows_keep_the_same_keys_when_a_resumed_recording_adds_one(tmp_path):
-    # A recording resumed by a jgeo that measures one scalar more: the stored rows get it
-    # as None, so that `load` (which refuses rows with other keys) reads them.
+def test_what_a_probe_records_at_some_steps_only_is_none_or_nan_at_the_others(tmp_path):
+    # `Every(n, probe)` records at every n-th probe: the rows keep the same keys (None
+    # where not measured) and the stacked arrays one entry per probe (NaN there).
     files = ProbeFiles(tmp_path, {"samples": 1}, {})
-    files.append({"step": 1, "a": 1.0}, {})
-    files.append({"step": 2, "a": 2.0, "b": 3.0}, {})
+    files.append({"step": 1, "a": 1.0}, {}, {})
+    files.append({"step": 2, "a": 2.0, "b": 3.0}, {"m": np.ones(2)}, {})
+    files.append({"step": 3, "a": 4.0}, {}, {})
     assert read_jsonl(tmp_path / ROWS) == [
         {"step": 1, "a": 1.0, "b": None},
         {"step": 2, "a": 2.0, "b": 3.0},
+        {"step": 3, "a": 4.0, "b": None},
     ]
+    with np.load(tmp_path / ARRAYS) as npz:
+        np.testing.assert_array_equal(npz["m"], [[np.nan] * 2, [1, 1], [np.nan] * 2])
 
 
 def read_jsonl(path: Path) -> list:

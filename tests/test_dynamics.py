@@ -9,44 +9,51 @@ import pytest
 
 from jgeo import dynamics, experiment
 from jgeo.cli import main
-from jgeo.data import load
-from jgeo.dynamics._probes import maxmin_landmarks
+from jgeo.dynamics._samples import maxmin_landmarks
 from jgeo.experiment import run
 from jgeo.report import trajectory_lengths
 from jgeo.train import make_config, steps_per_epoch
 from jgeo.train._loop import learning_rate_schedule
 
 
-def _probes(d: int, samples: int = 40, grid: int = 6):
-    data = load("swissroll", n=200)
-    return dynamics.probe_set(data.x, d, samples=samples, pairs=3, grid=grid, seed=0)
+def _layout(d: int, samples: int = 40) -> dynamics.Layout:
+    index = np.arange(samples)
+    return dynamics.Layout(layer="", dim=d, samples=samples, labels=None, num_classes=0,
+                           decoded=True, every=1, seed=0, rng=np.random.default_rng(0),
+                           sample_index=index, random_index=index)  # fmt: skip
+
+
+def _inputs(codes, decode) -> dynamics.ProbeInputs:
+    """What a Recorder would hand a probe of `codes` under `decode`, at a first probe."""
+    return dynamics.ProbeInputs(
+        codes=codes, random_codes=codes, labels=None, random_labels=None,
+        previous_codes=codes, initial_codes=codes, first=jnp.array(True),
+        layers={"": codes}, params=None, decode=decode,
+        key=jax.random.key(0), step=jnp.array(1), num_classes=0, layer="",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("d", [2, 3])
 def test_a_linear_decoder_has_constant_volume_zero_curvature_and_straight_geodesics(d):
     a = jax.random.normal(jax.random.key(0), (5, d))
-    probes = _probes(d)
-    x = jax.random.normal(jax.random.key(1), (len(probes.index), d))
-    measure = jax.jit(
-        lambda x: dynamics.measure_geometry(lambda z: z, lambda z: a @ z + 1, x, probes)
-    )
-    out = measure(x)
-    row, arrays = dynamics.summarise(out, None)
+    probe = dynamics.PullbackGeometry(pairs=3, grid=6).prepare(_layout(d))
+    x = jax.random.normal(jax.random.key(1), (40, d))
+    out = jax.jit(lambda x: probe(_inputs(x, lambda z: a @ z + 1)))(x)
     log_volume = 0.5 * np.linalg.slogdet(np.asarray(a.T @ a))[1]
-    assert row["logvol_mean"] == pytest.approx(log_volume, abs=1e-4)
-    assert row["logvol_var"] < 1e-8
-    assert row["mcn"] == pytest.approx(np.linalg.cond(np.asarray(a.T @ a)), rel=1e-3)
-    assert row["curvature_abs_mean"] < 1e-4
-    assert row["geodesic_ratio"] == pytest.approx(1.0, abs=1e-4)
-    assert row["geodesics_converged"] == 3 and row["cka_previous"] is None
+    assert out["logvol_mean"] == pytest.approx(log_volume, abs=1e-4)
+    assert out["logvol_var"] < 1e-8
+    assert out["mcn"] == pytest.approx(np.linalg.cond(np.asarray(a.T @ a)), rel=1e-3)
+    assert out["curvature_abs_mean"] < 1e-4
+    assert out["geodesic_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert out["geodesics_converged"] == 3 and out["pairs"].shape == (3, 2)
     if d == 2:  # the fields on the grid over the codes
-        assert arrays["log_volume"].shape == (6, 6)
-        np.testing.assert_allclose(arrays["log_volume"], log_volume, atol=1e-4)
-        np.testing.assert_allclose(arrays["gaussian_curvature"], 0.0, atol=1e-4)
+        assert out["log_volume"].shape == (6, 6)
+        np.testing.assert_allclose(out["log_volume"], log_volume, atol=1e-4)
+        np.testing.assert_allclose(out["gaussian_curvature"], 0.0, atol=1e-4)
         lo, hi = np.asarray(x).min(0), np.asarray(x).max(0)
-        np.testing.assert_allclose(arrays["extent"][::2], lo - 0.1 * (hi - lo), rtol=1e-5)
+        np.testing.assert_allclose(out["extent"][::2], lo - 0.1 * (hi - lo), rtol=1e-5)
     else:
-        assert "log_volume" not in arrays
+        assert "log_volume" not in out
 
 
 @pytest.mark.slow
@@ -56,10 +63,10 @@ def test_curvature_probe_of_a_sphere_patch_is_one():
         lat, lon = z
         return jnp.stack([jnp.cos(lat) * jnp.cos(lon), jnp.cos(lat) * jnp.sin(lon), jnp.sin(lat)])
 
-    probes = _probes(2)
-    x = 0.5 * jax.random.uniform(jax.random.key(2), (len(probes.index), 2), minval=-1)
-    out = dynamics.measure_geometry(lambda z: z, sphere, x, probes)
-    np.testing.assert_allclose(out["curvature"], 1.0, rtol=1e-3)
+    probe = dynamics.PullbackGeometry(pairs=3, grid=6).prepare(_layout(2))
+    x = 0.5 * jax.random.uniform(jax.random.key(2), (40, 2), minval=-1)
+    out = probe(_inputs(x, sphere))
+    assert out["curvature_mean"] == pytest.approx(1.0, rel=1e-3)
     np.testing.assert_allclose(out["gaussian_curvature"], 1.0, rtol=1e-3)
     assert np.all(np.asarray(out["ratios"]) <= 1 + 1e-4)  # great circles beat coordinate lines
 
@@ -162,9 +169,12 @@ def test_jgeo_train_options_make_the_recorder_measure_classes_and_landscape(tmp_
     assert config.probe_class_geodesics and config.landscape_every == 4
     with experiment.probe_recorder(config, tmp_path / "run") as recorder:
         per_epoch = steps_per_epoch(config, 1797)
-        assert recorder.class_geodesics
-        assert (recorder.every, recorder.landscape_every) == (2 * per_epoch, 4 * per_epoch)
-        assert recorder.landscape.learning_rate(0) == 0  # the run's schedule warms up from 0
+        kinds = [type(probe).__name__ for probe in recorder.probes]
+        assert "ClassGeodesics" in kinds and recorder.every == 2 * per_epoch
+        (landscape,) = [p for p in recorder.probes if isinstance(p, dynamics.Every)]
+        assert landscape.n == 4 * per_epoch and isinstance(landscape.probe, dynamics.LossLandscape)
+        (rate,) = [p for p in recorder.probes if isinstance(p, dynamics.LearningRate)]
+        assert rate.learning_rate(0) == 0  # the run's schedule warms up from 0
 
 
 @pytest.mark.slow

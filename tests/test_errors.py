@@ -150,9 +150,9 @@ def test_frechet_mean_with_a_zero_weight_leaves_the_point_out():
     assert jnp.allclose(result.mean, jnp.array([0.025, 0.15]))
 
 
-# Issue 36: API errors that named nothing. Each row is (id, call, expected): expected is
-# (exception, message) for a call that must raise, or (None, text) for one that must
-# return a value whose repr contains the text.
+# Issue 36: API errors that named nothing. Each row is (id, call, expected[, marks]):
+# expected is (exception, message) for a call that must raise, or (None, text) for one
+# that must return a value whose repr contains the text.
 def _distance_in_float32_near_the_ball_boundary():
     # Solved in float32 only without x64 (with it, float32 points are solved in float64).
     with jax.enable_x64(False):
@@ -178,6 +178,18 @@ def _half_precision_sharpness():
     return jgeo.landscape.hessian_eigenvalues(loss, params, key=jax.random.key(0))
 
 
+def _from_a_nan_point(method):
+    x, v = jnp.array([jnp.nan, 0.0]), jnp.array([0.1, 0.0])
+    ts = jnp.linspace(0.0, 1.0, 3)
+    return jgeo.geodesic(jgeo.PoincareBall(2), x, v, ts, method=method, throw=False).result
+
+
+def _to_a_nan_point():  # once `shooting_failed`, with the advice to seed the solve
+    metric = jgeo.Pullback(lambda z: jnp.stack([z[0], z[1], z[0] * z[1]]))
+    y, shooting = jnp.array([jnp.nan, 0.0]), jgeo.ShootingBVP()  # the default's second stage
+    return jgeo.connecting_geodesic(metric, jnp.zeros(2), y, solver=shooting, throw=False).result
+
+
 API_ERRORS = [
     ("distance-in-float32-near-the-ball-boundary", _distance_in_float32_near_the_ball_boundary,
      (eqx.EquinoxRuntimeError, "On a PoincareBall or PoincareHalfSpace the points lie too close "
@@ -194,11 +206,22 @@ API_ERRORS = [
      lambda: jgeo.geodesic_acceleration(jgeo.FisherPullback(_gaussian_fisher, "gaussian"), X3, X3),
      (ValueError, r"pair \(mean, std\).*one array of shape \(3,\).*softplus")),
     ("landscape-of-float16-params", _half_precision_sharpness, (None, "dtype=float32")),
+    # Issue 37: a start or an end that is not finite is named as such (items 18, 21).
+    ("geodesic-from-a-nan-point", lambda: _from_a_nan_point("auto"),
+     (None, "GeodesicResult<the geodesic has no finite value here")),
+    ("geodesic-ode-from-a-nan-point", lambda: _from_a_nan_point("ode"),
+     (None, "GeodesicResult<the geodesic has no finite value here")),
+    ("connecting-geodesic-to-a-nan-point", _to_a_nan_point,
+     (None, "BVPResult<`x` or `y` is not finite"), pytest.mark.slow),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "call, expected", [pytest.param(call, expected, id=name) for name, call, expected in API_ERRORS]
+    "call, expected",
+    [
+        pytest.param(call, expected, id=name, marks=marks)
+        for name, call, expected, *marks in API_ERRORS
+    ],
 )
 def test_api_errors_name_the_problem(call, expected):
     error, message = expected

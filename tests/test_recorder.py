@@ -90,7 +90,7 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
     np.testing.assert_array_equal(
         record.arrays["labels"], digits.labels[record.arrays["sample_index"]]
     )
-    assert record.info["decoder"] is False and record.info["data_shape"] == [1797, 64]
+    assert record.info["data_shape"] == [1797, 64]
     # The features settle as the classifier trains: CKA between probes rises towards 1.
     cka = record.series("cka_previous")
     assert np.isnan(cka[0]) and cka[-1] > 0.95 and cka[-1] > cka[1]
@@ -99,6 +99,65 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
     for name in ["scalars", "trajectories", "persistence"]:
         assert f"dynamics_{name}.png" in page
     assert "dynamics_fields" not in page and "<th>step</th>" in page
+
+
+class MeanNorm(dynamics.AbstractProbe):
+    """A probe written outside jgeo: the mean norm of the codes."""
+
+    def __call__(self, inputs: dynamics.ProbeInputs) -> dict[str, jax.Array]:
+        return {"mean_norm": jnp.linalg.norm(inputs.codes, axis=-1).mean()}
+
+
+@pytest.mark.slow
+def test_your_own_probe_on_every_layer_of_a_classifier_beside_the_built_ins(digits, tmp_path):
+    traces = []
+
+    def encode(model, x):  # two layers of one image
+        traces.append(1)  # runs only while jax traces
+        hidden = jnp.tanh(model.features.layers[0](x))
+        return {"hidden": hidden, "penultimate": jnp.tanh(model.features(x))}
+
+    model = Classifier(jax.random.key(0))
+    optimiser = optax.adam(3e-3)
+    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+    x, y = jnp.asarray(digits.x), jnp.asarray(digits.labels)
+
+    @eqx.filter_jit
+    def update(model, opt_state, xb, yb):
+        def loss(model):
+            logits = jax.vmap(model)(xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        updates, opt_state = optimiser.update(grads, opt_state)
+        return eqx.apply_updates(model, updates), opt_state, value
+
+    probes = [MeanNorm(), dynamics.PersistentHomology(), dynamics.CKAToPrevious()]
+    out, rng = tmp_path / "layers", np.random.default_rng(0)
+    with dynamics.Recorder(out, digits, encode=encode, probes=probes, every=5,
+                           samples=32) as recorder:  # fmt: skip
+        for step in range(1, 31):
+            batch = rng.choice(len(x), 128, replace=False)
+            model, opt_state, loss = update(model, opt_state, x[batch], y[batch])
+            recorder(step, model, scalars={"loss": loss})
+            if step == 5:
+                traced = len(traces)
+    assert len(traces) == traced  # one program for every probe of both layers
+    record = dynamics.load(out)
+    row = record.rows[-1]
+    assert record.layers == ["hidden", "penultimate"]
+    for layer in record.layers:  # each probe on each layer, keyed "<layer>/<name>"
+        assert row[f"{layer}/mean_norm"] > 0 and row[f"{layer}/betti0"] >= 1
+        assert 0 < row[f"{layer}/cka_previous"] <= 1 + 1e-6
+        assert record.layer(layer).diagram(0, 5).shape[1] == 2
+    assert row["loss"] == pytest.approx(float(loss))  # the loop's own number
+    assert [p["probe"] for p in record.info["probes"]] == [
+        "MeanNorm", "PersistentHomology", "CKAToPrevious"
+    ]  # fmt: skip
+    assert main(["dynamics", str(out)]) == 0
+    page = (out / "dynamics.html").read_text()
+    assert "<th>hidden/mean_norm</th>" in page and "<th>penultimate/mean_norm</th>" in page
+    assert "<th>loss</th>" in page
 
 
 class VAE(nnx.Module):
@@ -156,7 +215,9 @@ def _train_vae(digits, out, steps, recorder_kwargs, start=0, state=None):
 
 @pytest.mark.slow
 def test_a_flax_nnx_vae_recorded_with_its_decoder_and_resumed(digits, tmp_path):
-    options = dict(every=20, samples=48, pairs=3, grid=8)
+    probes = [*dynamics.default_probes(decoder=False, labels=True),
+              dynamics.PullbackGeometry(pairs=3, grid=8)]  # fmt: skip
+    options = dict(every=20, samples=48, probes=probes)
     out = tmp_path / "vae"
     state = _train_vae(digits, out, 120, options)
     record = dynamics.load(out)
@@ -168,7 +229,8 @@ def test_a_flax_nnx_vae_recorded_with_its_decoder_and_resumed(digits, tmp_path):
     row = record.rows[-1]
     assert np.isfinite(row["logvol_mean"]) and row["mcn"] >= 1 and row["geodesics_converged"] == 3
     labels = record.arrays["labels"]
-    pairs = record.arrays["pairs"]
+    pairs = record.arrays["pairs"][-1]  # the same pairs at every probe
+    assert np.all(record.arrays["pairs"] == pairs)
     assert np.all(labels[pairs[:, 0]] != labels[pairs[:, 1]])  # geodesics between classes
 
     # Resume as a loop does from a checkpoint at step 80: the probes after it are
@@ -244,12 +306,13 @@ def test_parameters_of_another_code_size_are_named_and_the_recorder_records_on(
 ):
     # With `pairs=0` (no geodesics) a decoder's metric is still probed.
     decode = lambda p, z: p["w"].T @ z  # noqa: E731
+    geometry = dynamics.PullbackGeometry(pairs=0, grid=0)
     with dynamics.Recorder(tmp_path, digits, encode=_encode, decode=decode, samples=16,
-                           pairs=0, grid=0) as recorder:  # fmt: skip
+                           probes=[dynamics.Codes(), geometry]) as recorder:  # fmt: skip
         assert recorder(1, params)["geodesic_ratio"] is None
         wider = {"w": jnp.concatenate([params["w"], params["w"][:1]])}
         with pytest.raises(
-            dynamics.DynamicsError, match="3-dimensional codes; `encode` now gives 4"
+            dynamics.DynamicsError, match=r"layers \{'': 3\}; `encode` now gives \{'': 4\}"
         ):
             recorder(2, wider)
         assert np.isfinite(recorder(3, params)["mcn"])
@@ -267,22 +330,12 @@ def _loss(params, batch):
         (dict(decode=3), "`decode` must be a function"),
         (dict(every=0), "`every` must be an integer ≥ 1"),
         (dict(samples=4), "`samples` must be an integer ≥ 8"),
-        (dict(grid=1), "`grid` must be 0"),
-        (dict(decode=lambda p, z: z, pairs=-1), "`pairs` must be an integer ≥ 0"),
         (dict(data=np.zeros((5, 3))), r"`data` must be a numeric array \(N ≥ 8"),
         (dict(data=np.full((20, 3), np.nan)), "NaN or infinite"),
         (dict(labels=np.zeros(7, int)), r"`labels` must be integer classes of shape \(1797,\)"),
         (dict(labels=np.r_[-1, np.zeros(1796, int)]), r"found -1 \(1 point\); -1 does not mark"),
         (dict(labels=np.r_[2**32 + 1, np.zeros(1796, int)]), r"found 4294967297 \(1 point\)"),
-        (dict(landscape_every=10), "`landscape_every` needs a `landscape`"),
-        (dict(likelihood="bernoulli"), "`likelihood` must be .* with a `decode`.*without a decode"),
-        (dict(decode=lambda p, z: z, likelihood="beta"), "`likelihood` must be None or one of"),
-        (dict(landscape=lambda p, b: 0.0), r"`landscape` must be a jgeo.landscape.Landscape"),
-        (dict(landscape=(3, np.zeros(4))), "`landscape.loss` must be a function"),
-        (
-            dict(landscape=(_loss, np.zeros(4)), every=4, landscape_every=6),
-            r"`landscape_every` \(6\) must be a multiple of `every` \(4\)",
-        ),
+        (dict(probes=[lambda inputs: {}]), "`probes` must be jgeo.dynamics.AbstractProbe"),
     ],
 )
 def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, message):
@@ -290,6 +343,50 @@ def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, mess
     with pytest.raises(ValueError, match=message):
         dynamics.Recorder(tmp_path / "probes", **arguments)
     assert not (tmp_path / "probes").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: dynamics.PullbackGeometry(grid=1), "`grid` must be 0"),
+        (lambda: dynamics.PullbackGeometry(pairs=-1), "`pairs` must be an integer ≥ 0"),
+        (lambda: dynamics.PullbackGeometry(likelihood="beta"), "`likelihood` must be None or"),
+        (lambda: dynamics.LossLandscape(3, np.zeros(4)), "`loss` must be a function"),
+        (lambda: dynamics.LossLandscape(_loss, np.zeros(4), probes=2), "`probes` must be"),
+        (lambda: dynamics.Every(0, dynamics.Codes()), "`n` must be an integer ≥ 1"),
+        (lambda: dynamics.Every(2, lambda inputs: {}), "`probe` must be a jgeo.dynamics"),
+    ],
+)
+def test_bad_probe_arguments_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(probes=[dynamics.PullbackGeometry()]), "PullbackGeometry applies to no layer"),
+        (dict(probes=[dynamics.ClassStructure()]), "ClassStructure needs class labels"),
+        (
+            dict(probes=[dynamics.Every(6, dynamics.Codes())], every=4),
+            r"6 must be a multiple of the Recorder's `every` \(4\)",
+        ),  # fmt: skip
+        (dict(decode={"h": lambda p, z: z}), r"`decode` names layers \['h'\]"),
+        (dict(encode=lambda p, x: {"a/b": _encode(p, x)}), "keys must be layer names"),
+        (
+            dict(encode=lambda p, x: {"a": _encode(p, x)}, decode=lambda p, z: z),
+            "give `decode` as a dict",
+        ),  # fmt: skip
+    ],
+)
+def test_probes_that_do_not_fit_the_model_are_named_at_the_first_probe(
+    digits, params, tmp_path, change, message
+):
+    arguments = {"data": digits.x, "encode": _encode, "samples": 16, **change}
+    with dynamics.Recorder(tmp_path, **arguments) as recorder:
+        with pytest.raises(ValueError, match=message):
+            recorder(4, params)
+    assert not (tmp_path / "dynamics.jsonl").exists()  # nothing recorded
 
 
 def test_encode_that_does_not_fit_the_data_is_named(digits, params, tmp_path):
@@ -340,8 +437,9 @@ def test_class_geodesics_recorded_and_drawn(digits, tmp_path):
     def decode(p, z):
         return jnp.tanh(p["dec"] @ z)
 
+    probes = [dynamics.Codes(), dynamics.PullbackGeometry(grid=4), dynamics.ClassGeodesics()]
     with dynamics.Recorder(tmp_path, x, encode=encode, decode=decode, labels=labels, samples=24,
-                           grid=4, class_geodesics=True) as recorder:  # fmt: skip
+                           probes=probes) as recorder:  # fmt: skip
         recorder(1, params)
         recorder(2, {"enc": 1.5 * params["enc"], "dec": params["dec"]})
     record = dynamics.load(tmp_path)
@@ -352,5 +450,7 @@ def test_class_geodesics_recorded_and_drawn(digits, tmp_path):
     assert record.rows[0]["class_ratio"] > 0 and record.rows[0]["class_ratio_euclidean"] > 0
     assert main(["dynamics", str(tmp_path)]) == 0
     assert "dynamics_classes.png" in (tmp_path / "dynamics.html").read_text()
-    with pytest.raises(ValueError, match="needs a `decode` and `labels`"):
-        dynamics.Recorder(tmp_path / "b", x, encode=encode, class_geodesics=True)
+    with dynamics.Recorder(tmp_path / "b", x, encode=encode, decode=decode,
+                           probes=[dynamics.ClassGeodesics()]) as recorder:  # fmt: skip
+        with pytest.raises(ValueError, match="ClassGeodesics needs class labels"):
+            recorder(1, params)

@@ -2,6 +2,7 @@
 cannot be relabelled, and one process at a time writes a run directory."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -161,11 +162,14 @@ def test_one_writer_per_run_directory(tmp_path, capsys):
                 pass
     # A holder that lends (a run, to its own Recorder) lends to one holder inside it.
     with run_lock(out, "a run", lend=True):
-        with run_lock(out, "the run's recorder"):
+        with pytest.raises(RunLocked, match="in use by `a run`"):  # a run inside the run
+            with run_lock(out, "another run"):
+                pass
+        with run_lock(out, "the run's recorder", borrow=True):
             with pytest.raises(RunLocked, match="in use by `the run's recorder`"):
-                with run_lock(out, "a user's recorder"):
+                with run_lock(out, "a user's recorder", borrow=True):
                     pass
-        with run_lock(out, "the next recorder"):  # given back when the first closed
+        with run_lock(out, "the next recorder", borrow=True):  # given back at the first's end
             pass
 
 
@@ -200,7 +204,9 @@ def test_ctrl_c_says_where_the_run_stopped_and_a_rerun_resumes(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert "Traceback" not in err
-    (line,) = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    (line,) = lines
     assert "interrupted during epoch" in line and "Rerun the same command to resume" in line
     kept = int(line.split("checkpoint ")[1].split()[0])
     assert kept >= 2 and (out / "checkpoints" / str(kept) / MANIFEST).exists()
@@ -211,3 +217,39 @@ def read_rows_safely(out: Path) -> list:
         return read_rows(out / "metrics.jsonl")
     except Exception:  # written atomically, but may not exist yet
         return []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps")
+def test_ctrl_c_while_the_command_imports_jgeo_ends_it_with_one_line(tmp_path):
+    # Once, Ctrl-C in the first seconds of `jgeo train` (importing jgeo and jax) gave a
+    # traceback and exit code -2, or landed in jax's garbage-collector callback, where
+    # Python dropped it, and the run trained to its end. The console entry point
+    # (`_jgeo_command`) now remembers it from its first line.
+    config = write_toml(tmp_path, TINY)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "_jgeo_command", "train", "--config", str(config),
+               "--out", str(out), "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 60
+    while "jaxlib" not in maps.read_text() and time.monotonic() < deadline:  # importing jax
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (130, "jgeo train: interrupted.\n")
+    assert not out.exists()  # interrupted before the run began
+
+
+def test_a_save_cut_short_leaves_no_warning_on_resume(trained, run, caplog):
+    # A run killed (SIGTERM) while orbax saved step 3 leaves its temporary directory; the
+    # resumed run saving step 3 again made orbax log a warning that it "already exists".
+    shutil.rmtree(run / "checkpoints" / "3")
+    unfinished = run / "checkpoints" / "3.orbax-checkpoint-tmp"
+    (unfinished / "default").mkdir(parents=True)
+    train(make_config(TINY), run, progress=False, report=False)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not unfinished.exists() and (run / "checkpoints" / "3" / MANIFEST).exists()
+    assert rows_without_time(run) == rows_without_time(trained)

@@ -1,29 +1,43 @@
-"""Learning dynamics of representations: probes recorded during training.
+"""Learning dynamics of representations: probes recorded during training, or after it.
 
-A `Recorder` probes the representation of any model from any JAX training loop (and
-`jgeo train` records through one): on a probe set fixed for the run (`probe_set`) it
-records the codes of fixed samples (trajectories), their persistent homology (Betti
-numbers), linear CKA to the previous probe, the intrinsic dimension, effective rank
-and (with labels) class separation of a random sample's codes (`jgeo.representation`)
-and, given a decoder, the metric summary, active dimensions, curvature and
-geodesic/straight ratios of its pullback metric. `load(dir)` reads them
-back; `jgeo dynamics DIR` draws them (`jgeo.report.write_dynamics_report`).
+A probe (`AbstractProbe`) is a pure, jit-compatible measurement of one layer's
+representation at one step: it maps `ProbeInputs` (the codes of fixed samples and of a
+random sample, labels, the parameters, a decoder, a key) to a dict of arrays, and
+declares how its scalars are drawn. A `Recorder` runs a list of probes on every layer of
+any model from any JAX training loop — `jgeo train` records through one — and writes
+what they measure to a directory; `load(dir)` reads it back; `jgeo dynamics DIR` draws
+it, with a panel per declared scalar; `probe_activations` runs the probes after training
+over saved activations of any framework (`jgeo probe`). The built-in probes: `Codes` (trajectories),
+`PersistentHomology`, `CKAToPrevious`, `IntrinsicDimension`, `Rank`, `ClassStructure`,
+`PullbackGeometry`, `ClassGeodesics`, `LossLandscape` and `LearningRate`; `Every(n,
+probe)` runs one less often.
 
 This package does not import `jgeo.train` (nor does `jgeo.train` import it): the
 training loop calls callbacks, and a `Recorder` is one.
 """
 
-from ._probes import (
-    ProbeSet as ProbeSet,
-    grid_points as grid_points,
-    measure_geometry as measure_geometry,
-    probe_set as probe_set,
-    summarise as summarise,
+from ._classes import ClassGeodesics as ClassGeodesics, ClassStructure as ClassStructure
+from ._codes import Codes as Codes
+from ._dimension import IntrinsicDimension as IntrinsicDimension, Rank as Rank
+from ._geometry import PullbackGeometry as PullbackGeometry, grid_points as grid_points
+from ._loss_landscape import LearningRate as LearningRate, LossLandscape as LossLandscape
+from ._probe import (
+    AbstractProbe as AbstractProbe,
+    Every as Every,
+    Layout as Layout,
+    ProbeInputs as ProbeInputs,
+    Scalar as Scalar,
 )
-from ._recorder import Recorder as Recorder
+from ._recorder import Recorder as Recorder, default_probes as default_probes
+from ._saved import probe_activations as probe_activations
+from ._similarity import CKAToPrevious as CKAToPrevious
 from ._store import (
     Dynamics as Dynamics,
     DynamicsError as DynamicsError,
     load as load,
 )
-from ._topology import Topology as Topology, topology as topology
+from ._topology import (
+    PersistentHomology as PersistentHomology,
+    Topology as Topology,
+    topology as topology,
+)

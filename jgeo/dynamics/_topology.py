@@ -1,9 +1,12 @@
 """Topology of a point cloud of latent codes: persistent homology (ripser) and Betti
 numbers of the features that persist."""
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from jaxtyping import Array
+
+from ._probe import AbstractProbe, ProbeInputs, Scalar
 
 
 class Topology(NamedTuple):
@@ -117,3 +120,41 @@ def topology(points, threshold: float = 0.1, min_component: float = 0.05) -> Top
         h0=h0,
         h1=h1,
     )
+
+
+class PersistentHomology(AbstractProbe):
+    """Vietoris–Rips persistent homology of the fixed samples' codes (`topology`, on the
+    host: ripser), scaled to unit diameter: Betti numbers of the features that persist
+    (`betti0`, `betti1`), the longest lifetimes (`h0_persistence`, `h1_persistence`) and
+    the diagrams (`h0`, `h1`, ragged: (step, birth, death) rows).
+
+    **Arguments:**
+
+    - `threshold`: the lifetime, relative to the diameter, a feature must exceed.
+    - `min_component`: the fraction of the samples a cluster must hold for Betti-0.
+    """
+
+    threshold: float = 0.1
+    min_component: float = 0.05
+    scalars = {
+        "betti0": Scalar("Betti-0 (components)"),
+        "betti1": Scalar("Betti-1 (loops)"),
+        "h0_persistence": Scalar("largest H0 persistence"),
+        "h1_persistence": Scalar("largest H1 persistence"),
+    }
+    group = "topology"
+    ragged = frozenset({"h0", "h1"})
+
+    def __call__(self, inputs: ProbeInputs) -> dict[str, Array]:
+        return {"points": inputs.codes}
+
+    def host(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        topo = topology(outputs["points"], self.threshold, self.min_component)
+        return {
+            "betti0": topo.betti0,
+            "betti1": topo.betti1,
+            "h0_persistence": topo.h0_persistence,
+            "h1_persistence": topo.h1_persistence,
+            "h0": topo.h0,
+            "h1": topo.h1,
+        }

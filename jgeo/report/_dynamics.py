@@ -8,6 +8,7 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,33 +20,41 @@ from .._io import RunError, is_writer, save_figure, write_atomic
 from .._pullback import Pullback
 from ..dynamics import Dynamics, load
 
-SCALARS = [
-    ("logvol_mean", "mean log-volume"),
-    ("logvol_var", "variance of log-volume"),
-    ("mcn", "mean condition number"),
-    ("vor", "variance of the metric (VoR)"),
-    ("curvature_mean", "mean curvature"),
-    ("curvature_abs_mean", "mean |curvature|"),
-    ("geodesic_ratio", "geodesic / straight length"),
-    ("betti0", "Betti-0 (components)"),
-    ("betti1", "Betti-1 (loops)"),
-    ("h0_persistence", "largest H0 persistence"),
-    ("h1_persistence", "largest H1 persistence"),
-    ("cka_previous", "linear CKA to previous probe"),
-    ("id_twonn", "intrinsic dimension (TwoNN)"),
-    ("id_mle", "intrinsic dimension (MLE, k = 20)"),
-    ("effective_rank", "effective rank"),
-    ("participation_ratio", "participation ratio"),
-    ("nc1", "NC1 (within / between classes)"),
-    ("ncc_accuracy", "nearest-centroid accuracy"),
-    ("active_dims", "active decoder dimensions"),
-    ("class_ratio", "between / within classes, metric"),
-    ("class_ratio_euclidean", "between / within classes, coordinates"),
-    ("sharpness", "sharpness (top Hessian eigenvalue)"),
-    ("hessian_trace", "Hessian trace"),
-    ("fisher_trace", "Fisher trace"),
-]
-LOG_SCALARS = {"nc1", "mcn", "sharpness", "hessian_trace", "fisher_trace"}
+
+class Panel(NamedTuple):
+    """One panel of the scalars figure: a declared scalar, one line per layer."""
+
+    group: str
+    title: str
+    log: bool
+    keys: dict[str, str]  # layer → row key
+    reference: dict[str, str]  # layer → row key of the dashed reference line
+
+
+_HEAD = ("step", "epoch", "seconds")
+
+
+def panels(dynamics: Dynamics) -> list[Panel]:
+    """The panels of a recording, from what its probes declare (`recorder.json`): one
+    per declared scalar that the rows hold, in the probes' order, a line per layer; then
+    one per scalar nobody declared (your probes' undeclared names, your loop's own)."""
+    rows, out, claimed = dynamics.rows[0], [], set(_HEAD)
+    for declared in dynamics.info["probes"]:
+        layers = dynamics.layers if declared["per_layer"] else [""]
+        for name, scalar in declared["scalars"].items():
+            keys = {layer: Dynamics.key(name, layer) for layer in layers}
+            keys = {layer: k for layer, k in keys.items() if k in rows}
+            claimed |= set(keys.values())
+            if not keys or not scalar["panel"]:
+                continue
+            reference = scalar["reference"]
+            refs = {layer: Dynamics.key(reference, layer) for layer in keys} if reference else {}
+            refs = {layer: k for layer, k in refs.items() if k in rows}
+            out.append(Panel(declared["group"], scalar["title"], scalar["log"], keys, refs))
+    for name in rows:
+        if name not in claimed:
+            out.append(Panel("your own", name, False, {"": name}, {}))
+    return out
 
 
 def _pick(count: int, k: int) -> list[int]:
@@ -74,27 +83,37 @@ def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = Non
 
 
 def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
-    panels = [(k, t) for k, t in SCALARS if k in dynamics.rows[0]]
+    drawn = panels(dynamics)
     if metrics and "recon_mse" in metrics[0]:
-        panels.insert(0, ("recon_mse", "reconstruction MSE"))
-    cols, rows = 4, -(-len(panels) // 4)
+        drawn.insert(0, Panel("training", "reconstruction MSE", True, {"": "recon_mse"}, {}))
+    cols, rows = 4, -(-len(drawn) // 4)
     fig, axes = plt.subplots(rows, cols, figsize=(14, 2.6 * rows), squeeze=False)
     label, times = dynamics.time
-    for ax, (key, title) in zip(axes.flat, panels):
-        if key == "recon_mse":
+    for ax, panel in zip(axes.flat, drawn):
+        lines = []
+        if panel.keys == {"": "recon_mse"}:
             errors = [np.nan if r["recon_mse"] is None else r["recon_mse"] for r in metrics]
-            ax.plot([r["epoch"] for r in metrics], np.array(errors, float), "k-")
-            ax.set_yscale("log")
+            lines.append(([r["epoch"] for r in metrics], np.array(errors, float), "k-", None))
         else:  # scalars some probes leave out (the landscape's) are None there
-            values = dynamics.series(key)
-            kept = np.isfinite(values)
-            ax.plot(times[kept], values[kept], "-", marker="." if kept.sum() < 40 else None)
-            if key in LOG_SCALARS and kept.any() and np.min(values[kept]) > 0:
-                ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
+            for layer, name in panel.keys.items():
+                lines.append((times, dynamics.series(name), "-", layer or None))
+            for layer, name in panel.reference.items():
+                lines.append((times, dynamics.series(name), "k--", f"{layer} reference".strip()))
+        values = []
+        for x, y, style, legend in lines:
+            kept = np.isfinite(y)
+            ax.plot(np.asarray(x)[kept], y[kept], style, label=legend,
+                    marker="." if kept.sum() < 40 and style != "k--" else None)  # fmt: skip
+            values.append(y[kept])
+        values = np.concatenate(values) if values else np.zeros(0)
+        if panel.log and values.size and np.min(values) > 0:
+            ax.set_yscale("log")
+        if len(lines) > 1:
+            ax.legend(fontsize=6)
+        ax.set_title(panel.title, fontsize=9)
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels) :]:
+    for ax in list(axes.flat)[len(drawn) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
@@ -248,8 +267,8 @@ def _classes_figure(plt, dynamics: Dynamics):
 
 
 def _table(dynamics: Dynamics) -> str:
-    keys = [*[k for k in ("epoch", "step") if k in dynamics.rows[0]],
-            *[k for k, _ in SCALARS if k in dynamics.rows[0]], "seconds"]  # fmt: skip
+    shown = [name for panel in panels(dynamics) for name in panel.keys.values()]
+    keys = [*[k for k in ("epoch", "step") if k in dynamics.rows[0]], *shown, "seconds"]
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
 
     def cell(value):
@@ -274,11 +293,13 @@ def _run_extras(run_dir: Path, dynamics: Dynamics):
     from ..train import load_run, read_rows
 
     metrics = read_rows(run_dir / "metrics.jsonl")
+    if "codes" not in dynamics.arrays:
+        return metrics, None
     try:
-        _, _, model = load_run(run_dir)
+        config, _, model = load_run(run_dir)
     except (RunError, ValueError, OSError):  # no checkpoint that verifies (yet): the
         return metrics, None  # probes are drawn without the lengths, `jgeo report` says why
-    likelihood = dynamics.info.get("likelihood")
+    likelihood = None if config.likelihood == "gaussian" else config.likelihood
     return metrics, trajectory_lengths(dynamics, model.decoder, likelihood)
 
 
@@ -307,50 +328,59 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
 
     run_dir = Path(run_dir)
     dynamics = load(run_dir)
-    metrics, lengths = _run_extras(run_dir, dynamics)
+    shown = dynamics.layer(_primary(dynamics))  # the layer of the figures of arrays
+    metrics, lengths = _run_extras(run_dir, shown)
     if (run_dir / "config.json").exists():  # every file is read before anything is written
         config = _run_config(run_dir / "config.json")
     else:  # a Recorder's directory: what it probed
-        config = {k: v for k, v in dynamics.info.items() if k != "data_sha256"}
+        config = {k: v for k, v in dynamics.info.items() if k not in ("data_sha256", "probes")}
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     picks = _pick(len(dynamics.rows), 6)
     drawn = {}
+    of_layer = f" (layer {_primary(dynamics)!r})" if len(dynamics.layers) > 1 else ""
 
     def save(name, fig, caption):
         save_figure(fig, figures / name)
         drawn[name] = caption
 
     save("dynamics_scalars.png", _scalars_figure(plt, dynamics, metrics),
-         "Scalars of every probe over training.")  # fmt: skip
-    if "log_volume" in dynamics.arrays:
-        save("dynamics_fields.png", _fields_figure(plt, dynamics, picks),
+         "Scalars of every probe over training, a line per layer.")  # fmt: skip
+    if "log_volume" in shown.arrays:
+        save("dynamics_fields.png", _fields_figure(plt, shown, picks),
              "Log-volume (top) and Gaussian curvature (bottom) on the latent grid, which "
-             "follows the codes (dots); curvature clipped at its 95th percentile.")  # fmt: skip
-        _fields_animation(plt, dynamics, figures / "dynamics_fields.gif")
+             "follows the codes (dots); curvature clipped at its 95th percentile"
+             f"{of_layer}.")  # fmt: skip
+        _fields_animation(plt, shown, figures / "dynamics_fields.gif")
         drawn["dynamics_fields.gif"] = "The log-volume map and the codes at every probe."
-    save("dynamics_trajectories.png", _trajectories_figure(plt, dynamics, lengths),
-         "Paths of the fixed samples' codes over training, ending at the dots.")  # fmt: skip
+    if "codes" in shown.arrays:
+        save("dynamics_trajectories.png", _trajectories_figure(plt, shown, lengths),
+             "Paths of the fixed samples' codes over training, ending at the dots"
+             f"{of_layer}.")  # fmt: skip
     if "sharpness" in dynamics.rows[0]:
         save("dynamics_landscape.png", _landscape_figure(plt, dynamics),
              "Sharpness (largest eigenvalue of the loss Hessian, Lanczos) at the landscape "
              "probes, beside 2/η for the learning rate in force: gradient descent's edge of "
              "stability (Cohen et al. 2021); Adam's is on the preconditioned Hessian.")  # fmt: skip
-    if "class_distances" in dynamics.arrays:
-        save("dynamics_classes.png", _classes_figure(plt, dynamics),
+    if "class_distances" in shown.arrays:
+        save("dynamics_classes.png", _classes_figure(plt, shown),
              "Distances between class centres along geodesics (top) and in coordinates "
-             "(bottom), relative to their mean, at the first and last probe.")  # fmt: skip
-    save("dynamics_persistence.png",
-         _persistence_figure(plt, dynamics, _pick(len(dynamics.rows), 4), threshold),
-         f"Persistence diagrams of the codes (scaled to unit diameter); points above the "
-         f"dotted line (lifetime > {threshold}) count in the Betti numbers.")  # fmt: skip
+             "(bottom), relative to their mean, at the first and last probe"
+             f"{of_layer}.")  # fmt: skip
+    if "h0" in shown.arrays and "betti0" in shown.rows[0]:
+        save("dynamics_persistence.png",
+             _persistence_figure(plt, shown, _pick(len(dynamics.rows), 4), threshold),
+             f"Persistence diagrams of the codes (scaled to unit diameter); points above the "
+             f"dotted line (lifetime > {threshold}) count in the Betti numbers"
+             f"{of_layer}.")  # fmt: skip
 
     label, times = dynamics.time
+    widths = dynamics.info["layers"]
     summary = {"probes": len(dynamics.rows), f"first {label}": int(times[0]),
-               f"last {label}": int(times[-1]),
-               "samples": int(dynamics.arrays["codes"].shape[1]),
-               "latent dimension": int(dynamics.arrays["codes"].shape[2]),
+               f"last {label}": int(times[-1]), "samples": dynamics.info["samples"],
+               **({"latent dimension": widths[""]} if list(widths) == [""] else
+                  {"layers": ", ".join(f"{k} ({v})" for k, v in widths.items())}),
                "probe seconds (median)": float(np.median(dynamics.series("seconds")))}  # fmt: skip
     if lengths is not None:
         summary["trajectory length, final metric (median)"] = float(np.median(lengths))
@@ -359,6 +389,16 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     path = run_dir / "dynamics.html"
     write_atomic(path, page)
     return path
+
+
+def _primary(dynamics: Dynamics) -> str:
+    """The layer whose arrays the figures draw: the first with a decoder's fields or
+    geodesics, else the first with codes, else the first."""
+    for wanted in (("log_volume", "ratios"), ("codes",)):
+        for layer in dynamics.layers:
+            if any(Dynamics.key(name, layer) in dynamics.arrays for name in wanted):
+                return layer
+    return dynamics.layers[0]
 
 
 def _run_config(path: Path) -> dict:
@@ -395,7 +435,6 @@ def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str)
         "pairs",
         "every",
         "landscape_every",
-        "decoder",
         "labels",
     ]
     shown = {k: config[k] for k in keys if k in config}

@@ -126,7 +126,13 @@ class Checkpoints:
 
         **Raises:** `CheckpointError` naming anything else in the directory: a step is a
         directory named by its number (`12`, not `012` or `12x`), and orbax, which lists
-        the directory too, must not meet anything else there."""
+        the directory too, must not meet anything else there; and `checkpoints` itself
+        if it is not a directory."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise CheckpointError(
+                f"{self.directory} is a file, not the run's checkpoint directory: move it out "
+                "of the way (restore the directory if you have it), then rerun the command."
+            )
         if not self.directory.is_dir():
             return []
         steps = []
@@ -203,6 +209,19 @@ class Checkpoints:
                 shutil.rmtree(target)
             (self.directory / str(step)).rename(target)
         return target
+
+    def remove_unfinished(self) -> None:
+        """Delete the temporaries of saves that never finished (the process was killed
+        in one): orbax would delete each when saving its step again, with a warning."""
+        if not (is_writer() and self.directory.is_dir()):
+            return
+        for path in self.directory.iterdir():
+            if ".orbax-checkpoint-tmp" not in path.name:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def save(self, step: int, tree, config: dict) -> None:
         """Save `tree` at `step` and seal it with a manifest holding `config`.

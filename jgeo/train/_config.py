@@ -158,6 +158,18 @@ class TrainConfig:
             raise ConfigError(
                 'model "conv" needs image data: use --data digits, sprites or a file of images.'
             )
+        recorded = [k for k in ("data_scaling", "data_sha256") if getattr(self, k) is not None]
+        if recorded and not data_file.is_data_file(self.data):
+            raise ConfigError(
+                f"`{recorded[0]}` belongs to a data file (--data FILE), not to {self.data}: "
+                "leave it out of the config."
+            )
+        if self.data_scaling is not None and not self.data_scaling[1] > 0:
+            raise ConfigError(
+                f"`data_scaling` must be [shift, scale] with scale > 0, got "
+                f"{list(self.data_scaling)}: it is recorded from the data file, not chosen; "
+                "leave it out of the config."
+            )
         if self.classes is not None and self.data != "digits":
             raise ConfigError("`classes` only applies to --data digits.")
         if self.classes is not None:
@@ -195,8 +207,8 @@ def _coerce(name: str, value):
     if name in ("hidden", "classes"):
         if value is None and name == "classes":
             return None
-        if not isinstance(value, list | tuple) or not all(isinstance(v, int) for v in value):
-            raise ConfigError(f"`{name}` must be a list of integers, got {value!r}.")
+        if not isinstance(value, list | tuple) or not all(is_int(v) for v in value):  # no bools
+            raise ConfigError(f"`{name}` must be a list of integers, got {short(value)}.")
         return tuple(value)
     if name == "n":
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
@@ -286,7 +298,13 @@ def with_data_file(config: TrainConfig) -> TrainConfig:
     sha = data_file.digest(path)
     if config.data_sha256 is None:
         arrays = data_file.read(path)
-        scale = config.data_scaling or data_file.scaling(arrays["x"], config.likelihood)
+        scale = data_file.scaling(arrays["x"], config.likelihood)
+        if config.data_scaling is not None and tuple(config.data_scaling) != scale:
+            raise ConfigError(
+                f"`data_scaling` {list(config.data_scaling)} is not the scaling of data file "
+                f"{path} ({list(scale)}): it is recorded from the file, not chosen; leave it "
+                "out of the config."
+            )
         return dataclasses.replace(config, data=path, data_scaling=scale, data_sha256=sha)
     if sha != config.data_sha256:
         raise data_file.DataFileError(

@@ -2,7 +2,9 @@
 and callbacks after every epoch, atomic checkpoints on a clock and whenever training
 stops, resumption on rerun."""
 
+import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -65,8 +67,9 @@ def build(config: TrainConfig):
             f"data file {config.data} has {len(data.x)} points, fewer than a batch "
             f"(batch_size {config.batch_size}): lower --batch-size or give more points."
         )
-    try:
-        model = make_model(
+
+    def new_model():
+        return make_model(
             config.model,
             data.x.shape[1],
             config.latent_dim,
@@ -75,13 +78,54 @@ def build(config: TrainConfig):
             image_shape=data.image_shape,
             seed=config.seed,
         )
+
+    try:
+        _check_size(config, nnx.eval_shape(new_model))  # shapes only: nothing allocated
+        model = new_model()
     except ValueError as error:  # e.g. the conv model on vectors, or odd image sides
+        if isinstance(error, ConfigError):
+            raise
         raise ConfigError(f"{config.data}: {error}") from None
     tx = optax.chain(
         optax.clip_by_global_norm(config.clip_norm),
         optax.adamw(learning_rate_schedule(config, len(data.x)), weight_decay=config.weight_decay),
     )
     return data, model, tx
+
+
+# Bytes each parameter takes in training: float32 values, gradients and Adam's two moments.
+_BYTES_PER_PARAMETER = 16
+
+
+def _check_size(config: TrainConfig, shapes) -> None:
+    """Refuse a model (given as shapes) whose training state alone exceeds the memory of
+    the device it would train on, before allocating it.
+
+    **Raises:** `ConfigError` naming `hidden`."""
+    count = sum(leaf.size for leaf in jax.tree_util.tree_leaves(nnx.state(shapes)))
+    needed, memory = count * _BYTES_PER_PARAMETER, _device_memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"`hidden` {list(config.hidden)} makes a model of {count:.3g} parameters, which "
+            f"need about {needed / 2**30:.3g} GiB to train (values, gradients and Adam's "
+            f"moments in float32), more than the {memory / 2**30:.3g} GiB of memory here: "
+            "use narrower or fewer layers."
+        )
+
+
+def _device_memory() -> int | None:
+    """Bytes of memory of the device training runs on: an accelerator's, or the host's;
+    None where neither is known."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # not every backend reports it
+        stats = {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        return None
 
 
 def learning_rate_schedule(config: TrainConfig, n: int):
@@ -213,7 +257,8 @@ def read_rows(path: str | Path) -> list[dict]:
     or None for values, as the training loop writes them.
 
     **Raises:** `RunError` naming the line when the file is truncated, not UTF-8 or not
-    JSON rows, or a row lacks keys the first has or holds a value of another type.
+    JSON rows, or a row lacks keys the first has or holds a value of another type; naming
+    the file when it is a directory or cannot be read.
     """
     path = Path(path)
     if not path.exists():
@@ -225,7 +270,18 @@ def read_rows(path: str | Path) -> list[dict]:
             f"{path.parent / 'checkpoints'} to train the run again."
         )
 
-    return read_jsonl_rows(path, order="epoch", required=("epoch",), damaged=damaged)
+    if path.is_dir():
+        raise RunError(
+            f"{path} is a directory, not the run's metrics file: move it out of the way "
+            "(restore the file if you have it), then rerun the command."
+        )
+    try:
+        return read_jsonl_rows(path, order="epoch", required=("epoch",), damaged=damaged)
+    except OSError as error:  # no permission, an I/O error
+        raise RunError(
+            f"{path} cannot be read ({error.strerror or error}): fix its permissions or "
+            "restore it, then rerun the command."
+        ) from None
 
 
 def _read_config(path: Path) -> TrainConfig:
@@ -257,22 +313,16 @@ def _differences(stored: TrainConfig, asked: TrainConfig) -> str:
     return "; ".join(f"{k}: {v!r} → {ours[k]!r}" for k, v in theirs.items() if ours[k] != v)
 
 
-def _check_same_config(out: Path, config: TrainConfig) -> None:
-    stored_path = out / "config.json"
-    if stored_path.exists() and (stored := _read_config(stored_path)) != config:
-        raise ConfigError(
-            f"{out} holds a run with a different configuration ({_differences(stored, config)}). "
-            "Rerun with the same options to resume it, or choose a new --out directory."
-        )
-
-
-def _sound_checkpoint(out: Path, checkpoints: Checkpoints, config: TrainConfig | None):
-    """The newest checkpoint step that verifies, and its config, checked against
-    `config` (if given). Damaged newer steps are moved to `out/damaged-checkpoints/`
-    with a message on stderr; None if there is no checkpoint.
+def _stored_run(out: Path, checkpoints: Checkpoints):
+    """What `out` holds already, read and checked, nothing moved: the config of its
+    `config.json` (None without one), the newest checkpoint step that verifies (0 if
+    none), the config it was trained with (None), and the damaged steps newer than it as
+    (step, problem).
 
     **Raises:** `CheckpointError` if checkpoints exist but none verifies; `ConfigError`
-    if the checkpoint was trained with another configuration than `config`."""
+    for an unreadable `config.json`, or one that disagrees with the checkpoint."""
+    path = out / "config.json"
+    stored = _read_config(path) if path.exists() else None
     step, damaged = checkpoints.newest_sound()
     if step is None and damaged:
         problems = "; ".join(f"step {s}: {p}" for s, p in damaged)
@@ -281,20 +331,67 @@ def _sound_checkpoint(out: Path, checkpoints: Checkpoints, config: TrainConfig |
             f"{checkpoints.directory} (and metrics.jsonl) to train the run again from the "
             "start, or use a new --out directory."
         )
-    if step is None:
-        return None, None
-    trained = make_config(checkpoints.config(step))
-    if config is not None and trained != config:
+    trained = None if step is None else make_config(checkpoints.config(step))
+    if stored is not None and trained is not None and stored != trained:
+        raise ConfigError(
+            f"{path} disagrees with the configuration its checkpoint was trained with "
+            f"({_differences(trained, stored)}); restore it or delete it (the checkpoint's "
+            "own is then used), then rerun with the run's options."
+        )
+    return stored, step or 0, trained, damaged
+
+
+def _recorded_data(config: TrainConfig, recorded: TrainConfig | None) -> TrainConfig:
+    """`config` with the SHA-256 and the scaling of its data file as the run that
+    `out` holds (`recorded`) recorded them, when that run is of the same file and
+    `config` holds neither: a file changed since is then named as such, not as a run
+    of another configuration."""
+    if (
+        recorded is None
+        or recorded.data_sha256 is None
+        or config.data_sha256 is not None
+        or not data_file.is_data_file(config.data)
+        or recorded.data != str(Path(config.data).absolute())
+    ):
+        return config
+    scaling = recorded.data_scaling if config.data_scaling is None else config.data_scaling
+    return dataclasses.replace(
+        config, data=recorded.data, data_scaling=scaling, data_sha256=recorded.data_sha256
+    )
+
+
+def _check_same_config(out: Path, config: TrainConfig, stored, trained) -> None:
+    if stored is not None and stored != config:
+        raise ConfigError(
+            f"{out} holds a run with a different configuration ({_differences(stored, config)}). "
+            "Rerun with the same options to resume it, or choose a new --out directory."
+        )
+    if trained is not None and trained != config:
         raise ConfigError(
             f"the checkpoints in {out} were trained with a different configuration "
             f"({_differences(trained, config)}). Rerun with the run's own options to "
             "resume it, or choose a new --out directory."
         )
-    for bad, problem in damaged:
-        moved = checkpoints.set_aside(bad, out / "damaged-checkpoints")
-        print(f"jgeo: checkpoint {bad} is damaged ({problem}): moved to {moved}; resuming "
-              f"from checkpoint {step}.", file=sys.stderr)  # fmt: skip
-    return step, trained
+
+
+def _check_rows(path: Path, rows: list[dict], start: int, checkpoints: Checkpoints) -> None:
+    """Refuse to resume from checkpoint `start` if `rows` (of `metrics.jsonl`) lack one of
+    its epochs: training would go on from there and the file would never hold them."""
+    epochs = [r["epoch"] for r in rows if r["epoch"] <= start]
+    if epochs == list(range(1, start + 1)):
+        return
+    missing = sorted(set(range(1, start + 1)) - set(epochs))
+    if not missing:
+        what = f"has rows of epochs before the first ({', '.join(map(str, epochs[:3]))})"
+    elif missing == list(range(missing[0], missing[-1] + 1)) and len(missing) > 1:
+        what = f"lacks the rows of epochs {missing[0]} to {missing[-1]}"
+    else:
+        shown = ", ".join(map(str, missing[:5])) + (", …" if len(missing) > 5 else "")
+        what = f"lacks the rows of epoch{'s' if len(missing) > 1 else ''} {shown}"
+    raise RunError(
+        f"{path} {what}, which checkpoint {start} holds (it was deleted, emptied or edited): "
+        f"restore it; or delete it and {checkpoints.directory} to train the run again."
+    )
 
 
 class Callback(Protocol):
@@ -374,7 +471,6 @@ def train(
         )
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a directory; choose a directory path.")
-    config = with_data_file(config)
     created = not out.exists()
     try:
         # lent to the run's own Recorder (`jgeo.experiment`), refused to any other holder
@@ -382,8 +478,8 @@ def train(
             return _train(
                 config, out, tuple(callbacks), progress, stop_after, report, checkpoint_seconds
             )
-    except RunError:
-        if created and _only_lock(out):  # refused before anything was written
+    except (RunError, KeyboardInterrupt):
+        if created and _only_lock(out):  # refused or stopped before anything was written
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -397,12 +493,13 @@ def _train(
 ) -> dict:
     from ._report import write_report
 
-    _check_same_config(out, config)
+    checkpoints = Checkpoints(out / "checkpoints")
+    stored, start, trained, damaged = _stored_run(out, checkpoints)
+    config = with_data_file(_recorded_data(config, trained or stored))
+    _check_same_config(out, config, stored, trained)
     rows_path = out / "metrics.jsonl"
     stored_rows = read_rows(rows_path)
-    checkpoints = Checkpoints(out / "checkpoints")
-    start, _ = _sound_checkpoint(out, checkpoints, config)
-    start = start or 0
+    _check_rows(rows_path, stored_rows, start, checkpoints)
     data, model, tx = build(config)
     graphdef, state = nnx.split(model)
     params = nnx.to_pure_dict(state)
@@ -413,6 +510,13 @@ def _train(
     epoch_fn = make_epoch(graphdef, tx, config, len(x), mesh)
     diagnose = make_diagnose(graphdef, config.likelihood)
 
+    # Damaged steps and unfinished saves go out of orbax's way (before it lists the
+    # directory), to be trained and saved again; the run and its files have been checked.
+    checkpoints.remove_unfinished()
+    for bad, problem in damaged:
+        moved = checkpoints.set_aside(bad, out / "damaged-checkpoints")
+        print(f"jgeo: checkpoint {bad} is damaged ({problem}): moved to {moved}; resuming "
+              f"from checkpoint {start}.", file=sys.stderr)  # fmt: skip
     if start:
         restored = checkpoints.restore(start, {"params": params, "opt_state": opt_state})
         params, opt_state = restored["params"], restored["opt_state"]
@@ -436,12 +540,20 @@ def _train(
     state = {"params": params, "opt_state": opt_state}
     saved_at = time.monotonic()
 
+    def interrupted() -> TrainingInterrupted:
+        kept = f"checkpoint {saved} is kept" if saved else "no epoch was completed"
+        where = f"after epoch {done}" if done == last else f"during epoch {done + 1}"
+        return TrainingInterrupted(
+            f"interrupted {where} of {config.epochs}; {kept} in {out}. Rerun the same "
+            "command to resume."
+        )
+
     def seal():
         nonlocal saved, saved_at
         if done > saved:
-            with deferred_interrupt():
+            with deferred_interrupt():  # a Ctrl-C in the save is raised once it is recorded
                 checkpoints.save(done, state, config.to_dict())
-            saved, saved_at = done, time.monotonic()
+                saved, saved_at = done, time.monotonic()
 
     with remembered_interrupts() as check_interrupt:
         try:
@@ -481,28 +593,41 @@ def _train(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{row['loss']:.4f}", mcn=f"{row['mcn']:.2f}")
+            check_interrupt()  # one that landed in the last epoch, where nothing raised it
         except CheckpointError:
             raise  # saving again would fail the same way
         except KeyboardInterrupt:
-            seal()
-            kept = f"checkpoint {saved} is kept" if saved else "no epoch was completed"
-            raise TrainingInterrupted(
-                f"interrupted during epoch {done + 1} of {config.epochs}; {kept} in {out}. "
-                "Rerun the same command to resume."
-            ) from None
+            try:
+                seal()
+            except KeyboardInterrupt:  # a second Ctrl-C, held back until the save was whole
+                pass
+            raise interrupted() from None
         except BaseException:
             seal()  # a diverged loss or a failing callback: the epochs before it are kept
             raise
         finally:
-            if bar is not None:
-                bar.close()
-            checkpoints.close()
-            for callback in callbacks:
-                if hasattr(callback, "close"):
-                    callback.close()
-    if not report or last < config.epochs:
-        return {}
-    return write_report(out, config, data, nnx.merge(graphdef, params))
+            with deferred_interrupt(raise_after=False):  # callbacks close their files whole
+                if bar is not None:
+                    bar.close()
+                checkpoints.close()
+                for callback in callbacks:
+                    if hasattr(callback, "close"):
+                        callback.close()
+        try:
+            check_interrupt()
+        except KeyboardInterrupt:
+            raise interrupted() from None
+        if not report or last < config.epochs:
+            return {}
+        try:
+            written = write_report(out, config, data, nnx.merge(graphdef, params))
+            check_interrupt()
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"interrupted while writing the report; training is complete (checkpoint "
+                f"{saved} is kept in {out}). Run `jgeo report {out}` to write it."
+            ) from None
+        return written
 
 
 def _save_due(due: bool) -> bool:
