@@ -10,6 +10,12 @@ blocks per row, so JᵀJ is block tridiagonal. A dense solver (optimistix's
 GFLOP a step. Here, two colours suffice to probe the band (no row touches two points of
 the same parity), so 2·d Jacobian-vector products give every block; JᵀJ is assembled per
 block and factored by block Cholesky in O(N·d³).
+
+For wide latent spaces (d in the hundreds to thousands) the blocks themselves are the
+cost: d products per point and N·d³ arithmetic. With a `linear_solver` the damped normal
+equations are solved matrix-free instead, by preconditioned conjugate gradients on
+products Jᵀ(J v) (one JVP and one VJP of the residuals each), see
+`BandedLevenbergMarquardt`.
 """
 
 from collections.abc import Callable
@@ -18,9 +24,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import jax.scipy.linalg as jsl
+import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PyTree
+
+from ._linalg import solve_matrix_free
 
 
 def solve_block_tridiagonal(
@@ -71,9 +81,10 @@ def solve_block_tridiagonal(
 
 class _Linearisation(eqx.Module):
     residual: Float[Array, "N+1 m"]
-    diag: Float[Array, "N d d"]  # JᵀJ, blocks on the diagonal
-    upper: Float[Array, "N-1 d d"]  # JᵀJ, blocks above it
+    diag: Float[Array, "N d d"] | None  # JᵀJ, blocks on the diagonal (None: matrix-free)
+    upper: Float[Array, "N-1 d d"] | None  # JᵀJ, blocks above it
     gradient: Float[Array, "N d"]  # Jᵀr
+    scale: Float[Array, ""]  # the largest diagonal entry of JᵀJ (matrix-free: an estimate)
 
 
 # The band of J, tangent-major: row i's block for the point before it and for the point
@@ -110,7 +121,52 @@ def _linearise(fn, y, args, jacobian=None) -> tuple[_Linearisation, Any]:
     upper = jnp.einsum("jdm,jem->jde", left[:-1], right[1:])
     gradient = jnp.einsum("jdm,jm->jd", right, residual[:-1])
     gradient = gradient + jnp.einsum("jdm,jm->jd", left, residual[1:])
-    return _Linearisation(residual, diag, upper, gradient), aux
+    scale = jnp.max(jnp.diagonal(diag, axis1=1, axis2=2))
+    return _Linearisation(residual, diag, upper, gradient, scale), aux
+
+
+def _differences(v: Array) -> Array:
+    """The N + 1 differences vᵢ − vᵢ₋₁ of the rows of v (N, d) between zero ends: D v,
+    with DᵀD = T ⊗ I, T = tridiag(−1, 2, −1)."""
+    zero = jnp.zeros_like(v[:1])
+    return jnp.concatenate([v, zero]) - jnp.concatenate([zero, v])
+
+
+def _linearise_free(fn, y, args) -> tuple[_Linearisation, Any]:
+    """The residuals and Jᵀr at y without JᵀJ's blocks: one linearisation of `fn`. The
+    scale is that of c·(T ⊗ I), the curve's second differences times c ≈ the mean
+    eigenvalue of the metric along it (‖J z‖² / ‖D z‖² for one Rademacher z): JᵀJ's
+    shape for a curve, exactly so for the Euclidean metric."""
+    residual, push, aux = jax.linearize(lambda z: fn(z, args), y, has_aux=True)
+    gradient = jax.linear_transpose(push, y)(residual)[0]
+    z = jr.rademacher(jr.key(0), y.shape, y.dtype)
+    c = jnp.sum(push(z) ** 2) / jnp.sum(_differences(z) ** 2)
+    return _Linearisation(residual, None, None, gradient, 2 * c), aux
+
+
+def _curve_preconditioner(n: int, c: Array, damping: Array, dtype):
+    """v ↦ (c·T ⊗ I + λI)⁻¹ v for v (N, d), by the sine transform that diagonalises T
+    (eigenvalues 2 − 2 cos(πk/(N + 1))): it removes the N² of JᵀJ's condition number,
+    leaving the metric's own along the curve."""
+    k = jnp.arange(1, n + 1, dtype=dtype)
+    q = jnp.sqrt(2 / (n + 1)) * jnp.sin(jnp.pi * k[:, None] * k[None, :] / (n + 1))
+    inverse = 1 / (c * (2 - 2 * jnp.cos(jnp.pi * k / (n + 1))) + damping)
+    return lambda v: q @ (inverse[:, None] * (q @ v))
+
+
+def _propose_free(fn, y, args, state: "_State", solver: lx.AbstractLinearSolver) -> Array:
+    """The damped Gauss–Newton step (JᵀJ + λI) δ = −Jᵀr by preconditioned CG on products
+    Jᵀ(J v) + λv; NaN where the solver did not converge (the step is then rejected and
+    the damping raised)."""
+    _, push, _ = jax.linearize(lambda z: fn(z, args), y, has_aux=True)
+    pull = jax.linear_transpose(push, y)
+    damping = state.damping
+
+    def normal(v):
+        return pull(push(v))[0] + damping * v
+
+    precondition = _curve_preconditioner(y.shape[0], state.at.scale / 2, damping, y.dtype)
+    return solve_matrix_free(normal, -state.at.gradient, solver, precondition)
 
 
 class _State(eqx.Module):
@@ -137,21 +193,36 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
       decoder's Jacobian at each point of a curve) than by 2·d products with the whole
       of J. For residuals without aux. It only steers the iteration: the solution's
       gradients (optimistix's implicit adjoint) come from `fn`.
+    - `linear_solver`: None (default) builds JᵀJ's d × d blocks and factors them; a
+      `lineax` solver (`lineax.CG(rtol, atol, max_steps=...)`) solves the damped normal
+      equations matrix-free instead, each iteration one JVP and one VJP of the
+      residuals, preconditioned by the curve's second differences (c·T ⊗ I + λI, applied
+      by a sine transform), which takes the N² out of their conditioning. `jacobian` is
+      then unused. The first damping is 1e-3 of an estimate of JᵀJ's diagonal.
     """
 
     rtol: float
     atol: float
     norm: Callable[[PyTree], Array] = optx.max_norm
     jacobian: Callable | None = None
+    linear_solver: lx.AbstractLinearSolver | None = None
+
+    def _linearise(self, fn, y, args):
+        if self.linear_solver is not None:
+            return _linearise_free(fn, y, args)
+        return _linearise(fn, y, args, self.jacobian)
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _State:
-        return _start(*_linearise(fn, y, args, self.jacobian))
+        return _start(*self._linearise(fn, y, args))
 
     def step(self, fn, y, args, options, state: _State, tags):
-        step = _propose(state)
+        if self.linear_solver is None:
+            step = _propose(state)
+        else:
+            step = _propose_free(fn, y, args, state, self.linear_solver)
         # The trial's Jacobian blocks are built before it is accepted, and wasted when it is
         # not; rejections are the exception, and under `vmap` a `cond` would run both anyway.
-        trial, aux = _linearise(fn, y + step, args, self.jacobian)
+        trial, aux = self._linearise(fn, y + step, args)
         y, state = _advance(y, step, state, trial, aux, self.rtol, self.atol, self.norm)
         return y, state, state.aux
 
@@ -164,8 +235,7 @@ class BandedLevenbergMarquardt(optx.AbstractLeastSquaresSolver):
 
 def _start(at: _Linearisation, aux) -> _State:
     # Nielsen's start, 1e-3 · max diag(JᵀJ); `tiny` keeps JᵀJ + λI factorable at J = 0.
-    scale = jnp.max(jnp.diagonal(at.diag, axis1=1, axis2=2))
-    damping = 1e-3 * scale + jnp.finfo(at.gradient.dtype).tiny
+    damping = 1e-3 * at.scale + jnp.finfo(at.gradient.dtype).tiny
     growth = jnp.asarray(2.0, at.gradient.dtype)
     return _State(at, aux, damping, growth, jnp.array(False))
 

@@ -184,8 +184,11 @@ def _check_speed(metric, xs: Array, vs: Array, result, ode: ODESolver) -> "Geode
     xs, vs = jax.lax.stop_gradient((xs, vs))  # a check, not part of what is differentiated
     eps = jnp.finfo(xs.dtype).eps
 
+    def square(x, v):  # g(v, v) by one product G v: no d × d metric for a pullback
+        return v @ metric.operator(x).mv(v)
+
     def speed(x, v):
-        return v @ metric(x) @ v, jnp.abs(v @ metric(x * (1 + 8 * eps)) @ v - v @ metric(x) @ v)
+        return square(x, v), jnp.abs(square(x * (1 + 8 * eps), v) - square(x, v))
 
     speeds, resolution = jax.vmap(speed)(xs, vs)
     allowed = jnp.sqrt(rtol) * (jnp.abs(speeds[0]) + atol) + 10 * (resolution + resolution[0])
@@ -379,7 +382,8 @@ def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:
     metric_point(metric, c[0], throw=False)  # shapes only
     steps = c[1:] - c[:-1]
     mids = 0.5 * (c[1:] + c[:-1])
-    return jax.vmap(lambda m, s: s @ metric(m) @ s)(mids, steps)
+    # One product G Δ each (`metric_operator`): a pullback's d × d metric is never formed.
+    return jax.vmap(lambda m, s: s @ metric.operator(m).mv(s))(mids, steps)
 
 
 def curve_length(metric: AbstractMetric, c: ArrayLike) -> Scalar:

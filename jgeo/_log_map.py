@@ -150,7 +150,11 @@ def _minimise_energy(metric, x, y, curve0, max_steps, tol):
     i + 1), which `BandedLevenbergMarquardt` exploits.
     """
     residuals, band = energy_residuals(metric)
-    solver = BandedLevenbergMarquardt(rtol=tol, atol=tol, jacobian=band)
+    # A matrix-free pullback (`linear_solver=`) solves the normal equations by CG too.
+    linear_solver = metric.linear_solver if isinstance(metric, AbstractPullback) else None
+    solver = BandedLevenbergMarquardt(
+        rtol=tol, atol=tol, jacobian=band, linear_solver=linear_solver
+    )
     sol = optx.least_squares(
         residuals, solver, curve0[1:-1], args=(x, y), max_steps=max_steps, throw=False
     )

@@ -21,9 +21,7 @@ from jaxtyping import Array, Bool, Float
 
 from . import _autodiff, _closed_forms as cf
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
-
-# The tags of every metric operator: CG and the Krylov methods rely on them.
-PSD_TAGS = (lx.symmetric_tag, lx.positive_semidefinite_tag)
+from ._linalg import PSD_TAGS  # the tags of every metric operator
 
 
 def as_pytree_callable(fn: Callable) -> Callable:

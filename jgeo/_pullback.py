@@ -29,7 +29,7 @@ from jaxtyping import Array, Float
 from . import _autodiff
 from ._autodiff import area_squared
 from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, Scalar, Tangent
-from ._linalg import raise_first_index, solve
+from ._linalg import raise_first_index, solve, solve_matrix_free
 from ._metrics import (
     PSD_TAGS,
     AbstractDiagonalMetric,
@@ -92,9 +92,10 @@ class AbstractPullback(AbstractMetric):
 
     - `jitter`: ε ≥ 0, added as εI.
     - `ambient`: the metric M on the output space, or None for the Euclidean one.
-    - `linear_solver`: how the spray solves G u = b: None for a Cholesky factorisation
-      of G (from d JVPs), or a `lineax` solver such as `lineax.CG(rtol, atol,
-      max_steps=...)` to solve matrix-free on `metric_operator` (products only).
+    - `linear_solver`: how the spray solves G u = b and the energy stage of
+      `connecting_geodesic` its normal equations: None for Cholesky factorisations (of G
+      from d JVPs; of d × d blocks), or a `lineax` solver such as `lineax.CG(rtol, atol,
+      max_steps=...)` to solve matrix-free by products (`metric_operator`).
     - `immersion(z)`: the map whose Jacobian J is pulled back.
     """
 
@@ -199,9 +200,7 @@ class AbstractPullback(AbstractMetric):
         if self.ambient is not None:
             force = _lower(self.ambient, y, force - self.ambient.geodesic_acceleration(y, jv))
         b = jax.linear_transpose(push, x)(force)[0]
-        solution = lx.linear_solve(self.operator(x), b, self.linear_solver, throw=False)
-        solved = solution.result == lx.RESULTS.successful
-        return -jnp.where(solved, solution.value, jnp.nan)
+        return -solve_matrix_free(self.operator(x).mv, b, self.linear_solver)
 
     def riemann(self, x: Point) -> RiemannArray:
         if self.ambient is not None:
@@ -314,9 +313,14 @@ class Pullback(AbstractPullback):
       factorisation of G, which costs d JVPs and O(d³); a `lineax` solver, e.g.
       `lineax.CG(rtol=1e-6, atol=1e-6, max_steps=500)`, solves it matrix-free on
       `metric_operator` instead (one JVP and one VJP per iteration), for wide latent
-      spaces: `exp_map`, `geodesic`, `parallel_transport` and shooting then never form
-      G. Its tolerance must be tighter than the ODE's. The other kernels (Christoffel
-      symbols, curvature, the energy stage of log maps) are unchanged.
+      spaces: `exp_map`, `geodesic` and `parallel_transport` then never form G, nor
+      does `connecting_geodesic(..., solver=EnergyBVP())`, whose Levenberg–Marquardt
+      normal equations are then solved by the same solver (preconditioned by the
+      curve's second differences) instead of factoring d × d blocks. Its tolerance must
+      be tighter than the ODE's. Shooting (`ShootingBVP`, `Hybrid`) still takes the
+      d × d Jacobian of the exp map (d tangents through the ODE), and the other kernels
+      (Christoffel symbols, curvature, the exact log-volume) form G as before. Where it
+      pays is measured in `docs/wide.md` (`bench/wide.py --parts geodesics`).
     """
 
     f: Callable

@@ -162,6 +162,34 @@ def test_fisher_metric_of_a_classifier_head_at_a_hidden_layer(key):
         jgeo.log_volume(fisher, x, method="slq", key=key)
 
 
+@pytest.mark.slow
+def test_fisher_metric_of_a_10_class_head_at_a_512_wide_layer(key):
+    # The information geometry of a hidden layer of width 512: a head 512 → 64 → 10, so G
+    # has rank ≤ 9. Products, local basis, spectrum and the jittered SLQ log-volume
+    # against the dense metric (512 JVPs and eigh, which the matrix-free route never forms).
+    head = eqx.nn.MLP(512, 10, 64, depth=1, activation=jnp.tanh, key=jr.key(5))
+    fisher = jgeo.FisherPullback(head, "categorical")
+    x = jr.normal(jr.fold_in(key, 2), (512,))
+    op = jgeo.metric_operator(fisher, x)
+    g = np.asarray(jax.jit(lambda x: jax.jacfwd(op.mv)(x))(jnp.zeros(512)))  # dense G
+    v = jr.normal(jr.fold_in(key, 3), (512,))
+    np.testing.assert_allclose(op.mv(v), g @ v, rtol=1e-10, atol=1e-12 * np.abs(g).max())
+    values, vectors = np.linalg.eigh(g)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    assert values[9] < 1e-12 * values[0]  # rank ≤ C − 1 = 9
+    out = jax.jit(lambda x, k: jgeo.local_basis(fisher, x, 9, key=k))(x, key)
+    np.testing.assert_allclose(out.values, values[:9], rtol=1e-6)
+    assert _aligned(out.vectors, vectors[:, :9]) < 1e-6
+    spectrum = local_spectrum(fisher, x[None], 12, key=key)
+    assert np.all(spectrum.values[0, 9:] < 1e-10 * values[0])  # beyond the rank: 0
+    assert spectrum.effective_dimension[0] <= 9
+    # A volume needs jitter: ½ log det(G + εI) = ½ Σᵢ log(λᵢ + ε) + ½ (d − 9) log ε.
+    jittered = jgeo.FisherPullback(head, "categorical", jitter=1e-4)
+    exact = 0.5 * np.sum(np.log(np.maximum(values, 0) + 1e-4))
+    slq = jax.jit(lambda x, k: jgeo.log_volume(jittered, x, method="slq", key=k))(x, key)
+    assert abs(slq / exact - 1) < 0.01, (slq, exact)
+
+
 def test_float32(key):
     net = mlp_decoder(key, 64, 128, width=128)
     metric = jgeo.Pullback(net)

@@ -126,6 +126,7 @@ def test_singular_by_shape_is_accepted_here_but_not_by_the_kernels(key):
         jgeo.metric_operator(head, jnp.ones(3))
 
 
+@pytest.mark.slow  # 7–14 s each: compiling exp maps
 @pytest.mark.parametrize("name", ["euclidean", "jitter", "ambient (diagonal)", "stochastic"])
 def test_a_matrix_free_spray_matches_the_dense_one(name, key):
     # `linear_solver=lineax.CG(...)`: the spray's G u = b by conjugate gradients on the
@@ -152,3 +153,40 @@ def test_a_matrix_free_spray_matches_the_dense_one(name, key):
                                atol=1e-9)  # fmt: skip
     with pytest.raises(TypeError, match="linear_solver"):
         jgeo.Pullback(net, linear_solver="cg")
+
+
+def _all_shapes(jaxpr) -> set[tuple]:
+    """The shapes of every value a jaxpr computes, inside loops and solves too."""
+    shapes = set()
+    for eqn in jaxpr.eqns:
+        shapes |= {tuple(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape")}
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, list | tuple) else [param]:
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    shapes |= _all_shapes(inner)
+    return shapes
+
+
+@pytest.mark.slow
+def test_matrix_free_geodesics_never_form_g(key):
+    # With `linear_solver=`, exp maps (the spray's solve) and the energy stage of
+    # connecting geodesics (the normal equations, by preconditioned CG) run on products
+    # alone: no (d, d) array anywhere in their programs; they match the dense solvers.
+    d = 11  # not 7: Tsit5's seven stages of a 7-d state are a (7, 7) array
+    net = mlp_decoder(key, d, D_OUT, width=D_OUT)
+    dense = jgeo.Pullback(net)
+    free = jgeo.Pullback(net, linear_solver=lx.CG(rtol=1e-11, atol=1e-12, max_steps=500))
+    x = 0.3 * jr.normal(key, (d,))
+    y = x + 0.5 * jr.normal(jr.fold_in(key, 1), (d,))
+
+    def energy(m, x, y):
+        return jgeo.connecting_geodesic(m, x, y, solver=jgeo.EnergyBVP(), num_points=10)
+
+    for fn in (lambda m: jgeo.exp_map(m, x, y - x), lambda m: energy(m, x, y).curve):
+        assert (d, d) not in _all_shapes(jax.make_jaxpr(lambda: fn(free))().jaxpr)
+        assert (d, d) in _all_shapes(jax.make_jaxpr(lambda: fn(dense))().jaxpr)
+        np.testing.assert_allclose(fn(free), fn(dense), atol=1e-8)
+    out = energy(free, x, y)
+    assert out.converged
+    np.testing.assert_allclose(out.length, energy(dense, x, y).length, rtol=1e-9)
