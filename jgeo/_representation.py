@@ -196,26 +196,6 @@ def participation_ratio(z: Points) -> Float[Array, ""]:
     return jnp.sum(variances) ** 2 / jnp.sum(variances**2)
 
 
-def linear_cka(x: Points, y: Points) -> Float[Array, ""]:
-    """Linear centred kernel alignment (Kornblith et al. 2019) of two representations
-    of the same n samples, (n, p) and (n, q): 1 when they differ by a rotation and a
-    uniform scaling, near 0 when unrelated. Invariant to how the representation is
-    rotated or scaled, so it measures change of the representation, not of its frame.
-
-    **Arguments:**
-
-    - `x`, `y`: two representations of the same n samples, shapes (n, p) and (n, q).
-
-    **Returns:** a scalar in [0, 1].
-    """
-    x, y = _points(x, "x", 2), _points(y, "y", 2)
-    if len(x) != len(y):
-        raise ValueError(f"`x` and `y` must be (n, ·) arrays of equal n, got {x.shape}, {y.shape}.")
-    x, y = x - jnp.mean(x, 0, keepdims=True), y - jnp.mean(y, 0, keepdims=True)
-    cross = jnp.sum((y.T @ x) ** 2)
-    return cross / (jnp.linalg.norm(x.T @ x) * jnp.linalg.norm(y.T @ y))
-
-
 class ClassSeparation(NamedTuple):
     """Result of `class_separation`.
 

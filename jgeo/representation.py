@@ -18,7 +18,14 @@ the intrinsic-dimension estimators.
   (Levina & Bickel 2004, averaged as MacKay & Ghahramani 2005).
 - Spread over directions: `effective_rank` (Roy & Vetterli 2007; RankMe),
   `participation_ratio`.
-- Change: `linear_cka` (Kornblith et al. 2019).
+- Comparison of two representations of the same inputs, (N, D₁) and (N, D₂)
+  (across checkpoints, layers, seeds, architectures; see the guide "Comparing
+  representations"): `cka` (linear or RBF, biased or debiased; Kornblith et al. 2019),
+  `linear_cka` (its biased linear case), `cca_correlations`, `svcca` (Raghu et al.
+  2017), `pwcca` (Morcos et al. 2018), `shape_distance` and `procrustes_distance`
+  (Williams et al. 2021), `rsa` (Kriegeskorte et al. 2008), `information_imbalance`
+  (Glielmo et al. 2022); and `gride_dimension` (Denti et al. 2022). Wide layers are
+  fed to the Gram matrices in chunks of features.
 - Classes: `class_separation` (within/between scatter and neural collapse NC1, Papyan
   et al. 2020), `nearest_centroid_accuracy`, `knn_accuracy`.
 - Decoders: `active_dimensions`, the local rank of a decoder's Jacobian.
@@ -38,10 +45,21 @@ from ._representation import (
     class_separation as class_separation,
     effective_rank as effective_rank,
     knn_accuracy as knn_accuracy,
-    linear_cka as linear_cka,
     local_spectrum as local_spectrum,
     mle_dimension as mle_dimension,
     nearest_centroid_accuracy as nearest_centroid_accuracy,
     participation_ratio as participation_ratio,
     twonn_dimension as twonn_dimension,
+)
+from ._similarity import (
+    cca_correlations as cca_correlations,
+    cka as cka,
+    gride_dimension as gride_dimension,
+    information_imbalance as information_imbalance,
+    linear_cka as linear_cka,
+    procrustes_distance as procrustes_distance,
+    pwcca as pwcca,
+    rsa as rsa,
+    shape_distance as shape_distance,
+    svcca as svcca,
 )
