@@ -67,7 +67,7 @@ def main() -> None:
     config = make_config({})
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
-        train(config, run, progress=False, report=False)
+        train(config, run, progress=False)
         train_s = time.perf_counter() - start
         _, data, model = load_run(run)
     rng = np.random.default_rng(0)

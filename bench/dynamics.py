@@ -1,7 +1,8 @@
 """Cost of the learning-dynamics probes, measured in one process:
 
 1. the default `jgeo train` run with probes every epoch against the same run without
-   them (target: at most 1.21×, the figure before the Recorder);
+   them (the ratio the probes' redesign was to keep: compare with this file's results
+   in the git history);
 2. a `jgeo.dynamics.Recorder` in a user's own loop: an equinox MLP classifier on digits
    trained by a plain optax loop, recording its penultimate layer (no decoder) every
    `--every` steps, against the same loop without the recorder, and recording all four

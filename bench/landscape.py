@@ -21,8 +21,7 @@ from flax import nnx
 from jax.flatten_util import ravel_pytree
 
 from jgeo import landscape
-from jgeo.train import make_config, steps_per_epoch
-from jgeo.train._loop import build, eval_index, loss_fn, make_epoch
+from jgeo.train import build, eval_index, loss_fn, make_config, make_epoch, steps_per_epoch
 
 
 def _objective(config):

@@ -30,8 +30,10 @@ from flax import nnx  # noqa: E402
 import jgeo  # noqa: E402
 from jgeo import sharding  # noqa: E402
 from jgeo.nn import make_model  # noqa: E402
-from jgeo.train import make_config  # noqa: E402
-from jgeo.train._loop import make_epoch  # noqa: E402
+from jgeo.train import (
+    make_config,  # noqa: E402
+    make_epoch,  # noqa: E402
+)
 
 STEPS = 4  # training steps per timed call (one jitted epoch)
 

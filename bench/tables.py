@@ -214,6 +214,47 @@ def distances(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def similarity(results: dict) -> str:
+    """`bench/similarity.py`: the comparison measures against NumPy, netrep and DADApy."""
+    columns = ["measure", "N × D", "against", "largest difference", "jgeo", "reference",
+               "reference ÷ jgeo"]  # fmt: skip
+    lines = [_row(columns), _row(["---"] * len(columns))]
+    for r in results["rows"]:
+        missing = r["reference_value"] is None
+        lines.append(_row([
+            r["measure"], f"{r['n']:,} × {r['d']}", r["reference"],
+            "–" if missing else f"{r['difference']:.1e}", _ms(r["jgeo_s"]),
+            _ms(r["reference_s"]), "–" if missing else f"**{r['speedup']:.3g}×**",
+        ]))  # fmt: skip
+    lines.append("")
+    env = results["environment"]
+    lines.append(f"*Values in float64, times on float32 inputs (median after compilation), "
+                 f"{env['backend']} ({env['device']}), jax {env['jax']}, "
+                 "`bench/results/similarity.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def similarity_memory(results: dict) -> str:
+    """`bench/similarity.py`: CKA of a wide layer, peak memory beyond its inputs."""
+    columns = ["inputs", "N × D (two layers)", "inputs", "peak beyond the inputs", "seconds",
+               "CKA"]  # fmt: skip
+    lines = [_row(columns), _row(["---"] * len(columns))]
+    for r in results["memory"]:
+        if "error" in r:
+            lines.append(_row([r["kind"], f"{r['n']:,} × {r['d']:,}", "–", "failed", "–", "–"]))
+            continue
+        kind = {"numpy": "NumPy arrays (streamed)", "jax": "JAX arrays"}[r["kind"]]
+        lines.append(_row([
+            kind, f"{r['n']:,} × {r['d']:,}", _mib(r["inputs_bytes"] / 2**20),
+            f"**{_mib(r['beyond_inputs'] / 2**20)}**", f"{r['seconds']:.3g}", f"{r['cka']:.4f}",
+        ]))  # fmt: skip
+    lines.append("")
+    lines.append("*float32; peak resident memory during the call (VmHWM after resetting it) "
+                 "minus the resident memory just before, in a fresh process per row, "
+                 "`bench/results/similarity.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _footer(env: dict, name: str, extra: str = "") -> str:
     return f"*{extra}{env['backend']} ({env['device']}), jax {env['jax']}, `bench/results/{name}`*"
 
@@ -502,22 +543,46 @@ def wide_engine(results: dict) -> str:
 
 
 def wide_geodesics(results: dict) -> str:
-    """`bench/wide.py --parts geodesics`: exp maps with the spray's solve by Cholesky
-    against conjugate gradients on the metric operator."""
-    rows = results.get("geodesics", [])
+    """`bench/wide.py --parts geodesics`: exp maps and energy-minimising connecting
+    geodesics with their linear solves by Cholesky against conjugate gradients."""
+    rows = [r for r in results.get("geodesics", []) if "task" in r]
     if not rows:
         return "*Not measured yet: run `python bench/wide.py --parts geodesics`.*\n"
-    lines = [_row(["d", "exp map, Cholesky: time · memory", "exp map, CG: time · memory",
-                   "Cholesky ÷ CG", "endpoints' largest difference", "failed: Cholesky / CG"]),
-             _row(["---"] * 6)]  # fmt: skip
+    names = {"exp_map": "`exp_map`", "energy": "`connecting_geodesic`, `EnergyBVP`"}
+    lines = [_row(["geodesic", "d", "dense (Cholesky): time · memory",
+                   "matrix-free (CG): time · memory", "dense ÷ CG", "difference",
+                   "failed: dense / CG"]),
+             _row(["---"] * 7)]  # fmt: skip
     for r in rows:
-        lines.append(_row([str(r["d"]), f"{_ms(r['dense_s'])} · {_mib(r['dense_MiB'])}",
+        lines.append(_row([names[r["task"]], str(r["d"]),
+                           f"{_ms(r['dense_s'])} · {_mib(r['dense_MiB'])}",
                            f"{_ms(r['cg_s'])} · {_mib(r['cg_MiB'])}",
-                           f"**{_x(r['dense_s'], r['cg_s'])}**", _g(r["endpoint_difference"], 2),
+                           f"**{_x(r['dense_s'], r['cg_s'])}**", _g(r["difference"], 2),
                            f"{r['dense_failed']} / {r['cg_failed']}"]))  # fmt: skip
-    lines += ["", f"*MLP decoder d → 2d → 2d (decaying weights), unit velocities, a `vmap`ped "
-              f"batch of {rows[0]['batch']} points, per point; CG rtol = atol = 1e-6; "
+    batches = ", ".join(f"{r['batch']} at d = {r['d']}" for r in rows if r["task"] == "exp_map")
+    lines += ["", "*MLP decoder d → 2d → 2d (decaying weights); exp maps of unit velocities "
+              "(difference: the endpoints' largest) and energy curves of 16 points from x to "
+              "x + u, ‖u‖ = 1 (difference: the lengths' relative); per point of a `vmap`ped "
+              f"batch ({batches}), one timed call after compilation; CG rtol = atol = 1e-4; "
               + _wide_footer(results)[1:].split("; ", 1)[1]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def report_page(results: dict) -> str:
+    """`bench/report_page.py`: the page's size and the time to write and redraw it."""
+    env = results["environment"]
+    lines = [_row(["run", "page", "of it plotly.js", "`jgeo report`: recompute / unchanged",
+                   "`jgeo dynamics`"]), _row(["---"] * 5)]  # fmt: skip
+    for r in results["rows"]:
+        lines.append(_row([r["run"], f"{r['page MB']:.2f} MB",
+                           f"{r['plotly.js MB (embedded)']:.2f} MB",
+                           f"{_g(r['jgeo report, recompute s'])} s / "
+                           f"{_g(r['jgeo report, unchanged s'])} s (**{r['× faster']:.0f}×**)",
+                           f"{_g(r['jgeo dynamics s'])} s"]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*{env['backend']} ({env['device']}), jax {env['jax']}, load average "
+                 f"{results['load_average']:.1f} on the machine, "
+                 "`bench/results/report_page.json`*")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -532,7 +597,10 @@ TABLES = {
     "kernel_dimensions": (kernel_dimensions, "kernels.json"),
     "landscape": (landscape, "landscape.json"),
     "representation": (representation, "representation.json"),
+    "report_page": (report_page, "report_page.json"),
     "scaling": (scaling, "scaling.json"),
+    "similarity": (similarity, "similarity.json"),
+    "similarity_memory": (similarity_memory, "similarity.json"),
     "training": (training, "training_runs.json"),
     "training_step": (training_step, "training_step.json"),
     "wide_basis": (wide_basis, "wide.json"),

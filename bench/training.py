@@ -21,15 +21,14 @@ from _timing import environment, print_table, time_jitted, write_json
 from flax import nnx
 
 from jgeo.nn import make_model
-from jgeo.train import TrainConfig, make_config, train
-from jgeo.train._config import DEFAULT_WEIGHTS
-from jgeo.train._loop import loss_fn
+from jgeo.report import evaluate_run
+from jgeo.train import DEFAULT_WEIGHTS, TrainConfig, load_run, loss_fn, make_config, train
 
 # (weight, warm-up fraction) per regularizer, chosen from a sweep (weights 0.002–1,
 # warm-up 0–0.5) on these seeds: the weight ramps up linearly over the warm-up fraction
 # of training. Without warm-up the isometry weight that prevents folds costs 2× in
 # reconstruction; a long warm-up lets folds form first.
-# The swiss-roll pairs are the defaults `jgeo train` uses (jgeo.train._config).
+# The swiss-roll pairs are the defaults `jgeo train` uses (jgeo.train.DEFAULT_WEIGHTS).
 SWISS = {name: DEFAULT_WEIGHTS[name] for name in ("none", "isometry", "volume")}
 DIGITS = {"none": (0.0, 0.0), "isometry": (0.03, 0.5)}
 
@@ -50,7 +49,8 @@ def runs(data: str, weights: dict, seeds: int, epochs: int, **extra) -> list[dic
                 )
             )
             with tempfile.TemporaryDirectory() as out:
-                report = train(config, out, progress=False)
+                train(config, out, progress=False)
+                report, _ = evaluate_run(*load_run(out))  # what report.json holds
             measures = {k: report[k] for k in ["recon_mse", "mcn", "vor", "logdet_var"]}
             rows.append({"data": data, "regularizer": regularizer, **measures,
                          "weight": weight, "warmup": warmup, "seed": seed,

@@ -2,9 +2,14 @@
 
 - `jgeo train [options]`: train a geometry-regularized autoencoder (the main job); with
   no options, the embedded default (digits, isometry, 2-D latent).
-- `jgeo report DIR`: redraw the figures and report of a run.
+- `jgeo report DIR`: the report, figures and page (`DIR/index.html`) of a run, redrawn
+  from `report.json` and `report.npz` while its config and checkpoints are unchanged.
+- `jgeo dynamics DIR [DIR ...]`: the learning dynamics' figures and page; several runs
+  on one page (`--out`), on shared axes.
 - `jgeo probe INPUT --out OUT`: the learning-dynamics probes after training, over saved
   activations (`step_*.npz`, from any framework) or a run's kept checkpoints.
+- `jgeo compare A B [...] --out OUT`: the similarity of the layers of recordings of the
+  same inputs (seeds, widths, architectures) at shared steps and at the end.
 - `jgeo demo` (or plain `jgeo`): curvature of a sphere against the closed form, and of a
   random decoder by two independent methods.
 
@@ -24,8 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 # The application stack of `jgeo train`, `report` and `dynamics` (the `train` extra).
-APPLICATION = ("flax", "orbax", "sklearn", "matplotlib", "ripser", "tqdm")
-APPLICATION_COMMANDS = ("train", "report", "dynamics", "probe")
+APPLICATION = ("flax", "orbax", "sklearn", "matplotlib", "ripser", "tqdm", "plotly")
+APPLICATION_COMMANDS = ("train", "report", "dynamics", "probe", "compare")
 
 
 def missing_application() -> str | None:
@@ -147,6 +152,16 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="run directory (default runs/DATA-REGULARIZER-sSEED)"
     )
     p.add_argument(
+        "--keep-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also keep the checkpoint of every N-th epoch for good, to probe the run again "
+        "with `jgeo probe` (default: keep the last two only). Each holds the parameters and "
+        "Adam's moments, about 12 bytes a parameter (a few MiB for the default model): the "
+        "command prints what they took",
+    )
+    p.add_argument(
         "--checkpoint-seconds",
         type=float,
         default=None,
@@ -177,7 +192,16 @@ def _with_defaults(parser: argparse.ArgumentParser) -> None:
         action.help += f" (default {default})"
 
 
-_NOT_CONFIG = {"command", "config", "out", "no_progress", "checkpoint_seconds", "seed_demo", "dir"}
+_NOT_CONFIG = {
+    "command",
+    "config",
+    "out",
+    "no_progress",
+    "checkpoint_seconds",
+    "keep_every",
+    "seed_demo",
+    "dir",
+}
 
 
 def _say(text: str) -> None:
@@ -201,8 +225,13 @@ def _os_error(command: str, error: OSError) -> int:
 def train_command(args) -> int:
     from ._io import RunError
     from .experiment import run
-    from .train import TrainingDiverged, TrainingInterrupted, load_config, make_config
-    from .train._loop import CHECKPOINT_SECONDS
+    from .train import (
+        CHECKPOINT_SECONDS,
+        TrainingDiverged,
+        TrainingInterrupted,
+        load_config,
+        make_config,
+    )
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     try:
@@ -225,6 +254,7 @@ def train_command(args) -> int:
             checkpoint_seconds=args.checkpoint_seconds
             if args.checkpoint_seconds is not None
             else CHECKPOINT_SECONDS,
+            keep_every=args.keep_every or 0,
         )
     except RunError as error:
         return _fail("train", error)
@@ -237,7 +267,18 @@ def train_command(args) -> int:
         _say(f"jgeo train: {error}")
         return 130
     _print_report(out, report, trained=True)
+    if args.keep_every:
+        _print_kept(Path(out) / "checkpoints")
     return 0
+
+
+def _print_kept(directory: Path) -> None:
+    """The disk cost of the checkpoints a run kept (`--keep-every`)."""
+    kept = [step for step in directory.iterdir() if step.name.isdigit()]
+    size = sum(f.stat().st_size for step in kept for f in step.rglob("*") if f.is_file())
+    print(f"kept {len(kept)} checkpoints in {directory}: {size / 2**20:.3g} MiB "
+          f"({size / max(len(kept), 1) / 2**20:.3g} MiB each); probe them again with "
+          f"`jgeo probe {directory.parent} --out DIR`")  # fmt: skip
 
 
 def _print_report(out, report: dict, *, trained: bool) -> None:
@@ -253,32 +294,76 @@ def _print_report(out, report: dict, *, trained: bool) -> None:
 
 def report_command(args) -> int:
     from ._io import RunError, run_lock
-    from .train import load_run, write_report
+    from .report import results_current, write_page, write_run_report
 
+    dirs = args.dir
     try:
-        with run_lock(args.dir, f"jgeo report {args.dir}", create=False):
-            config, data, model = load_run(args.dir)
-            report = write_report(args.dir, config, data, model)
+        _check_page_dirs(dirs, args.out)
+        for run_dir in dirs:
+            with run_lock(run_dir, f"jgeo report {run_dir}", create=False):
+                if args.recompute or not results_current(run_dir):
+                    from .train import load_run  # flax and orbax: only to recompute
+
+                    report = write_run_report(run_dir, *load_run(run_dir))
+                    _print_report(run_dir, report, trained=False)
+                    continue
+                if len(dirs) == 1 and args.out is None:
+                    page = write_page(run_dir)
+            print(
+                f"{run_dir}: its config and checkpoints are those of report.json: redrew the "
+                "page from report.json and report.npz (--recompute computes them again)"
+            )
+        if len(dirs) > 1 or args.out is not None:
+            page = write_page(dirs, args.out)
+        else:
+            page = Path(dirs[0]) / "index.html"
     except RunError as error:
         return _fail("report", error)
     except OSError as error:
         return _os_error("report", error)
-    _print_report(args.dir, report, trained=False)
+    print(f"wrote {page}")
     return 0
+
+
+def _check_page_dirs(dirs: list[str], out: str | None) -> None:
+    """Several runs go on one page, which needs its own directory; each run once."""
+    from ._io import RunError
+
+    if len(dirs) > 1 and out is None:
+        raise RunError(
+            f"{len(dirs)} runs go on one page: name its directory with --out DIR "
+            "(for example --out runs/compare)."
+        )
+    resolved = {}
+    for run_dir in dirs:
+        if Path(run_dir).resolve() in resolved:
+            raise RunError(f"{run_dir} is given twice: name each run once.")
+        resolved[Path(run_dir).resolve()] = run_dir
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise RunError(f"--out {out} is a file: name a directory for the page.")
 
 
 def dynamics_command(args) -> int:
     from ._io import RunError, run_lock
-    from .report import write_dynamics_report
+    from .report import write_dynamics_report, write_page
 
+    dirs = args.dir
     try:
-        with run_lock(args.dir, f"jgeo dynamics {args.dir}", create=False):
-            page = write_dynamics_report(args.dir)
+        _check_page_dirs(dirs, args.out)
+        if len(dirs) == 1 and args.out is None:
+            with run_lock(dirs[0], f"jgeo dynamics {dirs[0]}", create=False):
+                page = write_dynamics_report(dirs[0])
+            print(f"wrote {page} and {Path(dirs[0]) / 'figures'}/dynamics_*.png")
+            return 0
+        for run_dir in dirs:  # named as `jgeo dynamics DIR` names it when it is no run
+            with run_lock(run_dir, f"jgeo dynamics {run_dir}", create=False):
+                pass
+        page = write_page(dirs, args.out)
     except RunError as error:
         return _fail("dynamics", error)
     except OSError as error:
         return _os_error("dynamics", error)
-    print(f"wrote {page} and {Path(args.dir) / 'figures'}/dynamics_*.png")
+    print(f"wrote {page}")
     return 0
 
 
@@ -312,6 +397,38 @@ def probe_command(args) -> int:
         return _fail("probe", f"cannot write the probes: {reason(error)}. To go on, {fix}.")
     print(f"wrote {out}/dynamics.jsonl, dynamics.npz and recorder.json: draw them with "
           f"`jgeo dynamics {out}`")  # fmt: skip
+    return 0
+
+
+# `jgeo compare --measure`: name → (function of `jgeo.representation`, its options, label).
+MEASURES = {
+    "cka": ("linear_cka", {}, "linear CKA"),
+    "cka-debiased": ("cka", {"debiased": True}, "debiased linear CKA"),
+    "cka-rbf": ("cka", {"kernel": "rbf"}, "RBF CKA"),
+    "procrustes": ("procrustes_distance", {}, "Procrustes distance"),
+    "cca-distance": ("shape_distance", {"alpha": 0.0}, "CCA distance"),
+    "svcca": ("svcca", {}, "SVCCA"),
+    "pwcca": ("pwcca", {}, "PWCCA"),
+    "rsa": ("rsa", {}, "RSA (Spearman, Euclidean)"),
+}
+
+
+def compare_command(args) -> int:
+    import functools
+
+    from . import representation
+    from ._io import RunError
+    from .report import compare_runs
+
+    function, options, name = MEASURES[args.measure]
+    measure = functools.partial(getattr(representation, function), **options)
+    try:
+        result = compare_runs(args.dirs, args.out, measure=measure, name=name)
+    except RunError as error:
+        return _fail("compare", error)
+    except OSError as error:
+        return _os_error("compare", error)
+    print(f"wrote {result} and {result.with_name('compare.png')} ({name})")
     return 0
 
 
@@ -358,12 +475,25 @@ def _run(argv: list[str], command: str | None) -> int:
         _train_parser(sub)
     else:  # listed in --help; running it says what to install (above)
         sub.add_parser("train", help='train an autoencoder (needs pip install "jgeo[train]")')
-    report_parser = sub.add_parser("report", help="redraw the report and figures of a run")
-    report_parser.add_argument("dir", metavar="DIR")
-    dynamics_parser = sub.add_parser(
-        "dynamics", help="draw the learning dynamics of a run (DIR/dynamics.html)"
+    report_parser = sub.add_parser(
+        "report", help="the report, figures and page (DIR/index.html) of a finished run"
     )
-    dynamics_parser.add_argument("dir", metavar="DIR")
+    report_parser.add_argument(
+        "dir", metavar="DIR", nargs="+", help="a run; several: one page, on shared axes (--out)"
+    )
+    report_parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="evaluate the model again even if its config and checkpoints did not change",
+    )
+    report_parser.add_argument("--out", metavar="DIR", help="the page's directory (several runs)")
+    dynamics_parser = sub.add_parser(
+        "dynamics", help="draw the learning dynamics of a run: its page DIR/index.html"
+    )
+    dynamics_parser.add_argument(
+        "dir", metavar="DIR", nargs="+", help="a run; several: one page, on shared axes (--out)"
+    )
+    dynamics_parser.add_argument("--out", metavar="DIR", help="the page's directory (several runs)")
     probe_parser = sub.add_parser(
         "probe",
         help="run the probes after training: over saved activations (INPUT/step_*.npz, one "
@@ -379,11 +509,26 @@ def _run(argv: list[str], command: str | None) -> int:
     probe_parser.add_argument(
         "--seed", type=int, help="seed of the samples and probes (activations only; default 0)"
     )
+    compare_parser = sub.add_parser(
+        "compare",
+        help="the similarity of the layers of two or more recordings of the same inputs "
+        "(other seeds, widths, architectures) at the steps they share and at the end",
+    )
+    compare_parser.add_argument("dirs", metavar="DIR", nargs="+", help="probe directories")
+    compare_parser.add_argument(
+        "--out", metavar="OUT", required=True, help="where compare.json and compare.png go"
+    )
+    compare_parser.add_argument(
+        "--measure",
+        choices=list(MEASURES),
+        default="cka",
+        help="the similarity measure (default cka)",
+    )
     demo_parser = sub.add_parser("demo", help="print a short curvature demo (the default)")
     demo_parser.add_argument("--seed", type=int, default=0, dest="seed_demo")
     args = parser.parse_args(argv)
     commands = {"train": train_command, "report": report_command, "dynamics": dynamics_command,
-                "probe": probe_command}  # fmt: skip
+                "probe": probe_command, "compare": compare_command}  # fmt: skip
     if args.command in commands:
         return commands[args.command](args)
     return demo(getattr(args, "seed_demo", 0))

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax.random as jr
 from flax import nnx
 
+from . import likelihoods
 from ._io import RunError, run_lock
 from .dynamics import (
     ClassGeodesics,
@@ -28,17 +29,25 @@ from .dynamics import (
     Recorder,
     default_probes,
 )
+from .report import write_run_report
 from .train import (
+    CHECKPOINT_SECONDS,
+    Callback,
     CheckpointError,
+    Checkpoints,
     ConfigError,
     TrainConfig,
+    TrainingInterrupted,
+    build,
+    eval_index,
+    learning_rate_schedule,
+    load_run,
+    loss_fn,
     make_config,
     steps_per_epoch,
     train,
+    with_data_file,
 )
-from .train._checkpoint import Checkpoints
-from .train._config import with_data_file
-from .train._loop import CHECKPOINT_SECONDS, build, eval_index, learning_rate_schedule, loss_fn
 
 __all__ = ("probe_checkpoints", "probe_recorder", "run")
 
@@ -73,8 +82,7 @@ def probe_recorder(config: TrainConfig, out: str | Path, *, background: bool = T
         )
     graphdef = nnx.graphdef(model)
     per_epoch = steps_per_epoch(config, len(data.x))
-    # the Fisher–Rao metric of the run's likelihood; a unit-variance Gaussian's is JᵀJ
-    likelihood = None if config.likelihood == "gaussian" else config.likelihood
+    likelihood = likelihoods.get(config.likelihood)  # its metric; a Gaussian's is JᵀJ
     probes = default_probes(decoder=False, labels=data.labels is not None)
     probes.append(PullbackGeometry(likelihood, pairs=config.probe_pairs, grid=config.probe_grid))
     if config.probe_class_geodesics:
@@ -105,7 +113,7 @@ def probe_recorder(config: TrainConfig, out: str | Path, *, background: bool = T
     )
 
 
-class _RunProbes:
+class _RunProbes(Callback):
     """The run's Recorder as a training callback, opened when training starts: after
     `train` has checked the config, the data and the directory."""
 
@@ -138,24 +146,56 @@ def run(
     stop_after: int | None = None,
     report: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    keep_every: int = 0,
 ) -> dict:
     """Train the run `config` in `out` as `jgeo train` does: `jgeo.train.train` with the
-    probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`.
+    probes of `probe_recorder` (unless `config.probe_every` is 0) before `callbacks`,
+    then the run's report (`jgeo.report.write_run_report`).
 
-    **Arguments:** those of `jgeo.train.train`:
+    **Arguments:** those of `jgeo.train.train`, and:
 
     - `config`, `out`: the run and its directory (a rerun resumes).
     - `callbacks`: further callbacks, after the recorder.
-    - `progress`, `stop_after`, `report`, `checkpoint_seconds`: as for `jgeo.train.train`.
+    - `progress`, `stop_after`, `checkpoint_seconds`, `keep_every`: as for
+      `jgeo.train.train`.
+    - `report`: write `report.json` and the figures once training completes.
 
-    **Returns:** the final report (a dict, as `report.json`).
+    **Returns:** the report (a dict, as `report.json`); without `report`, or when
+    training stopped early (`stop_after`), what `jgeo.train.train` returns.
 
-    **Raises:** what `jgeo.train.train` raises.
+    **Raises:** what `jgeo.train.train` raises; `TrainingInterrupted` on Ctrl-C while
+    the report is written (training is complete then).
     """
     probes = [_RunProbes(config, out)] if config.probe_every else []
-    return train(config, out, callbacks=[*probes, *callbacks], progress=progress,
-                 stop_after=stop_after, report=report,
-                 checkpoint_seconds=checkpoint_seconds)  # fmt: skip
+    final = _FinalParams()
+    last = train(config, out, callbacks=[*probes, *callbacks, final], progress=progress,
+                 stop_after=stop_after, checkpoint_seconds=checkpoint_seconds,
+                 keep_every=keep_every)  # fmt: skip
+    if not report or not last:
+        return last
+    try:
+        if final.params is None:  # a finished run, rerun: nothing trained here
+            return write_run_report(out, *load_run(out))
+        config = with_data_file(config)
+        data, model, _ = build(config)
+        model = nnx.merge(nnx.graphdef(model), final.params)
+        return write_run_report(out, config, data, model)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted while writing the report; training is complete (its last "
+            f"checkpoint is kept in {out}). Run `jgeo report {out}` to write it."
+        ) from None
+
+
+class _FinalParams(Callback):
+    """The parameters of the last epoch trained, for the report: every process of a
+    multi-host run has them, where only process 0 writes the checkpoint's manifest."""
+
+    def __init__(self):
+        self.params = None
+
+    def __call__(self, step: int, params, *, epoch: int) -> None:
+        self.params = params
 
 
 # The probe files a Recorder writes (`jgeo.dynamics.load` reads them).
@@ -174,7 +214,8 @@ def probe_checkpoints(run_dir: str | Path, out: str | Path, *, samples: int | No
     probed: the Recorder's period is the greatest common divisor of the run's
     `probe_every` and the kept epochs (the run's own where the kept epochs are multiples
     of it). What a live run measures against the previous probe (`cka_previous`) is
-    measured against the previous *kept* checkpoint, and is None at the first.
+    measured against the previous *kept* checkpoint, and is None at the first; what it
+    measures against its first probe (`cka_initial`), against the first kept one.
 
     **Arguments:**
 

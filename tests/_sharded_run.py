@@ -41,7 +41,7 @@ if DISTRIBUTED:
     rows = {}
     for devices in (1, 4):
         with tempfile.TemporaryDirectory() as out:
-            train(make_config({**config, "devices": devices}), out, progress=False, report=False)
+            train(make_config({**config, "devices": devices}), out, progress=False)
             rows[devices] = read_rows(Path(out) / "metrics.jsonl")
     result["rows_1"], result["rows_4"] = rows[1], rows[4]
 else:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jgeo.train
 from jgeo import cli
 from jgeo.cli import main
 from jgeo.train import _loop
@@ -179,7 +180,7 @@ def setup_run_config(**values):
     def setup(tmp: Path) -> None:
         (tmp / "run").mkdir(exist_ok=True)
         data = values.get("data", "digits").replace("DATA", str(tmp / "mine.npy"))
-        config = _loop.make_config({**values, "data": data}).to_dict()
+        config = jgeo.train.make_config({**values, "data": data}).to_dict()
         (tmp / "run" / "config.json").write_text(json.dumps(config, indent=2))
 
     return setup
@@ -207,6 +208,17 @@ ACTIVATIONS = {
 }
 WITH_NAN_H = ACTIVATIONS["h"].copy()
 WITH_NAN_H[5, 1] = np.nan
+
+
+def setup_second_probes(**changes):
+    """tmp/run with good probe files, and tmp/run2 with `setup_probes(**changes)`'s."""
+
+    def setup(tmp: Path) -> None:
+        setup_probes(**changes)(tmp)
+        os.rename(tmp / "run", tmp / "run2")
+        setup_probes()(tmp)
+
+    return setup
 
 
 def setup_activations(**files):
@@ -270,6 +282,8 @@ CASES = [
     ("n-zero", None, ["train", "--n", "0"], "`n` must be at least 16"),
     ("negative-seed", None, ["train", "--seed", "-5"], "`seed` must be a non-negative integer"),
     ("epochs-zero", None, ["train", "--epochs", "0"], "`epochs` must be positive"),
+    ("keep-every-negative", None, ["train", "--keep-every", "-1"],
+     "`keep_every` (--keep-every) must be an integer ≥ 0"),
     ("landscape-between-probes", None, ["train", "--landscape-every", "3", "--probe-every", "2"],
      "must be a multiple of `probe_every` (2)"),
     ("conv-needs-images", None, ["train", "--model", "conv", "--data", "swissroll"],
@@ -290,6 +304,17 @@ CASES = [
     ("dynamics-of-nothing", None, ["dynamics", "RUN"], "not a jgeo run directory"),
     ("dynamics-without-probes", setup_run_file("metrics.jsonl", ""), ["dynamics", "RUN"],
      "dynamics.jsonl does not exist"),
+    # Several runs on one page (issue 35): its own directory, each run once, runs only.
+    ("dynamics-two-runs-without-out", setup_probes(), ["dynamics", "RUN", "TMP/b"],
+     "2 runs go on one page: name its directory with --out DIR"),
+    ("report-two-runs-without-out", None, ["report", "RUN", "TMP/b"],
+     "2 runs go on one page: name its directory with --out DIR"),
+    ("dynamics-a-run-twice", setup_probes(), ["dynamics", "RUN", "TMP/run/", "--out", "TMP/p"],
+     "is given twice: name each run once"),
+    ("dynamics-page-out-a-file", setup_file, ["dynamics", "TMP/a", "TMP/b", "--out", "TMP/file"],
+     "is a file: name a directory for the page"),
+    ("dynamics-beside-no-run", setup_probes(), ["dynamics", "RUN", "TMP", "--out", "TMP/p"],
+     "holds neither probes (dynamics.jsonl) nor a report (report.json)"),
     ("data-file-missing", None, ["train", "--data", "TMP/mine.npz"], "mine.npz: does not exist"),
     ("data-file-wrong-kind", None, ["train", "--data", "TMP/mine.csv"], "unknown data"),
     ("data-file-unreadable", setup_data("mine.npz", raw=b"not a zip"),
@@ -526,6 +551,19 @@ CASES = [
      ["probe", "RUN", "--out", "TMP/o"], "no checkpoint in "),
     ("probe-run-with-a-seed", setup_checkpoint(), ["probe", "RUN", "--out", "TMP/o", "--seed", "1"],
      "--seed applies to activation files"),
+    # Issue 32: `jgeo compare` of probe directories of the same inputs.
+    ("compare-one-directory", setup_probes(), ["compare", "RUN", "--out", "TMP/c"],
+     "give at least two probe directories to compare"),
+    ("compare-a-directory-twice", setup_probes(), ["compare", "RUN", "TMP/run/", "--out", "TMP/c"],
+     "is given twice: name each probe directory once"),
+    ("compare-out-is-an-input", setup_second_probes(), ["compare", "RUN", "TMP/run2", "--out",
+     "RUN"], "is one of the compared directories"),
+    ("compare-without-probes", setup_probes(), ["compare", "RUN", "TMP/none", "--out", "TMP/c"],
+     "dynamics.jsonl does not exist"),
+    ("compare-other-data", setup_second_probes(info={**PROBE_INFO, "data_sha256": "1" * 64}),
+     ["compare", "RUN", "TMP/run2", "--out", "TMP/c"], "run2 probed other data than "),
+    ("compare-no-common-samples", setup_second_probes(arrays={"sample_index": np.arange(8) + 20}),
+     ["compare", "RUN", "TMP/run2", "--out", "TMP/c"], "the recordings share 0 fixed samples"),
 ]  # fmt: skip
 
 

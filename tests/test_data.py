@@ -92,8 +92,7 @@ def test_bad_arguments_are_named(kwargs, match):
 
 @pytest.mark.slow
 def test_sprites_train_with_the_conv_model():
-    from jgeo.train import make_config
-    from jgeo.train._loop import build
+    from jgeo.train import build, make_config
 
     config = make_config({"data": "sprites", "model": "conv", "n": 64, "batch_size": 32})
     dataset, model, _ = build(config)

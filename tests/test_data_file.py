@@ -10,9 +10,8 @@ from helpers import TINY_RUN
 from jgeo import data, dynamics
 from jgeo.cli import main
 from jgeo.experiment import run
-from jgeo.train import load_run, make_config, read_rows, train
+from jgeo.train import build, load_run, make_config, read_rows, train
 from jgeo.train._config import with_data_file
-from jgeo.train._loop import build
 
 RNG = np.random.default_rng(0)
 
@@ -25,7 +24,7 @@ def test_vectors_with_labels_train_and_reload_with_the_recorded_scaling(tmp_path
     run = tmp_path / "run"
     settings = {k: v for k, v in TINY_RUN.items() if k not in ("data", "n")}
     config = make_config({**settings, "data": str(tmp_path / "mine.npz"), "epochs": 2})
-    train(config, run, progress=False, report=False)
+    train(config, run, progress=False)
     stored = json.loads((run / "config.json").read_text())
     assert stored["data"] == str(tmp_path / "mine.npz")
     shift, scale = stored["data_scaling"]

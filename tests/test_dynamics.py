@@ -12,8 +12,7 @@ from jgeo.cli import main
 from jgeo.dynamics._samples import maxmin_landmarks
 from jgeo.experiment import run
 from jgeo.report import trajectory_lengths
-from jgeo.train import make_config, steps_per_epoch
-from jgeo.train._loop import learning_rate_schedule
+from jgeo.train import learning_rate_schedule, make_config, steps_per_epoch
 
 
 def _layout(d: int, samples: int = 40) -> dynamics.Layout:
@@ -88,8 +87,11 @@ def _circle(n, radius=1.0, centre=(0.0, 0.0)):
 def test_betti_numbers_of_known_shapes(points, betti):
     topo = dynamics.topology(points)
     assert (topo.betti0, topo.betti1) == betti
-    # Scale-free: the same shape ten times larger has the same diagrams.
-    np.testing.assert_allclose(dynamics.topology(10 * points).h1, topo.h1, atol=1e-5)
+    # Scale-free: the same shape ten times larger has the same diagrams, and so has it at
+    # scales whose squared distances underflow or overflow float64 (1e-160, 1e200: once
+    # Betti (1, 0) and NaN distances).
+    for scale in [10, 1e-160, 1e200]:
+        np.testing.assert_allclose(dynamics.topology(scale * points).h1, topo.h1, atol=1e-5)
 
 
 def test_topology_rejects_diverged_codes_and_records_collapsed_ones():
@@ -144,11 +146,11 @@ def test_two_circles_end_with_two_components_and_two_loops(circles_run):
 @pytest.mark.slow
 def test_the_report_page_shows_every_figure(circles_run):
     assert main(["dynamics", str(circles_run)]) == 0
-    page = (circles_run / "dynamics.html").read_text()
+    page = (circles_run / "index.html").read_text()
     names = ["scalars.png", "fields.png", "fields.gif", "trajectories.png", "persistence.png",
              "landscape.png"]  # fmt: skip
     for name in names:
-        assert f'src="figures/dynamics_{name}"' in page
+        assert f'href="figures/dynamics_{name}"' in page
         assert (circles_run / "figures" / f"dynamics_{name}").stat().st_size > 1000
     assert page.count("<tr>") == 31  # header + one row per probe
     lengths = trajectory_lengths(dynamics.load(circles_run), lambda z: 2.0 * z)

@@ -198,9 +198,9 @@ def test_gradient_descent_drives_sharpness_to_the_edge_of_stability(key, tmp_pat
         xi, yi = example
         return -0.5 * jnp.sum((_forward(p, xi[None]) - yi[None]) ** 2)
 
-    measured = landscape.Landscape(loss, (x, y), log_likelihood=log_likelihood, learning_rate=eta)
+    probes = [dynamics.LossLandscape(loss, (x, y), log_likelihood), dynamics.LearningRate(eta)]
     with dynamics.Recorder(tmp_path, np.asarray(x), encode=hidden, every=100, samples=16,
-                           random_samples=32, landscape=measured) as rec:  # fmt: skip
+                           random_samples=32, probes=probes) as rec:  # fmt: skip
         rec(0, params)
         for step in range(100, 1501, 100):
             params = hundred_steps(params)

@@ -14,7 +14,7 @@ from helpers import run_notebook
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_five_notebooks_are_there():
+def test_the_notebooks_are_there():
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01_curvature",
@@ -22,6 +22,7 @@ def test_the_five_notebooks_are_there():
         "03_regularized_training",
         "04_learning_dynamics",
         "05_your_own_model",
+        "06_comparing_representations",
     ]
 
 

@@ -1,4 +1,4 @@
-"""The learning-dynamics notebooks (04, 05) run top to bottom with `JGEO_QUICK=1`
+"""The learning-dynamics notebooks (04, 05, 06) run top to bottom with `JGEO_QUICK=1`
 (apart from tests/test_notebooks.py, so that two test processes share the notebooks)."""
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from helpers import run_notebook
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[45]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[456]_*.ipynb"))
 
 
 @pytest.mark.slow

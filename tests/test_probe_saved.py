@@ -91,9 +91,12 @@ def test_a_runs_kept_checkpoints_give_the_probes_it_recorded_live(tmp_path):
     assert [r["epoch"] for r in probed.rows] == [2, 3]
     assert "geodesic_ratio" in probed.rows[0] and probed.info == live.info
     # Equal but for the time taken and, at the first kept epoch, the CKA to a previous
-    # probe the re-probe never saw (epoch 1's checkpoint is gone).
+    # probe the re-probe never saw (epoch 1's checkpoint is gone); its CKA to the first
+    # probe is to the first kept checkpoint.
     expected = without_seconds(live.rows[1:])
     expected[0]["cka_previous"] = None
+    expected[0]["cka_initial"] = None
+    expected[1]["cka_initial"] = expected[1]["cka_previous"]
     assert without_seconds(probed.rows) == expected
     kept = np.isin(live.arrays["steps"], probed.arrays["steps"])
     for name, (_, _, kind) in live.info["arrays"].items():

@@ -26,9 +26,12 @@ def digits():
 
 
 @pytest.mark.slow
-def test_training_and_dynamics_do_not_import_each_other():
-    # The loop calls callbacks; the Recorder is one. Neither package needs the other.
-    for package, other in [("jgeo.train", "jgeo.dynamics"), ("jgeo.dynamics", "jgeo.train")]:
+def test_training_and_dynamics_do_not_import_each_other_nor_the_report():
+    # The loop calls callbacks; the Recorder is one. Neither package needs the other, and
+    # the report sits above both (DESIGN.md's layers).
+    pairs = [("jgeo.train", "jgeo.dynamics"), ("jgeo.dynamics", "jgeo.train"),
+             ("jgeo.train", "jgeo.report"), ("jgeo.dynamics", "jgeo.report")]  # fmt: skip
+    for package, other in pairs:
         code = f"import sys, {package}; assert {other!r} not in sys.modules, {other!r}"
         subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -95,7 +98,7 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
     cka = record.series("cka_previous")
     assert np.isnan(cka[0]) and cka[-1] > 0.95 and cka[-1] > cka[1]
     assert main(["dynamics", str(out)]) == 0
-    page = (out / "dynamics.html").read_text()
+    page = (out / "index.html").read_text()
     for name in ["scalars", "trajectories", "persistence"]:
         assert f"dynamics_{name}.png" in page
     assert "dynamics_fields" not in page and "<th>step</th>" in page
@@ -155,7 +158,7 @@ def test_your_own_probe_on_every_layer_of_a_classifier_beside_the_built_ins(digi
         "MeanNorm", "PersistentHomology", "CKAToPrevious"
     ]  # fmt: skip
     assert main(["dynamics", str(out)]) == 0
-    page = (out / "dynamics.html").read_text()
+    page = (out / "index.html").read_text()
     assert "<th>hidden/mean_norm</th>" in page and "<th>penultimate/mean_norm</th>" in page
     assert "<th>loss</th>" in page
 
@@ -244,7 +247,7 @@ def test_a_flax_nnx_vae_recorded_with_its_decoder_and_resumed(digits, tmp_path):
     assert set(after.arrays["h0"][:, 0]) == set(after.arrays["steps"])
 
     assert main(["dynamics", str(out)]) == 0
-    page = (out / "dynamics.html").read_text()
+    page = (out / "index.html").read_text()
     assert "dynamics_fields.png" in page and page.count("<tr>") == 8
 
     with pytest.raises(dynamics.DynamicsError, match="another probe set"):
@@ -350,7 +353,8 @@ def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, mess
     [
         (lambda: dynamics.PullbackGeometry(grid=1), "`grid` must be 0"),
         (lambda: dynamics.PullbackGeometry(pairs=-1), "`pairs` must be an integer ≥ 0"),
-        (lambda: dynamics.PullbackGeometry(likelihood="beta"), "`likelihood` must be None or"),
+        (lambda: dynamics.PullbackGeometry(likelihood="beta"),
+         "`likelihood` must be a jgeo.likelihoods object or one of gaussian"),
         (lambda: dynamics.LossLandscape(3, np.zeros(4)), "`loss` must be a function"),
         (lambda: dynamics.LossLandscape(_loss, np.zeros(4), probes=2), "`probes` must be"),
         (lambda: dynamics.Every(0, dynamics.Codes()), "`n` must be an integer ≥ 1"),
@@ -449,7 +453,7 @@ def test_class_geodesics_recorded_and_drawn(digits, tmp_path):
     assert np.all(distances[:, 0, 1:] > record.arrays["class_distances_euclidean"][:, 0, 1:])
     assert record.rows[0]["class_ratio"] > 0 and record.rows[0]["class_ratio_euclidean"] > 0
     assert main(["dynamics", str(tmp_path)]) == 0
-    assert "dynamics_classes.png" in (tmp_path / "dynamics.html").read_text()
+    assert "dynamics_classes.png" in (tmp_path / "index.html").read_text()
     with dynamics.Recorder(tmp_path / "b", x, encode=encode, decode=decode,
                            probes=[dynamics.ClassGeodesics()]) as recorder:  # fmt: skip
         with pytest.raises(ValueError, match="ClassGeodesics needs class labels"):

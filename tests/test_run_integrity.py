@@ -27,7 +27,7 @@ TINY = TINY_RUN
 def trained(tmp_path_factory):
     """A finished 3-epoch run (checkpoints 2 and 3), copied by each test that changes it."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    train(make_config(TINY), out, progress=False, report=False, checkpoint_seconds=0)
+    train(make_config(TINY), out, progress=False, checkpoint_seconds=0)
     return out
 
 
@@ -72,7 +72,7 @@ def test_a_flipped_byte_is_found_and_training_resumes_from_the_last_sound_checkp
     assert "checkpoints/3 is damaged" in err and "does not match its checksum" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     # Training sets step 3 aside, resumes from step 2 and ends exactly as before.
-    train(make_config(TINY), run, progress=False, report=False)
+    train(make_config(TINY), run, progress=False)
     assert "checkpoint 3 is damaged" in capsys.readouterr().err
     assert (run / "damaged-checkpoints" / "3").is_dir()
     assert rows_without_time(run) == rows_without_time(trained)
@@ -91,7 +91,7 @@ def test_when_no_checkpoint_verifies_training_stops_with_exit_code_2(run, capsys
         "no checkpoint in" in err and "step 3: file" in err and "step 2: it has no manifest" in err
     )
     with pytest.raises(CheckpointError, match="no checkpoint in"):
-        train(make_config(TINY), run, progress=False, report=False)
+        train(make_config(TINY), run, progress=False)
 
 
 def write_toml(folder: Path, values: dict) -> Path:
@@ -109,7 +109,7 @@ def test_a_run_cannot_be_relabelled_by_deleting_its_config(run, capsys):
     with pytest.raises(
         ConfigError, match=r"checkpoints .* different configuration \(weight: 0.05 → 0.2\)"
     ):
-        train(make_config({**TINY, "weight": 0.2}), run, progress=False, report=False)
+        train(make_config({**TINY, "weight": 0.2}), run, progress=False)
     assert not (run / "config.json").exists()
     # The report takes the configuration from the checkpoint and restores config.json.
     config, _, _ = load_run(run)
@@ -249,7 +249,7 @@ def test_a_save_cut_short_leaves_no_warning_on_resume(trained, run, caplog):
     shutil.rmtree(run / "checkpoints" / "3")
     unfinished = run / "checkpoints" / "3.orbax-checkpoint-tmp"
     (unfinished / "default").mkdir(parents=True)
-    train(make_config(TINY), run, progress=False, report=False)
+    train(make_config(TINY), run, progress=False)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert not unfinished.exists() and (run / "checkpoints" / "3" / MANIFEST).exists()
     assert rows_without_time(run) == rows_without_time(trained)

@@ -76,7 +76,7 @@ def test_more_devices_than_jax_sees_is_a_clear_config_error(tmp_path):
         jgeo.make_mesh(64)
     config = make_config(dict(data="swissroll", n=128, epochs=1, batch_size=64, devices=64))
     with pytest.raises(ConfigError, match="JAX sees"):
-        train(config, tmp_path, progress=False, report=False)
+        train(config, tmp_path, progress=False)
     with pytest.raises(ConfigError, match="multiple of `devices`"):
         make_config(dict(batch_size=100, devices=8))
 

@@ -18,13 +18,13 @@ from jgeo import diagnostics, dynamics
 from jgeo._io import remembered_interrupts
 from jgeo.cli import main
 from jgeo.experiment import run
+from jgeo.report import _run as run_report
 from jgeo.train import (
     ConfigError,
     TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
     _loop,
-    _report,
     load_config,
     load_run,
     make_config,
@@ -60,7 +60,7 @@ def test_each_regularizer_has_its_own_default_weight_recorded_in_the_config():
 
 @pytest.mark.slow
 def test_a_run_writes_metrics_checkpoints_report_and_figures(tmp_path):
-    report = train(make_config(TINY), tmp_path, progress=False)
+    report = run(make_config(TINY), tmp_path, progress=False)
     rows = read_rows(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for key in ["loss", "recon_mse", "mcn", "vor", "logdet_var"]:
@@ -93,21 +93,36 @@ class FailsAt:
 def test_checkpoints_follow_the_clock_and_a_stop_saves_the_last_completed_epoch(tmp_path):
     config = make_config({**TINY, "epochs": 4})
     # Every epoch (the last two kept).
-    train(config, tmp_path / "every", progress=False, report=False, checkpoint_seconds=0)
+    train(config, tmp_path / "every", progress=False, checkpoint_seconds=0)
     assert checkpoint_steps(tmp_path / "every") == ["3", "4"]
     # Never by the clock: an error in a callback during epoch 3 still keeps epoch 2 ...
     out = tmp_path / "clock"
     with pytest.raises(RuntimeError, match="epoch 3"):
-        train(config, out, callbacks=[FailsAt(3)], progress=False, report=False,
+        train(config, out, callbacks=[FailsAt(3)], progress=False,
               checkpoint_seconds=1e9)  # fmt: skip
     assert checkpoint_steps(out) == ["2"] and len(read_rows(out / "metrics.jsonl")) == 2
     # ... and the rerun resumes there and saves the last epoch.
     counting = Counting()
-    train(config, out, callbacks=[counting], progress=False, report=False, checkpoint_seconds=1e9)
+    train(config, out, callbacks=[counting], progress=False, checkpoint_seconds=1e9)
     assert [c[0] for c in counting.calls] == [3, 4] and checkpoint_steps(out) == ["2", "4"]
     with pytest.raises(ConfigError, match="checkpoint_seconds"):
         train(config, tmp_path / "bad", progress=False, checkpoint_seconds=-1)
     assert not (tmp_path / "bad").exists()
+    # `keep_every`: the epochs divisible by it are saved whatever the clock, and kept.
+    train(config, tmp_path / "kept", progress=False, checkpoint_seconds=1e9, keep_every=1)
+    assert checkpoint_steps(tmp_path / "kept") == ["1", "2", "3", "4"]
+
+
+def test_callbacks_are_callback_objects_or_plain_functions():
+    class Legacy:  # the protocol before `Callback`: its `start` would never be called
+        def start(self, step, params): ...
+
+        def __call__(self, step, params, *, epoch): ...
+
+    with pytest.raises(TypeError, match="subclass jgeo.train.Callback"):
+        train(make_config(TINY), "unused", callbacks=[Legacy()])
+    with pytest.raises(TypeError, match="`callbacks` must hold"):
+        train(make_config(TINY), "unused", callbacks=[3])
 
 
 class SwallowsCtrlC:
@@ -128,7 +143,7 @@ def test_a_ctrl_c_dropped_by_a_callback_still_stops_the_run_at_the_epochs_end(tm
     out = tmp_path / "run"
     handler = signal.getsignal(signal.SIGINT)  # SIG_IGN in an xdist worker
     with pytest.raises(TrainingInterrupted, match="during epoch 3 of 6"):
-        train(config, out, callbacks=[SwallowsCtrlC()], progress=False, report=False)
+        train(config, out, callbacks=[SwallowsCtrlC()], progress=False)
     assert checkpoint_steps(out) == ["2"] and len(read_rows(out / "metrics.jsonl")) == 2
     assert signal.getsignal(signal.SIGINT) == handler  # restored
 
@@ -177,7 +192,7 @@ def _in_an_epoch(monkeypatch):  # the diagnostics measured after each epoch's st
 
 
 def _in_the_report(monkeypatch):
-    monkeypatch.setattr(_report, "write_report", _drops_ctrl_c(_report.write_report))
+    monkeypatch.setattr(run_report, "evaluate_run", _drops_ctrl_c(run_report.evaluate_run))
 
 
 # (id, where Ctrl-C lands, what the one line on stderr says). It once went unnoticed in
@@ -186,7 +201,7 @@ CTRL_C_PHASES = [
     ("while-building-the-model", _in_build, "jgeo train: interrupted"),
     ("in-the-first-epoch", _in_an_epoch, "jgeo train: interrupted during epoch"),
     ("in-the-report", _in_the_report, "jgeo train: interrupted while writing the report; "
-     "training is complete (checkpoint 3 is kept in"),
+     "training is complete (its last checkpoint is kept in"),
 ]  # fmt: skip
 
 
@@ -228,11 +243,11 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert np.array_equal(a(x), b(x))
     # A finished run is not trained again.
     before = (tmp_path / "resumed" / "metrics.jsonl").read_text()
-    train(config, tmp_path / "resumed", progress=False, report=False)
+    train(config, tmp_path / "resumed", progress=False)
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text() == before
 
 
-class Counting:
+class Counting(jgeo.train.Callback):
     """A training callback that notes what it is called with."""
 
     def __init__(self):
@@ -253,8 +268,8 @@ def test_callbacks_see_every_epoch_and_where_a_resumed_run_starts(tmp_path):
     config = make_config(TINY)
     steps = 256 // 64
     first, second = Counting(), Counting()
-    train(config, tmp_path, callbacks=[first], progress=False, report=False, stop_after=2)
-    train(config, tmp_path, callbacks=[second], progress=False, report=False)
+    train(config, tmp_path, callbacks=[first], progress=False, stop_after=2)
+    train(config, tmp_path, callbacks=[second], progress=False)
     assert first.starts == [0] and second.starts == [2 * steps]
     assert [c[:2] for c in first.calls] == [(1, steps), (2, 2 * steps)]
     assert [c[:2] for c in second.calls] == [(3, 3 * steps)]
@@ -268,7 +283,7 @@ def test_callbacks_see_every_epoch_and_where_a_resumed_run_starts(tmp_path):
 )
 def test_every_model_and_regularizer_trains(tmp_path, model, regularizer):
     config = make_config({**TINY, "epochs": 1, "model": model, "regularizer": regularizer})
-    train(config, tmp_path, progress=False, report=False)
+    train(config, tmp_path, progress=False)
     (row,) = read_rows(tmp_path / "metrics.jsonl")
     assert np.isfinite(row["loss"]) and row["regularizer"] > 0
 
@@ -278,15 +293,15 @@ def test_the_volume_regularizer_evens_out_log_volume(tmp_path):
     rows = {}
     for regularizer, weight in [("none", 0.0), ("volume", 1.0)]:
         config = make_config({**TINY, "epochs": 4, "regularizer": regularizer, "weight": weight})
-        train(config, tmp_path / regularizer, progress=False, report=False)
+        train(config, tmp_path / regularizer, progress=False)
         rows[regularizer] = read_rows(tmp_path / regularizer / "metrics.jsonl")[-1]
     assert rows["volume"]["logdet_var"] < 0.5 * rows["none"]["logdet_var"]
 
 
 def test_a_directory_of_another_run_is_refused(tmp_path):
-    train(make_config({**TINY, "epochs": 1}), tmp_path, progress=False, report=False)
+    train(make_config({**TINY, "epochs": 1}), tmp_path, progress=False)
     with pytest.raises(ConfigError, match=r"different configuration \(epochs: 1 → 2\)"):
-        train(make_config({**TINY, "epochs": 2}), tmp_path, progress=False, report=False)
+        train(make_config({**TINY, "epochs": 2}), tmp_path, progress=False)
 
 
 def test_a_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -305,7 +320,7 @@ def test_a_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path
 
     monkeypatch.setattr(_loop, "make_epoch", poisoned)
     with pytest.raises(TrainingDiverged, match=r"at step 6 \(epoch 2\).*epoch 1"):
-        train(make_config(TINY), tmp_path, progress=False, report=False)
+        train(make_config(TINY), tmp_path, progress=False)
     assert checkpoint_steps(tmp_path) == ["1"]  # saved when the loss diverged
     assert len(read_rows(tmp_path / "metrics.jsonl")) == 1
 
@@ -380,4 +395,4 @@ def test_cli_trains_digits_and_redraws_the_report(tmp_path, capsys):
     assert (out / "figures" / "interpolation.png").exists()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert main(["dynamics", str(out)]) == 0  # probes are on by default
-    assert (out / "dynamics.html").exists() and (out / "figures" / "dynamics_fields.gif").exists()
+    assert (out / "index.html").exists() and (out / "figures" / "dynamics_fields.gif").exists()

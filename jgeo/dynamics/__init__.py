@@ -7,10 +7,11 @@ declares how its scalars are drawn. A `Recorder` runs a list of probes on every 
 any model from any JAX training loop — `jgeo train` records through one — and writes
 what they measure to a directory; `load(dir)` reads it back; `jgeo dynamics DIR` draws
 it, with a panel per declared scalar; `probe_activations` runs the probes after training
-over saved activations of any framework (`jgeo probe`). The built-in probes: `Codes` (trajectories),
-`PersistentHomology`, `CKAToPrevious`, `IntrinsicDimension`, `Rank`, `ClassStructure`,
-`PullbackGeometry`, `ClassGeodesics`, `LossLandscape` and `LearningRate`; `Every(n,
-probe)` runs one less often.
+over saved activations of any framework (`jgeo probe`). The built-in probes: `Codes`
+(trajectories), `PersistentHomology`, `Similarity` (and `CKAToPrevious`),
+`IntrinsicDimension`, `Rank`, `ClassStructure`, `PullbackGeometry`, `LocalSpectrum`,
+`ClassGeodesics`, `LossLandscape` and `LearningRate`; `Every(n, probe)` runs one less
+often.
 
 This package does not import `jgeo.train` (nor does `jgeo.train` import it): the
 training loop calls callbacks, and a `Recorder` is one.
@@ -30,7 +31,8 @@ from ._probe import (
 )
 from ._recorder import Recorder as Recorder, default_probes as default_probes
 from ._saved import probe_activations as probe_activations
-from ._similarity import CKAToPrevious as CKAToPrevious
+from ._similarity import CKAToPrevious as CKAToPrevious, Similarity as Similarity
+from ._spectrum import LocalSpectrum as LocalSpectrum
 from ._store import (
     Dynamics as Dynamics,
     DynamicsError as DynamicsError,

@@ -1,11 +1,11 @@
 """Class structure of a layer: neural collapse, and the geometry between classes."""
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from .. import representation
-from .._bvp import EnergyBVP
-from ._geometry import latent_metric
+from .. import EnergyBVP, likelihoods, representation
+from ._geometry import as_likelihood, latent_metric
 from ._probe import AbstractProbe, Layout, ProbeInputs, Scalar
 
 
@@ -59,7 +59,9 @@ class ClassGeodesics(AbstractProbe):
     - `points`, `rtol`: points and tolerance of the minimal-energy geodesics.
     """
 
-    likelihood: str | None = None
+    likelihood: likelihoods.AbstractLikelihood | None = eqx.field(
+        default=None, converter=as_likelihood
+    )
     points: int = 8
     rtol: float = 1e-3
     scalars = {

@@ -9,20 +9,22 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from .. import diagnostics, representation
-from .._bvp import EnergyBVP
-from .._fisher import FAMILIES, FisherPullback
-from .._pullback import AbstractPullback, Pullback
+from .. import AbstractPullback, EnergyBVP, diagnostics, likelihoods, representation
 from ..data import class_pairs
 from ._probe import AbstractProbe, Layout, ProbeInputs, Scalar
 
 
-def latent_metric(decode: Callable, likelihood: str | None) -> AbstractPullback:
-    """JᵀJ of `decode`'s output, or with `likelihood` the Fisher–Rao pullback of the
-    distribution whose parameters `decode` returns."""
-    if likelihood is None:
-        return Pullback(lambda z: jnp.ravel(decode(z)))
-    return FisherPullback(decode, likelihood)
+def as_likelihood(likelihood) -> likelihoods.AbstractLikelihood | None:
+    """A probe's `likelihood` argument: None, a `jgeo.likelihoods` object, or its name."""
+    return None if likelihood is None else likelihoods.get(likelihood)
+
+
+def latent_metric(
+    decode: Callable, likelihood: likelihoods.AbstractLikelihood | None
+) -> AbstractPullback:
+    """The latent metric of `decode` under `likelihood`; None: JᵀJ of its (flattened)
+    output, as `likelihoods.Gaussian()`."""
+    return (likelihood or likelihoods.Gaussian()).latent_metric(decode)
 
 
 def sectional_planes(dim: int, samples: int, seed: int) -> np.ndarray:
@@ -80,16 +82,19 @@ class PullbackGeometry(AbstractProbe):
 
     **Arguments:**
 
-    - `likelihood`: None for JᵀJ of the decoder's output; or the distribution whose
-      parameters the decoder returns — `"bernoulli"` (logits), `"categorical"`,
-      `"poisson"` or `"gaussian"` (a pair mean, std), as in `jgeo.FisherPullback` — for
-      its Fisher–Rao pullback.
+    - `likelihood`: the decoder's likelihood, a `jgeo.likelihoods` object or its name
+      (`Bernoulli()` / `"bernoulli"` for logits, `Categorical()`, `Poisson()`,
+      `GaussianMeanStd()` for a pair (mean, std)), whose latent metric (the Fisher–Rao
+      pullback) the probe measures; None (or `Gaussian()`): JᵀJ of the decoder's
+      flattened output.
     - `pairs`: the number of geodesic pairs (0: none); `grid`: the grid's side for d = 2
       (0: no fields).
     - `geodesic_points`, `geodesic_rtol`: the geodesics' discretisation and tolerance.
     """
 
-    likelihood: str | None = None
+    likelihood: likelihoods.AbstractLikelihood | None = eqx.field(
+        default=None, converter=as_likelihood
+    )
     pairs: int = 4
     grid: int = 16
     geodesic_points: int = 8
@@ -112,11 +117,6 @@ class PullbackGeometry(AbstractProbe):
     group = "geometry"
 
     def __check_init__(self):
-        if self.likelihood is not None and self.likelihood not in FAMILIES:
-            raise ValueError(
-                f"`likelihood` must be None or one of {', '.join(FAMILIES)}, got "
-                f"{self.likelihood!r}."
-            )
         for name, least in (("pairs", 0), ("grid", 0), ("geodesic_points", 3)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:

@@ -84,5 +84,5 @@ class LearningRate(AbstractProbe):
 
     def __call__(self, inputs: ProbeInputs) -> dict[str, Array]:
         rate = self.learning_rate
-        rate = jnp.asarray(rate(inputs.step) if callable(rate) else rate, jnp.float32)
+        rate = jnp.asarray(rate(inputs.step) if callable(rate) else rate, float)
         return {"learning_rate": rate, "stability_edge": 2 / rate}

@@ -172,11 +172,13 @@ class AbstractProbe(eqx.Module):
     def declaration(self) -> dict:
         """What this probe declares, as `recorder.json` stores it (`declare`), with its
         `options`: the fields it was built with that JSON holds (numbers, strings)."""
-        options = {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if isinstance(getattr(self, field.name), bool | int | float | str | type(None))
-        }
+        options = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool | int | float | str | type(None)):
+                options[field.name] = value
+            elif isinstance(getattr(type(value), "name", None), str):  # a likelihood
+                options[field.name] = type(value).name
         return {**declare(type(self)), "options": options}
 
 

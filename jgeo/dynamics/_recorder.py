@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._callback import Callback
 from .._io import RunError, run_lock
 from .._labels import class_labels
 from ._classes import ClassStructure
@@ -22,14 +23,15 @@ from ._dimension import IntrinsicDimension, Rank
 from ._geometry import PullbackGeometry
 from ._probe import AbstractProbe, Layout, ProbeInputs
 from ._samples import choose_samples
-from ._similarity import CKAToPrevious
+from ._similarity import Similarity
 from ._store import FORMAT, DynamicsError, ProbeFiles, key
 from ._topology import PersistentHomology
 
 
 def default_probes(*, decoder: bool, labels: bool) -> list[AbstractProbe]:
     """The probes a `Recorder` runs when given none: the codes (trajectories), their
-    persistent homology, linear CKA to the previous probe, intrinsic dimension and rank;
+    persistent homology, similarity (linear CKA to the previous and the first probe,
+    and between layers), intrinsic dimension and rank;
     with labels the class structure; with a decoder the pullback geometry.
 
     **Arguments:**
@@ -39,13 +41,13 @@ def default_probes(*, decoder: bool, labels: bool) -> list[AbstractProbe]:
 
     **Returns:** a new list of probes, to extend with others.
     """
-    probes = [Codes(), PersistentHomology(), CKAToPrevious(), IntrinsicDimension(), Rank()]
+    probes = [Codes(), PersistentHomology(), Similarity(), IntrinsicDimension(), Rank()]
     probes += [ClassStructure()] if labels else []
     probes += [PullbackGeometry()] if decoder else []
     return probes
 
 
-class Recorder:
+class Recorder(Callback):
     """Records how a model's representation changes over training, from your own loop:
     every `every` steps, `recorder(step, params)` encodes fixed samples of `data`, runs
     the `probes` on each layer's codes and appends what they measure to the directory
@@ -78,9 +80,10 @@ class Recorder:
       distinct values in order (`classes` in `dynamics.npz`), so sparse labels cost
       nothing.
     - `probes`: a list of `jgeo.dynamics.AbstractProbe`s, yours and the built-ins; None
-      for `default_probes`: the codes, persistent homology, CKA to the previous probe,
-      intrinsic dimension, rank, and the class structure with `labels`, the pullback
-      geometry with a `decode`. Wrap a costly one in `Every(n, probe)`.
+      for `default_probes`: the codes, persistent homology, similarity (CKA to the
+      previous and first probe, between layers), intrinsic dimension, rank, and the
+      class structure with `labels`, the pullback geometry with a `decode`. Wrap a
+      costly one in `Every(n, probe)`.
     - `every`: probe at steps divisible by `every`; other calls return at once.
     - `samples`: number of fixed samples (maxmin landmarks of `data`, spread evenly over
       it), whose codes are tracked; `random_samples`: size of the uniform random sample
@@ -433,7 +436,9 @@ class Recorder:
         self.files.append(row, stacked, ragged)
         self._previous = {name: np.asarray(value) for name, value in codes.items()}
         for name, value in self._previous.items():
-            self._initial.setdefault(name, value)
+            if name not in self._initial:  # a resumed recording's first probe is stored
+                stored = self.files.first(key("codes", name))
+                self._initial[name] = value if stored is None else stored
         return row
 
     def _wait(self) -> None:

@@ -102,6 +102,10 @@ def topology(points, threshold: float = 0.1, min_component: float = 0.05) -> Top
         raise ValueError(
             f"`min_component` must be in [0, 1] (a fraction of the points), got {min_component}."
         )
+    # Scaled to coordinates of order 1 before squaring, which would underflow (codes of
+    # 1e-160) or overflow (1e200) in the distances.
+    points = points - points.mean(0)
+    points = points / (np.abs(points).max() or 1)
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     diameter = distances.max()
     if diameter == 0:  # collapsed codes: one component at every scale, born and dying at 0

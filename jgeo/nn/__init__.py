@@ -5,6 +5,7 @@ so `jgeo.Pullback(model.decoder)` is the latent metric of a trained model.
 """
 
 from ._autoencoder import (
+    MODELS as MODELS,
     VAE as VAE,
     Autoencoder as Autoencoder,
     make_model as make_model,
@@ -15,4 +16,4 @@ from ._gaussian import (
     RBFVariance as RBFVariance,
     fit_rbf_variance as fit_rbf_variance,
 )
-from ._mlp import MLP as MLP
+from ._mlp import ACTIVATIONS as ACTIVATIONS, MLP as MLP

@@ -1,10 +1,9 @@
-"""`jgeo dynamics DIR`: figures of the probes in a directory and a static HTML page.
+"""`jgeo dynamics DIR`: figures of the probes in a directory (PNG) and its web page.
 
 It reads the probe files (`jgeo.dynamics.load`); where the directory is also a
 `jgeo train` run, it adds the reconstruction error of `metrics.jsonl` and the lengths
 of the trajectories under the final checkpoint's metric."""
 
-import html
 import json
 import os
 from pathlib import Path
@@ -14,10 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._fisher import FisherPullback
-from .._geodesics import curve_length
-from .._io import RunError, is_writer, save_figure, write_atomic
-from .._pullback import Pullback
+from .. import curve_length, likelihoods
+from .._io import RunError, is_writer, save_figure
 from ..dynamics import Dynamics, load
 
 
@@ -62,7 +59,9 @@ def _pick(count: int, k: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, min(k, count))})
 
 
-def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = None) -> np.ndarray:
+def trajectory_lengths(
+    dynamics: Dynamics, decoder, likelihood: "likelihoods.AbstractLikelihood | str | None" = None
+) -> np.ndarray:
     """Length of each fixed sample's path through latent space over training (its codes
     at successive probes joined by segments), measured by the pullback metric of
     `decoder` — usually the final one: how far a code moved in the geometry the model
@@ -72,17 +71,20 @@ def trajectory_lengths(dynamics: Dynamics, decoder, likelihood: str | None = Non
 
     - `dynamics`: the probes (`jgeo.dynamics.load`), with their codes.
     - `decoder`: one latent point (d,) → one output.
-    - `likelihood`: None for JᵀJ, or a `jgeo.FisherPullback` family for its Fisher–Rao
-      pullback.
+    - `likelihood`: the decoder's `jgeo.likelihoods` object (or its name), whose latent
+      metric measures the lengths; None for JᵀJ (`Gaussian()`).
 
     **Returns:** the lengths, shape (samples,).
     """
     codes = jnp.asarray(np.swapaxes(dynamics.arrays["codes"], 0, 1))  # (S, P, d)
-    metric = Pullback(decoder) if likelihood is None else FisherPullback(decoder, likelihood)
+    likelihood = likelihoods.Gaussian() if likelihood is None else likelihoods.get(likelihood)
+    metric = likelihood.latent_metric(decoder)
     return np.asarray(jax.jit(jax.vmap(lambda c: curve_length(metric, c)))(codes))
 
 
 def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
+    from matplotlib.ticker import MaxNLocator
+
     drawn = panels(dynamics)
     if metrics and "recon_mse" in metrics[0]:
         drawn.insert(0, Panel("training", "reconstruction MSE", True, {"": "recon_mse"}, {}))
@@ -113,6 +115,9 @@ def _scalars_figure(plt, dynamics: Dynamics, metrics: list[dict]):
         ax.set_title(panel.title, fontsize=9)
         ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # no overlapping labels
+        if ax.get_yscale() == "linear":
+            ax.yaxis.set_major_locator(MaxNLocator(5))
     for ax in list(axes.flat)[len(drawn) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -177,7 +182,7 @@ def _fields_animation(plt, dynamics: Dynamics, path: Path, frames: int = 60) -> 
 
 
 def _trajectories_figure(plt, dynamics: Dynamics, lengths: np.ndarray | None):
-    from ..train._figures import _plane
+    from ._figures import _plane
 
     a = dynamics.arrays
     codes = a["codes"]  # (P, S, d)
@@ -250,34 +255,34 @@ def _landscape_figure(plt, dynamics: Dynamics):
 
 def _classes_figure(plt, dynamics: Dynamics):
     """The distances between class centres under the metric and in coordinates, each
-    divided by its mean, at the first and the last probe."""
+    divided by its mean, and their difference, at the first and the last probe: one colour
+    scale for the distances, one (centred) for the differences."""
     a = dynamics.arrays
-    fig, axes = plt.subplots(2, 2, figsize=(8.4, 7.6), squeeze=False)
-    for c, p in enumerate([0, len(a["steps"]) - 1]):
-        for r, (key, label) in enumerate([("class_distances", "geodesic"),
-                                          ("class_distances_euclidean", "Euclidean")]):  # fmt: skip
-            matrix = a[key][p]
-            scale = np.nanmean(matrix[~np.eye(len(matrix), dtype=bool)])
-            image = axes[r, c].imshow(matrix / scale, cmap="viridis", vmin=0)
+    probes = [0, len(a["steps"]) - 1]
+
+    def relative(key, p):
+        matrix = a[key][p]
+        return matrix / np.nanmean(matrix[~np.eye(len(matrix), dtype=bool)])
+
+    shown = {(key, p): relative(key, p) for p in probes
+             for key in ("class_distances", "class_distances_euclidean")}  # fmt: skip
+    top = max(float(np.nanmax(m)) for m in shown.values())
+    diffs = [shown["class_distances", p] - shown["class_distances_euclidean", p] for p in probes]
+    bound = max(float(np.nanmax(np.abs(diffs))), 1e-6)
+    fig, axes = plt.subplots(3, 2, figsize=(8.4, 11), squeeze=False)
+    labels = [("class_distances", "geodesic / mean"), ("class_distances_euclidean",
+              "Euclidean / mean"), (None, "geodesic − Euclidean")]  # fmt: skip
+    for c, p in enumerate(probes):
+        for r, (key, label) in enumerate(labels):
+            matrix = diffs[c] if key is None else shown[key, p]
+            scale = dict(cmap="RdBu_r", vmin=-bound, vmax=bound) if key is None else dict(
+                cmap="viridis", vmin=0, vmax=top)  # fmt: skip
+            image = axes[r, c].imshow(matrix, **scale)
             axes[r, c].set_title(f"{label}, {_when(dynamics, p)}", fontsize=9)
             axes[r, c].set_xlabel("class", fontsize=8)
-            fig.colorbar(image, ax=axes[r, c], shrink=0.8, label="distance / mean")
+            fig.colorbar(image, ax=axes[r, c], shrink=0.8)
     fig.tight_layout()
     return fig
-
-
-def _table(dynamics: Dynamics) -> str:
-    shown = [name for panel in panels(dynamics) for name in panel.keys.values()]
-    keys = [*[k for k in ("epoch", "step") if k in dynamics.rows[0]], *shown, "seconds"]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-
-    def cell(value):
-        if value is None:
-            return "<td>–</td>"
-        return f"<td>{value:.4g}</td>" if isinstance(value, float) else f"<td>{value}</td>"
-
-    body = "".join("<tr>" + "".join(cell(r[k]) for k in keys) + "</tr>\n" for r in dynamics.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>"
 
 
 def _when(dynamics: Dynamics, probe: int) -> str:
@@ -299,16 +304,15 @@ def _run_extras(run_dir: Path, dynamics: Dynamics):
         config, _, model = load_run(run_dir)
     except (RunError, ValueError, OSError):  # no checkpoint that verifies (yet): the
         return metrics, None  # probes are drawn without the lengths, `jgeo report` says why
-    likelihood = None if config.likelihood == "gaussian" else config.likelihood
-    return metrics, trajectory_lengths(dynamics, model.decoder, likelihood)
+    return metrics, trajectory_lengths(dynamics, model.decoder, config.likelihood)
 
 
 def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Path:
     """Draw the probes in `run_dir` (written by `jgeo train` or by a
     `jgeo.dynamics.Recorder`) into `run_dir/figures/dynamics_*.png` — scalar time series;
     with a decoder, log-volume and curvature maps and their GIF for d = 2; trajectories
-    of the fixed samples; persistence diagrams — and write `run_dir/dynamics.html`, a
-    static page of them with the table of probes.
+    of the fixed samples; persistence diagrams (for papers) — and write the run's
+    interactive page `run_dir/index.html` (`jgeo.report.write_page`), self-contained.
 
     Only the probe files are needed. In a `jgeo train` run the reconstruction error
     joins the scalars and the trajectory lengths under the final checkpoint's metric
@@ -319,27 +323,25 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     - `run_dir`: the directory of the probes.
     - `threshold`: the persistence threshold of the topology figures.
 
-    **Returns:** the path of `dynamics.html`.
+    **Returns:** the path of `index.html`.
 
     **Raises:** `DynamicsError` for missing or damaged dynamics files; `RunError` for a
     damaged `metrics.jsonl` or `config.json` beside them (read before anything is drawn).
     """
-    from ..train._figures import _plt
+    from ._figures import _plt
 
     run_dir = Path(run_dir)
     dynamics = load(run_dir)
-    shown = dynamics.layer(_primary(dynamics))  # the layer of the figures of arrays
+    shown = dynamics.layer(primary_layer(dynamics))  # the layer of the figures of arrays
     metrics, lengths = _run_extras(run_dir, shown)
     if (run_dir / "config.json").exists():  # every file is read before anything is written
-        config = _run_config(run_dir / "config.json")
-    else:  # a Recorder's directory: what it probed
-        config = {k: v for k, v in dynamics.info.items() if k not in ("data_sha256", "probes")}
+        _run_config(run_dir / "config.json")
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     picks = _pick(len(dynamics.rows), 6)
     drawn = {}
-    of_layer = f" (layer {_primary(dynamics)!r})" if len(dynamics.layers) > 1 else ""
+    of_layer = f" (layer {primary_layer(dynamics)!r})" if len(dynamics.layers) > 1 else ""
 
     def save(name, fig, caption):
         save_figure(fig, figures / name)
@@ -366,7 +368,8 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     if "class_distances" in shown.arrays:
         save("dynamics_classes.png", _classes_figure(plt, shown),
              "Distances between class centres along geodesics (top) and in coordinates "
-             "(bottom), relative to their mean, at the first and last probe"
+             "(middle), relative to their mean, and their difference (bottom), at the first "
+             "and last probe"
              f"{of_layer}.")  # fmt: skip
     if "h0" in shown.arrays and "betti0" in shown.rows[0]:
         save("dynamics_persistence.png",
@@ -385,13 +388,12 @@ def write_dynamics_report(run_dir: str | Path, *, threshold: float = 0.1) -> Pat
     if lengths is not None:
         summary["trajectory length, final metric (median)"] = float(np.median(lengths))
         summary["trajectory length, final metric (max)"] = float(np.max(lengths))
-    page = _page(run_dir, config, summary, drawn, _table(dynamics))
-    path = run_dir / "dynamics.html"
-    write_atomic(path, page)
-    return path
+    from ._page import write_page
+
+    return write_page(run_dir, summaries={run_dir: summary})
 
 
-def _primary(dynamics: Dynamics) -> str:
+def primary_layer(dynamics: Dynamics) -> str:
     """The layer whose arrays the figures draw: the first with a decoder's fields or
     geodesics, else the first with codes, else the first."""
     for wanted in (("log_volume", "ratios"), ("codes",)):
@@ -412,52 +414,3 @@ def _run_config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise RunError(f"{path} is damaged (not a JSON object); restore it, or delete it.")
     return config
-
-
-def _page(run_dir: Path, config: dict, summary: dict, figures: dict, table: str) -> str:
-    def items(d):
-        def text(v):
-            return html.escape(f"{v:.4g}" if isinstance(v, float) else str(v))
-
-        return "".join(f"<li><b>{html.escape(str(k))}</b>: {text(v)}</li>" for k, v in d.items())
-
-    keys = [
-        "data",
-        "model",
-        "regularizer",
-        "weight",
-        "latent_dim",
-        "epochs",
-        "seed",
-        "probe_every",
-        "data_shape",
-        "samples",
-        "pairs",
-        "every",
-        "landscape_every",
-        "labels",
-    ]
-    shown = {k: config[k] for k in keys if k in config}
-    images = "".join(
-        f'<figure><img src="figures/{html.escape(name)}" alt="{html.escape(name)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>\n"
-        for name, caption in figures.items()
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>jgeo dynamics: {html.escape(run_dir.name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
-img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} figcaption {{ color: #555; }}
-table {{ border-collapse: collapse; font-size: 12px; }} td, th {{ border: 1px solid #ccc;
-padding: 2px 6px; text-align: right; }} .scroll {{ max-height: 480px; overflow: auto; }}
-</style></head><body>
-<h1>Learning dynamics of the representation</h1>
-<p>Run <code>{html.escape(str(run_dir))}</code></p>
-<ul>{items(shown)}</ul>
-<ul>{items(summary)}</ul>
-{images}
-<h2>Probes</h2>
-<div class="scroll">{table}</div>
-</body></html>
-"""

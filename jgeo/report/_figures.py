@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import diagnostics
+from .. import diagnostics, likelihoods
 from .._io import save_figure
 from ..data import Dataset
-from ._config import TrainConfig
-from ._likelihood import decoded_mean, latent_metric
+from ..train import TrainConfig
 
 
 def _plt():
@@ -65,7 +64,7 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
     plt = _plt()
     directory.mkdir(parents=True, exist_ok=True)
     codes, pairs, curves = arrays["codes"], arrays["pairs"], arrays["curves"]
-    metric = latent_metric(model.decoder, config.likelihood)
+    metric = likelihoods.get(config.likelihood).latent_metric(model.decoder)
     written = []
 
     def save(fig, name):
@@ -76,7 +75,7 @@ def draw_all(directory: Path, config: TrainConfig, data: Dataset, model, arrays:
     fig, ax = plt.subplots(figsize=(5, 4.5))
     points = _scatter_codes(ax, _plane(codes), data)
     fig.colorbar(points, ax=ax, label="label" if data.labels is not None else "ground truth")
-    ax.set_title(f"latent codes · {config.data} · {config.regularizer}")
+    ax.set_title(f"latent codes · {Path(config.data).name} · {config.regularizer}")
     save(fig, "latent.png")
 
     if codes.shape[1] == 2:
@@ -143,7 +142,8 @@ def _interpolation_figure(
         geodesic = np.stack([np.interp(t[:, 0], s, curve[:, k]) for k in range(curve.shape[1])], -1)
         rows.insert(0, ("geodesic", geodesic))
     fig, axes = plt.subplots(len(rows), steps, figsize=(steps, 1.2 * len(rows)), squeeze=False)
-    decode = jax.jit(jax.vmap(lambda z: decoded_mean(model.decode(z), likelihood)))
+    mean = likelihoods.get(likelihood).mean
+    decode = jax.jit(jax.vmap(lambda z: mean(model.decode(z))))
     for r, (name, zs) in enumerate(rows):
         images = np.asarray(decode(jnp.asarray(zs, jnp.float32))).reshape(-1, *data.image_shape)
         for c, image in enumerate(images):

@@ -1,4 +1,5 @@
-"""The end of a run: final measurements (`report.json`) and figures."""
+"""The report of a trained `jgeo train` run: its final measurements (`report.json`)
+and figures."""
 
 import json
 from pathlib import Path
@@ -7,12 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _data_file as data_file, diagnostics
+from .. import _data_file as data_file, diagnostics, likelihoods
 from .._io import is_writer, write_atomic
 from ..data import Dataset, class_pairs
-from ._config import TrainConfig
-from ._likelihood import METRIC_NAMES, decoded_mean, latent_metric
-from ._loop import eval_index
+from ..train import TrainConfig, eval_index
 
 NUM_PAIRS = 8
 
@@ -23,7 +22,7 @@ def geodesic_pairs(config: TrainConfig, data: Dataset) -> np.ndarray:
     return class_pairs(len(data.x), data.labels, NUM_PAIRS, rng)
 
 
-def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
+def evaluate_run(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
     """Final measurements of a trained model, and the arrays the figures are drawn from.
 
     **Arguments:**
@@ -38,9 +37,10 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
     """
     x = jnp.asarray(data.x)
     codes = jax.jit(jax.vmap(model.encode))(x)
-    recon = decoded_mean(jax.jit(jax.vmap(model))(x), config.likelihood)
+    likelihood = likelihoods.get(config.likelihood)
+    recon = likelihood.mean(jax.jit(jax.vmap(model))(x))
     index = eval_index(config, len(x))
-    metric = latent_metric(model.decoder, config.likelihood)
+    metric = likelihood.latent_metric(model.decoder)
     eval_codes = codes[index]
     summary = jax.jit(diagnostics.metric_summary)(metric, eval_codes)
     pairs = geodesic_pairs(config, data)
@@ -53,7 +53,7 @@ def evaluate(config: TrainConfig, data: Dataset, model) -> tuple[dict, dict]:
         "seed": config.seed,
         "epochs": config.epochs,
         "likelihood": config.likelihood,
-        "latent_metric": METRIC_NAMES[config.likelihood],
+        "latent_metric": likelihood.metric_name,
         "recon_mse": (mse := float(jnp.mean((recon - x) ** 2))),
         **_in_data_units(config, data, mse),
         **{k: float(v) for k, v in summary.items()},
@@ -78,21 +78,30 @@ def _in_data_units(config: TrainConfig, data: Dataset, mse: float) -> dict:
     return {"scaling": how, "recon_mse_data_units": scale**2 * mse}
 
 
-def write_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> dict:
-    """Write `report.json` and `figures/*.png` for the trained `model`.
+def write_run_report(out: str | Path, config: TrainConfig, data: Dataset, model) -> dict:
+    """Write `report.json`, `figures/*.png`, `report.npz` (the arrays the page draws, with
+    the fingerprint of the config and checkpoints they came from) and the run's page
+    `index.html` for the trained `model`.
 
     **Arguments:**
 
     - `out`: the run directory.
-    - `config`, `data`, `model`: as for `evaluate`.
+    - `config`, `data`, `model`: as for `evaluate_run` (`jgeo.train.load_run(out)` gives
+      them for a finished run).
 
     **Returns:** the report (a dict, as written to `report.json`).
     """
     from ._figures import draw_all
+    from ._page import write_page
+    from ._results import store_results
 
     out = Path(out)
-    report, arrays = evaluate(config, data, model)
+    report, arrays = evaluate_run(config, data, model)
     figures = draw_all(out / "figures", config, data, model, arrays) if is_writer() else []
     report["figures"] = figures
+    if is_writer():  # what the page draws, redrawn from there while nothing changes
+        store_results(out, data, model, config.likelihood, arrays)
     write_atomic(out / "report.json", json.dumps(report, indent=2))
+    if is_writer():
+        write_page(out)
     return report

@@ -105,18 +105,29 @@ def _digests(step_dir: Path) -> dict[str, str]:
 
 class Checkpoints:
     """The `checkpoints/` directory of a run: steps named by the epoch they completed,
-    the last `keep` kept, each sealed by a manifest holding the run's configuration."""
+    the last `keep` kept, and with `keep_every` every step divisible by it too, each
+    sealed by a manifest holding the run's configuration (and the SHA-256 of every
+    file), so that a damaged one is found before it is restored.
 
-    def __init__(self, directory: str | Path, keep: int = 2):
+    **Arguments:**
+
+    - `directory`: the run's `checkpoints/` directory (created at the first save).
+    - `keep`: how many of the newest checkpoints to keep.
+    - `keep_every`: also keep every step divisible by it (0: none).
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 2, keep_every: int = 0):
         self.directory = Path(directory).absolute()
-        self.keep = keep
+        self.keep, self.keep_every = keep, keep_every
         self._manager = None  # opened on first use: scanning creates nothing
         self._failed = False  # a save failed (and said so): orbax's logs add nothing
 
     @property
     def manager(self) -> ocp.CheckpointManager:
         if self._manager is None:
-            options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True)
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=self.keep, keep_period=self.keep_every or None, create=True
+            )
             self._manager = ocp.CheckpointManager(self.directory, options=options)
         return self._manager
 

@@ -8,12 +8,13 @@ from pathlib import Path
 from .. import _data_file as data_file
 from .._io import RunError, is_int, short
 from ..data import DATASETS, IMAGE_DATASETS
-from ..nn._autoencoder import MODELS
-from ..nn._mlp import ACTIVATIONS
+from ..nn import ACTIVATIONS, MODELS
 from ..regularizers import REGULARIZERS
-from ._likelihood import LIKELIHOODS
 
 REGULARIZER_NAMES = ("none", *REGULARIZERS)
+# The `jgeo.likelihoods` the models train under: their decoders output one array of the
+# data's shape (the mean, or the logits of data in [0, 1]).
+TRAINABLE_LIKELIHOODS = ("gaussian", "bernoulli")
 
 # (weight, warm-up fraction) used when a config does not set them. isometry and volume
 # come from the sweep in bench/training.py (weights 0.002–1, warm-up 0–0.5, swiss roll,
@@ -93,7 +94,7 @@ class TrainConfig:
         choices = {
             "regularizer": REGULARIZER_NAMES,
             "model": MODELS,
-            "likelihood": LIKELIHOODS,
+            "likelihood": TRAINABLE_LIKELIHOODS,
             "activation": tuple(ACTIVATIONS),
         }
         for name, allowed in choices.items():
@@ -290,6 +291,12 @@ def with_data_file(config: TrainConfig) -> TrainConfig:
     """For a run on a data file: its absolute path, its SHA-256 and its scaling, read
     from the file where the config does not hold them yet; where it does, the file must
     still be the one the run was trained on.
+
+    **Arguments:**
+
+    - `config`: a run's config.
+
+    **Returns:** the config, completed (unchanged for the built-in data sets).
 
     **Raises:** `DataFileError` for an unusable or changed file."""
     if not data_file.is_data_file(config.data):
