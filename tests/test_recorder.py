@@ -353,8 +353,10 @@ def test_bad_recorder_arguments_name_the_argument(digits, tmp_path, change, mess
     [
         (lambda: dynamics.PullbackGeometry(grid=1), "`grid` must be 0"),
         (lambda: dynamics.PullbackGeometry(pairs=-1), "`pairs` must be an integer ≥ 0"),
-        (lambda: dynamics.PullbackGeometry(likelihood="beta"),
-         "`likelihood` must be a jgeo.likelihoods object or one of gaussian"),
+        (
+            lambda: dynamics.PullbackGeometry(likelihood="beta"),
+            "`likelihood` must be a jgeo.likelihoods object or one of gaussian",
+        ),
         (lambda: dynamics.LossLandscape(3, np.zeros(4)), "`loss` must be a function"),
         (lambda: dynamics.LossLandscape(_loss, np.zeros(4), probes=2), "`probes` must be"),
         (lambda: dynamics.Every(0, dynamics.Codes()), "`n` must be an integer ≥ 1"),
