@@ -234,6 +234,9 @@ def train_command(args) -> int:
     )
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
+    if args.out is not None and not args.out.strip():  # once silently the default
+        return _fail("train", "--out is empty: give a directory path, or leave --out out for "
+                     "runs/<data>-<regularizer>-s<seed>.")  # fmt: skip
     try:
         config = load_config(args.config, overrides) if args.config else make_config(overrides)
         out = args.out or f"runs/{Path(config.data).stem}-{config.regularizer}-s{config.seed}"

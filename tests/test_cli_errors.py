@@ -282,6 +282,7 @@ CASES = [
     ("n-zero", None, ["train", "--n", "0"], "`n` must be at least 16"),
     ("negative-seed", None, ["train", "--seed", "-5"], "`seed` must be a non-negative integer"),
     ("epochs-zero", None, ["train", "--epochs", "0"], "`epochs` must be positive"),
+    ("out-empty", None, ["train", "--out", ""], "--out is empty: give a directory path"),
     ("keep-every-negative", None, ["train", "--keep-every", "-1"],
      "`keep_every` (--keep-every) must be an integer ≥ 0"),
     ("landscape-between-probes", None, ["train", "--landscape-every", "3", "--probe-every", "2"],
