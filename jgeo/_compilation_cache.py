@@ -51,8 +51,18 @@ def enable_compilation_cache(
     `JGEO_COMPILATION_CACHE` is `0` (or `false`, `no`, `off`): then nothing is changed.
     The directory only grows; delete it to clear the cache.
 
-    **Raises:** `OSError` if the directory cannot be created.
+    **Raises:** `OSError` if the directory cannot be created; `ValueError` for a
+    `min_compile_time_secs` that is not a finite number ≥ 0.
     """
+    if (
+        isinstance(min_compile_time_secs, bool)
+        or not isinstance(min_compile_time_secs, int | float)
+        or not 0 <= min_compile_time_secs < float("inf")
+    ):
+        raise ValueError(
+            f"`min_compile_time_secs` must be a finite number of seconds ≥ 0, got "
+            f"{min_compile_time_secs!r}."
+        )
     if os.environ.get("JGEO_COMPILATION_CACHE", "").strip().lower() in _OFF:
         return None
     configured = jax.config.jax_compilation_cache_dir

@@ -98,3 +98,10 @@ def test_the_command_quiets_xla_only_at_jax_default_level(monkeypatch, level, op
         monkeypatch.setenv("JGEO_COMPILATION_CACHE", opt_out)
     enable_for_command()
     assert calls == ([1] if quieted else [])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, float("inf"), "1", True])
+def test_a_bad_minimum_compile_time_is_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match="`min_compile_time_secs` must be a finite number"):
+        jgeo.enable_compilation_cache(tmp_path / "xla", min_compile_time_secs=bad)
+    assert not (tmp_path / "xla").exists()  # refused before anything is written
