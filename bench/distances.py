@@ -14,16 +14,25 @@ first (about a minute). Its pullback metric, on `--codes` codes of the training 
 
 Errors are relative to the exact lengths on the sampled pairs, as a distribution.
 
-    python bench/distances.py [--codes 1000] [--pairs 200] [--k 10]
+`--parts graph` (its own part, also run by default): the `"graph"` tier's cost as the
+node count grows, on `--graph-sizes` codes drawn in [−1.5, 1.5]^16 for the d = 16 tanh
+MLP of `bench/geodesics.py` (`_decoder.py`), float64: seconds of the first call
+(compile included) and of a second, and the process's peak resident memory after it.
+
+    python bench/distances.py [--codes 1000] [--pairs 200] [--k 10] [--parts tiers graph]
 """
 
 import argparse
+import json
+import resource
 import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _decoder import decoder
 from _timing import environment, write_json
 
 import jgeo
@@ -54,8 +63,38 @@ def _errors(lengths, exact) -> dict:
     }
 
 
+def graph_scaling(sizes: list[int], k: int) -> dict:
+    """The `"graph"` tier on m codes of the d = 16 decoder, float64, for each m."""
+    rows = []
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        metric = jgeo.Pullback(decoder(jax.random.key(0), 16, jnp.float64))
+        for m in sizes:
+            codes = jnp.asarray(np.random.default_rng(0).uniform(-1.5, 1.5, (m, 16)))
+            graph_fn = jax.jit(
+                lambda c: stats.pairwise_distances(metric, c, approximation="graph", k=k)
+            )
+            first, seconds, matrix = _timed(graph_fn, codes)
+            matrix = np.asarray(matrix)
+            rows.append(
+                {"nodes": m, "first_call_s": first, "seconds": seconds,
+                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                 "connected": bool(np.all(np.isfinite(matrix)))}
+            )  # fmt: skip
+            del matrix
+            print(rows[-1], flush=True)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--parts", nargs="+", choices=["tiers", "graph"], default=["tiers", "graph"]
+    )
+    parser.add_argument("--graph-sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--codes", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
@@ -63,7 +102,17 @@ def main() -> None:
     parser.add_argument("--no-all-pairs", action="store_true", help="skip the refined matrix")
     parser.add_argument("--json", default="bench/results/distances.json")
     args = parser.parse_args()
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if "graph" in args.parts:
+        results["graph_scaling"] = graph_scaling(args.graph_sizes, args.k)
+        write_json(path, results)  # this part's results, the others' kept
+    if "tiers" in args.parts:
+        tiers(args, results)
 
+
+def tiers(args, results: dict) -> None:
+    """The tiers on the default run's codes, into `results` (written to `args.json`)."""
     config = make_config({})
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
@@ -140,12 +189,12 @@ def main() -> None:
           f"errors against exact on {args.pairs} sampled pairs")  # fmt: skip
     for row in rows:
         print({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
-    write_json(
-        args.json,
+    results.update(
         {"environment": environment(), "codes": n, "k": args.k, "sampled_pairs": args.pairs,
          "grid": args.grid,
          "dtype": str(codes.dtype), "train_s": train_s, "rows": rows},
     )  # fmt: skip
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

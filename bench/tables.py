@@ -214,6 +214,24 @@ def distances(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def distances_graph(results: dict) -> str:
+    """`bench/distances.py --parts graph`: the `"graph"` tier's cost against its node count."""
+    scaling = results["graph_scaling"]
+    env = scaling["environment"]
+    lines = [_row(["nodes", "first call s (compile included)", "second call s",
+                   "peak memory GB", "connected"]), _row(["---"] * 5)]  # fmt: skip
+    for r in scaling["rows"]:
+        connected = "yes" if r["connected"] else "no"
+        lines.append(_row([f"{r['nodes']:,}", _g(r["first_call_s"]), _g(r["seconds"]),
+                           f"{r['peak_rss_gb']:.2g}", connected]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*codes in [−1.5, 1.5]^{scaling['d']}, tanh MLP {scaling['d']}→256→256→784, "
+                 f"k = {scaling['k']}, {scaling['dtype']}, peak resident memory of the process, "
+                 f"{env['backend']} ({env['device']}), jax {env['jax']}, "
+                 "`bench/results/distances.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def similarity(results: dict) -> str:
     """`bench/similarity.py`: the comparison measures against NumPy, netrep and DADApy."""
     columns = ["measure", "N × D", "against", "largest difference", "jgeo", "reference",
@@ -590,6 +608,7 @@ TABLES = {
     "compile_cache": (compile_cache, "compile_cache.json"),
     "device": (device, "device_cpu.json"),
     "distances": (distances, "distances.json"),
+    "distances_graph": (distances_graph, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),
     "geodesics": (geodesics, "geodesics.json"),
     "jax_lapack_hang": (jax_lapack_hang, "jax_lapack_hang.json"),

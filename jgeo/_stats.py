@@ -146,9 +146,12 @@ def pairwise_distances(
           converge.
         - `"graph"`: shortest paths on the k-nearest-neighbour graph of the points (and
           `reference` points, which densify it), every edge weighted by the Riemannian
-          length of its straight segment (`geodesic_graph`). No solves: one Floyd–Warshall
-          pass over m = n + len(reference) nodes, O(m³) time and O(m²) memory (a few
-          thousand nodes). A path along graph edges is longer than the geodesic, so this
+          length of its straight segment (`geodesic_graph`). No solves: Dijkstra from
+          every one of the m = n + len(reference) nodes on the sparse graph (scipy, on
+          the host), O(m² log m) time and O(m²) memory (an m × m float and int32 matrix:
+          1.2 GB at m = 10,000 in float64; `bench/distances.py` measures its time and
+          peak memory). A path along
+          graph edges is longer than the geodesic, so this
           overestimates (by a few percent on a dense graph; see `bench/distances.py`),
           and is ∞ between components the graph does not connect.
         - `"refined"`: each pair's graph path, resampled and minimised in energy
