@@ -12,6 +12,8 @@ from . import (
 from ._bvp import (
     AbstractBVPSolver as AbstractBVPSolver,
     BVPResult as BVPResult,
+    BVPSolution as BVPSolution,
+    ClosedForm as ClosedForm,
     EnergyBVP as EnergyBVP,
     Hybrid as Hybrid,
     ShootingBVP as ShootingBVP,

@@ -92,7 +92,7 @@ class _Linearisation(eqx.Module):
 Band = tuple[Float[Array, "N+1 m"], Float[Array, "N d m"], Float[Array, "N d m"]]
 
 
-def _probe(fn, y, args) -> tuple[Band, Any]:
+def probe_band(fn, y, args) -> tuple[Band, Any]:
     """The band of J from 2·d Jacobian-vector products of `fn` (with its aux)."""
     n_free, d = y.shape
     residual, jvp, aux = jax.linearize(lambda z: fn(z, args), y, has_aux=True)
@@ -110,15 +110,21 @@ def _probe(fn, y, args) -> tuple[Band, Any]:
     return (residual, left, right), aux
 
 
+def block_gram(left: Array, right: Array) -> tuple[Array, Array]:
+    """JᵀJ of a band (`left`, `right`): its diagonal blocks (N, d, d) and the blocks
+    above them (N − 1, d, d)."""
+    diag = jnp.einsum("jdm,jem->jde", right, right) + jnp.einsum("jdm,jem->jde", left, left)
+    return diag, jnp.einsum("jdm,jem->jde", left[:-1], right[1:])
+
+
 def _linearise(fn, y, args, jacobian=None) -> tuple[_Linearisation, Any]:
     """JᵀJ's blocks and Jᵀr at y: from `jacobian(y, args)` when given, else by probing
     `fn` (optimistix's form, returning (residuals, aux))."""
     if jacobian is None:
-        (residual, left, right), aux = _probe(fn, y, args)
+        (residual, left, right), aux = probe_band(fn, y, args)
     else:
         (residual, left, right), aux = jacobian(y, args), None
-    diag = jnp.einsum("jdm,jem->jde", right, right) + jnp.einsum("jdm,jem->jde", left, left)
-    upper = jnp.einsum("jdm,jem->jde", left[:-1], right[1:])
+    diag, upper = block_gram(left, right)
     gradient = jnp.einsum("jdm,jm->jd", right, residual[:-1])
     gradient = gradient + jnp.einsum("jdm,jm->jd", left, residual[1:])
     scale = jnp.max(jnp.diagonal(diag, axis1=1, axis2=2))

@@ -1,25 +1,87 @@
 """Solvers of the geodesic boundary value problem, and the codes that say why one failed.
 
-A solver is a small, immutable configuration (an `equinox.Module` of static fields):
-`connecting_geodesic(metric, x, y, solver=...)` runs it. Like diffrax's solvers they
-compose: `Hybrid(EnergyBVP(...), ShootingBVP(...))` seeds shooting with the energy
-solution.
+A solver is a strategy, like diffrax's: a small immutable `equinox.Module` whose `solve`
+does the work. `connecting_geodesic(metric, x, y, solver=...)` checks the inputs, runs
+`solver.solve` and checks what it returns (domain, finiteness), so a new method is a new
+class. They compose: `Hybrid(EnergyBVP(...), ShootingBVP(...))` seeds shooting with the
+energy solution.
 """
+
+import abc
+from typing import Literal
 
 import diffrax
 import equinox as eqx
 import equinox.internal as eqxi
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Float
+
+from ._energy import (
+    energy_linear_solver,
+    initial_velocity,
+    minimise_energy,
+    velocity_sensitivity,
+)
+from ._geodesics import closed_form_curve, curve_length
+from ._shooting import shoot
+
+
+class BVPSolution(eqx.Module):
+    """What a solver's `solve` returns; `connecting_geodesic` adds its checks.
+
+    **Fields:** `velocity` (d,), the initial velocity; `curve` (n, d), the geodesic at
+    the requested times; `length`; `residual`, ‖exp_x(v) − y‖∞ where the solver
+    measures it (else 0); `result`, a `BVPResult`.
+    """
+
+    velocity: Float[Array, " d"]
+    curve: Float[Array, "n d"]
+    length: Float[Array, ""]
+    residual: Float[Array, ""]
+    result: "BVPResult"
 
 
 class AbstractBVPSolver(eqx.Module):
     """A method for the geodesic boundary value problem exp_x(v) = y.
 
-    **Arguments:** those of the subclass: `EnergyBVP`, `ShootingBVP` or `Hybrid`.
+    Subclasses implement `solve`; the built-in ones are `ClosedForm`, `EnergyBVP`,
+    `ShootingBVP` and `Hybrid`.
     """
 
-    def stages(self) -> tuple["EnergyBVP | None", "ShootingBVP | None"]:
-        """The energy stage and the shooting stage this solver runs (None: skipped)."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def solve(self, metric, x: Array, y: Array, ts: Array, *, graph, rtol: float,
+              atol: float) -> BVPSolution:  # fmt: skip
+        """Solve exp_x(v) = y.
+
+        **Arguments:** the metric; the points `x`, `y` (d,); the times `ts` (n,) in
+        [0, 1] at which to return the curve; `graph`, a `GeodesicGraph` or None, to start
+        from; `rtol`, `atol`, the tolerances (see `connecting_geodesic`).
+
+        **Returns:** a `BVPSolution`.
+        """
+
+
+class ClosedForm(AbstractBVPSolver):
+    """The metric's own closed-form log map and geodesics: `Euclidean`, the Poincaré
+    models, `StereographicSphere`, and products of them (`metric.closed_form_geodesics`).
+    The default of `connecting_geodesic` on those metrics. The curve is checked to end at
+    y within atol + rtol·max|y| (`BVPResult.not_finite` where it does not: points too
+    close to a Poincaré model's boundary for their dtype)."""
+
+    def solve(self, metric, x, y, ts, *, graph, rtol, atol):
+        if not metric.closed_form_geodesics:
+            raise TypeError(
+                f"jgeo.ClosedForm(): {type(metric).__name__} has no closed-form geodesics; "
+                "use jgeo.Hybrid() (the default for such metrics), jgeo.EnergyBVP() or "
+                "jgeo.ShootingBVP()."
+            )
+        velocity = metric.log_map(x, y)
+        curve = closed_form_curve(metric, x, velocity, ts)
+        residual = jnp.max(jnp.abs(curve[-1] - y))
+        ok = jnp.all(jnp.isfinite(curve)) & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
+        result = BVPResult.where(ok, BVPResult.successful, BVPResult.not_finite)
+        return BVPSolution(velocity, curve, metric.distance(x, y), residual, result)
 
 
 class EnergyBVP(AbstractBVPSolver):
@@ -27,25 +89,58 @@ class EnergyBVP(AbstractBVPSolver):
 
     The discrete energy ½ (n − 1) Σᵢ ‖rᵢ‖² is a sum of squares whose segment i depends on
     points i and i + 1 only, so Levenberg–Marquardt on its block-tridiagonal normal
-    equations minimises it in a few iterations at O(n·d) decoder Jacobian-vector products
-    and O(n·d³) arithmetic a step. Robust from the straight line (or a graph path),
-    first-order accurate in the spacing: lengths within a few 1e-4 of exact at 16 points
-    on smooth decoders — what distance matrices of many pairs need.
+    equations minimises it in a few iterations. Robust from the straight line (or a graph
+    path); the curve is second-order accurate in the spacing, its length (Simpson's rule,
+    `curve_length(..., rule="simpson")`) much better: within 1.6e-7 of exact at 16
+    points on `bench/geodesics.py`'s d = 16 decoder. What distances of many pairs need.
+    Its velocity, a finite difference of the curve, is only second-order accurate: for
+    log maps, shoot from it (`Hybrid`).
 
     **Arguments:**
 
     - `max_steps`: the iteration budget of Levenberg–Marquardt.
+    - `linear_solver`: how its normal equations are solved: None, by the curve's
+      d × d blocks (d decoder products a point, O(d³) a block); a `lineax` solver
+      (`lineax.CG(...)`), matrix-free, each iteration a few products Jᵀ(J v) of the
+      curve; `"auto"` (default): a pullback's own `linear_solver` if it has one, else CG
+      for pullbacks from d = 8 on (faster from there on `bench/geodesics.py`'s decoders:
+      22 against 53 ms a pair at d = 16), else the blocks.
+    - `check_length`: also demand that the curve resolves its length: the midpoint and
+      Simpson lengths of `curve_length` agree within atol + rtol·length, else
+      `BVPResult.length_unresolved`. The midpoint rule's error is second order, the
+      reported Simpson length's fourth, so this bounds the reported length's error with
+      a wide margin. Off by default (the tolerance is then that of the minimisation);
+      `distance` turns it on where it picks this solver.
     """
 
     max_steps: int = eqx.field(default=100, static=True)
+    linear_solver: lx.AbstractLinearSolver | Literal["auto"] | None = "auto"
+    check_length: bool = eqx.field(default=False, static=True)
 
-    def stages(self):
-        return self, None
+    def minimise(self, metric, x, y, ts, graph, tol) -> tuple[Array, Array]:
+        """The energy-minimising curve at `ts` (from the straight line, or `graph`'s
+        path) to tolerance `tol`, and whether the minimisation converged."""
+        if graph is None:
+            start = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
+        else:
+            start = graph.path(x, y, ts.shape[0])
+        solver = energy_linear_solver(metric, x.shape[0], self.linear_solver)
+        return minimise_energy(metric, x, y, start, self.max_steps, tol, solver)
+
+    def solve(self, metric, x, y, ts, *, graph, rtol, atol):
+        curve, ok = self.minimise(metric, x, y, ts, graph, rtol)
+        length = curve_length(metric, curve, rule="simpson")
+        result = BVPResult.where(ok, BVPResult.successful, BVPResult.energy_failed)
+        if self.check_length:
+            resolved = jnp.abs(curve_length(metric, curve) - length) <= atol + rtol * length
+            result = BVPResult.where(resolved, result, BVPResult.length_unresolved)
+        residual = jnp.zeros((), x.dtype)  # the curve ends at y by construction
+        return BVPSolution(initial_velocity(curve), curve, length, residual, result)
 
 
 class ShootingBVP(AbstractBVPSolver):
-    """Solve exp_x(v) = y for v by differentiating through the geodesic ODE, from
-    v = y − x (alone) or from the energy solution's velocity (in `Hybrid`).
+    """Solve exp_x(v) = y for v by steps through the geodesic ODE, from v = y − x (alone)
+    or from the energy solution's velocity (in `Hybrid`).
 
     Accurate to the ODE tolerance, but it needs a start close to a geodesic.
 
@@ -59,12 +154,9 @@ class ShootingBVP(AbstractBVPSolver):
     - `newton_steps`: with undamped steps, how many Newton steps (each differentiating
       through the ODE in d directions, 1 + d solves' worth) come before the Jacobian is
       kept for chord steps (one ODE solve each). After one Newton step from an energy
-      seed the kept Jacobian is so close to the solution's that 1–3 chord steps finish,
-      where Newton alone takes 2–4 steps with a Jacobian each, and a `vmap`ped batch
-      runs as long as its slowest pair: exact log maps of 50 pairs of a 2 → 784 MLP
-      decoder (float64) went from 132 to 92 ms a pair. `0` keeps the seed's Jacobian
-      (its steps can diverge where Newton's converge: 1 of 200 float32 pairs of
-      `bench/distances.py`); `None` takes Newton steps throughout.
+      seed the kept Jacobian is so close to the solution's that 1–3 chord steps finish.
+      `0` keeps the seed's Jacobian; `None` takes Newton steps throughout. Unused where
+      `Hybrid` gives the chord steps the energy curve's own Jacobian (its default).
     - `ode_solver`: the diffrax solver of the geodesic ODE. None: by the ODE's
       tolerance (a hundredth of the solve's rtol): `Dopri8` below 1e-7 — at float64's
       default 1e-10 the 8th-order method takes so many fewer steps that the exact log
@@ -84,14 +176,30 @@ class ShootingBVP(AbstractBVPSolver):
                 f"[0, max_steps = {self.max_steps}), got {self.newton_steps!r}."
             )
 
-    def stages(self):
-        return None, self
-
     def ode(self, rtol: float) -> diffrax.AbstractSolver:
         """The ODE solver for solves to `rtol` (see `ode_solver`)."""
         if self.ode_solver is not None:
             return self.ode_solver
         return diffrax.Dopri8() if rtol < 1e-7 else diffrax.Tsit5()
+
+    def shoot(self, metric, x, y, ts, velocity, rtol, atol, inverse=None) -> BVPSolution:
+        """Shoot from `velocity`; with `inverse` (an approximate ∂v/∂y), undamped steps
+        are chord steps with it from the start."""
+        velocity, curve, ok = shoot(
+            metric, x, y, ts, velocity, inverse=inverse, newton_steps=self.newton_steps,
+            damped=self.damped, max_steps=self.max_steps, ode_solver=self.ode(0.01 * rtol),
+            rtol=rtol, atol=atol,
+        )  # fmt: skip
+        residual = jnp.max(jnp.abs(curve[-1] - y))
+        # The solver's own test may be on the step; also demand that the endpoint is hit.
+        hit = ok & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
+        failed = BVPResult.where(ok, BVPResult.endpoint_missed, BVPResult.shooting_failed)
+        result = BVPResult.where(hit, BVPResult.successful, failed)
+        length = jnp.sqrt(velocity @ metric.operator(x).mv(velocity))
+        return BVPSolution(velocity, curve, length, residual, result)
+
+    def solve(self, metric, x, y, ts, *, graph, rtol, atol):
+        return self.shoot(metric, x, y, ts, y - x, rtol, atol)
 
 
 class Hybrid(AbstractBVPSolver):
@@ -106,23 +214,37 @@ class Hybrid(AbstractBVPSolver):
     - `seed_rtol`: the energy stage's tolerance (at least the solve's own): as a seed,
       the discrete curve only needs the accuracy of its O(1/n²) discretisation error,
       and solving it tighter costs steps and buys nothing.
+    - `seed_jacobian`: True (default): undamped shooting takes chord steps with the
+      energy curve's own Jacobian ∂v/∂y (the discrete problem's Gauss–Newton system at
+      its solution, factored by blocks): no differentiation through the ODE, each step
+      one ODE solve, each cutting the endpoint's miss about tenfold on
+      `bench/geodesics.py`'s decoders. False: the shooting stage's `newton_steps`
+      Newton steps through the ODE (1 + d solves' worth each) come first.
     """
 
     energy: EnergyBVP = EnergyBVP()
     shooting: ShootingBVP = ShootingBVP()
     seed_rtol: float = eqx.field(default=1e-3, static=True)
+    seed_jacobian: bool = eqx.field(default=True, static=True)
 
-    def stages(self):
-        return self.energy, self.shooting
+    def solve(self, metric, x, y, ts, *, graph, rtol, atol):
+        curve, _ = self.energy.minimise(metric, x, y, ts, graph, max(rtol, self.seed_rtol))
+        inverse = None
+        if self.seed_jacobian and not self.shooting.damped:
+            inverse = velocity_sensitivity(metric, curve)
+        # Reported as shooting ends: a seed short of convergence that it still carries to
+        # y is a success, and its failure is named after the shooting.
+        return self.shooting.shoot(metric, x, y, ts, initial_velocity(curve), rtol, atol, inverse)
 
 
 class BVPResult(eqxi.Enumeration):
     """Why a connecting-geodesic solve failed (`ConnectingGeodesic.result`).
 
     **Fields:** the codes, compared as `result == jgeo.BVPResult.successful`:
-    `successful`, `energy_failed`, `shooting_failed`, `endpoint_missed`,
-    `outside_domain`, `not_finite`. Each failure carries the message `throw=True` raises
-    with, and a result prints as its message (`BVPResult<successful>` on success).
+    `successful`, `energy_failed`, `length_unresolved`, `shooting_failed`,
+    `endpoint_missed`, `outside_domain`, `not_finite`. Each failure carries the message
+    `throw=True` raises with, and a result prints as its message
+    (`BVPResult<successful>` on success).
     """
 
     successful = "successful"  # never raised: the text of its repr
@@ -130,6 +252,11 @@ class BVPResult(eqxi.Enumeration):
         "the energy minimisation of the discrete curve did not converge: raise "
         "`EnergyBVP(max_steps=...)` or `num_points`, or start from a `graph` of reference "
         "points when the points are far apart."
+    )
+    length_unresolved = (
+        "the discrete curve does not resolve its length to the tolerance: its midpoint and "
+        "Simpson lengths differ by more than atol + rtol·length. Raise `num_points`, "
+        "loosen `rtol`, or pass `solver=jgeo.Hybrid()` for a length to the ODE tolerance."
     )
     shooting_failed = (
         "shooting (exp_x(v) = y) did not converge: its start is too far from a geodesic. "

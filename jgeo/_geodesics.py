@@ -386,23 +386,69 @@ def _segments(metric: AbstractMetric, c: ArrayLike) -> Array:
     return jax.vmap(lambda m, s: s @ metric.operator(m).mv(s))(mids, steps)
 
 
-def curve_length(metric: AbstractMetric, c: ArrayLike) -> Scalar:
-    """Length Σᵢ √g(Δᵢ, Δᵢ) of the polygon through the points `c`, Δᵢ = cᵢ₊₁ − cᵢ, with
-    the metric at each segment's midpoint (second-order accurate in the spacing).
+def curve_length(
+    metric: AbstractMetric, c: ArrayLike, *, rule: Literal["midpoint", "simpson"] = "midpoint"
+) -> Scalar:
+    """Length of the discrete curve through the points `c`.
 
     **Arguments:**
 
     - `metric`: a jgeo metric on Rᵈ.
     - `c`: the points of a discrete curve, shape (n ≥ 2, d).
+    - `rule`:
+        - `"midpoint"` (default): the polygon's length Σᵢ √g(Δᵢ, Δᵢ), Δᵢ = cᵢ₊₁ − cᵢ, with
+          g at each segment's midpoint: second-order accurate in the spacing, for any
+          points (a polygon is a curve).
+        - `"simpson"`: fourth order, for points of a smooth curve at evenly spaced times
+          (a solver's discrete geodesic): Simpson's rule on the speed √g(ċ, ċ) of the
+          cubic Hermite curve through the points, whose velocities are fourth-order
+          finite differences (second order below 5 points). 2n − 1 products G v. On
+          the energy solutions of `bench/geodesics.py`'s d = 16 decoder, its lengths
+          were within 1.6e-7 of exact at 16 points and 1.6e-5 at 6, where the midpoint
+          rule's were within 2.5e-4 and 2.4e-3.
 
     **Returns:** the length, a scalar of `c`'s dtype.
 
-    **Raises:** `ValueError` if `c` is not of shape (n ≥ 2, d).
+    **Raises:** `ValueError` if `c` is not of shape (n ≥ 2, d) (n ≥ 3 for Simpson), or
+    for an unknown rule.
     """
-    squares = _segments(metric, c)
+    if rule == "midpoint":
+        return jnp.sum(_safe_sqrt(_segments(metric, c)))
+    if rule != "simpson":
+        raise ValueError(f'`rule` must be "midpoint" or "simpson", got {rule!r}.')
+    c = jnp.asarray(c)
+    if c.ndim != 2 or c.shape[0] < 3:
+        raise ValueError(f"`c` must be a discrete curve of shape (n ≥ 3, d), got {c.shape}.")
+    metric_point(metric, c[0], throw=False)  # shapes only
+    h = 1.0 / (c.shape[0] - 1)
+    velocity = _velocities(c, h)
+    # The cubic Hermite segment between cᵢ and cᵢ₊₁, at its middle: position and velocity.
+    mid = 0.5 * (c[:-1] + c[1:]) + h * (velocity[:-1] - velocity[1:]) / 8
+    mid_velocity = 1.5 * (c[1:] - c[:-1]) / h - 0.25 * (velocity[:-1] + velocity[1:])
+    square = jax.vmap(lambda x, v: v @ metric.operator(x).mv(v))
+    speed = _safe_sqrt(jnp.maximum(square(c, velocity), 0.0))
+    mid_speed = _safe_sqrt(jnp.maximum(square(mid, mid_velocity), 0.0))
+    return h / 6 * jnp.sum(speed[:-1] + 4 * mid_speed + speed[1:])
+
+
+def _velocities(c: Array, h: float) -> Array:
+    """ċ at the points of `c` (times spaced `h`): fourth-order central differences, and
+    fourth-order one-sided ones at the two points nearest each end (5 points or more)."""
+    if c.shape[0] < 5:
+        return jnp.gradient(c, h, axis=0, edge_order=2)
+    inner = c[:-4] - 8 * c[1:-3] + 8 * c[3:-1] - c[4:]
+    first = -25 * c[0] + 48 * c[1] - 36 * c[2] + 16 * c[3] - 3 * c[4]
+    second = -3 * c[0] - 10 * c[1] + 18 * c[2] - 6 * c[3] + c[4]
+    before = 3 * c[-1] + 10 * c[-2] - 18 * c[-3] + 6 * c[-4] - c[-5]
+    last = 25 * c[-1] - 48 * c[-2] + 36 * c[-3] - 16 * c[-4] + 3 * c[-5]
+    rows = [first[None], second[None], inner, before[None], last[None]]
+    return jnp.concatenate(rows) / (12 * h)
+
+
+def _safe_sqrt(squares: Array) -> Array:
     # A zero-length segment (repeated points) has gradient 0, not NaN (√ at 0); NaN stays.
     zero = squares == 0
-    return jnp.sum(jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, squares))))
+    return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, squares)))
 
 
 def curve_energy(metric: AbstractMetric, c: ArrayLike) -> Scalar:

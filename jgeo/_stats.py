@@ -1,5 +1,7 @@
 """The implementation of `jgeo.stats`, documented there."""
 
+import abc
+import warnings
 from typing import Literal, NamedTuple
 
 import equinox as eqx
@@ -9,12 +11,13 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._banded_least_squares import solve_queue
-from ._bvp import EnergyBVP
+from ._bvp import AbstractBVPSolver, EnergyBVP
 from ._checks import check_dtype, check_values, curve_in_domain, points_of
 from ._custom_types import Points
+from ._energy import energy_residuals
 from ._geodesics import curve_length, exp_map, geodesic
 from ._graph import geodesic_graph
-from ._log_map import connecting_geodesic, energy_residuals
+from ._log_map import connecting_geodesic, distance
 from ._metrics import AbstractMetric
 
 
@@ -123,12 +126,140 @@ def frechet_mean(
     return FrechetMean(mu, norm <= tol, steps, norm, failed)
 
 
+class AbstractTier(eqx.Module):
+    """A way of computing a matrix of geodesic distances (`pairwise_distances`'s
+    `tier`): `Exact`, `Graph` or `Refined`. A subclass implements `__call__(metric,
+    points)` → the (n, n) matrix."""
+
+    @abc.abstractmethod
+    def __call__(self, metric: AbstractMetric, points: Array) -> Float[Array, "n n"]:
+        """The symmetric distance matrix of `points` (n, d), zero on the diagonal."""
+
+
+class Exact(AbstractTier):
+    """One geodesic solve per pair i < j (`jgeo.distance`), `batch_size` pairs per
+    vmapped solve, so memory stays bounded for large n; NaN where a solve did not
+    converge.
+
+    **Arguments:** `solver`, `rtol`, `atol`, `num_points`: those of `jgeo.distance`
+    (so from rtol = 1e-3 up, the default solver is the energy curve's length, no
+    shooting); `batch_size`: pairs per vmapped solve.
+    """
+
+    solver: AbstractBVPSolver | None = None
+    rtol: float | None = eqx.field(default=None, static=True)
+    atol: float | None = eqx.field(default=None, static=True)
+    num_points: int = eqx.field(default=16, static=True)
+    batch_size: int = eqx.field(default=256, static=True)
+
+    def __call__(self, metric, points):
+        n = points.shape[0]
+        i, j = jnp.triu_indices(n, k=1)
+        pairs = i.shape[0]
+        if pairs == 0:
+            return jnp.zeros((n, n), points.dtype)
+        size = min(self.batch_size, pairs)
+        padded = -(-pairs // size) * size
+        i_pad = jnp.concatenate([i, jnp.zeros(padded - pairs, i.dtype)])
+        j_pad = jnp.concatenate([j, jnp.ones(padded - pairs, j.dtype) % n])
+        options = dict(solver=self.solver, rtol=self.rtol, atol=self.atol,
+                       num_points=self.num_points, throw=False)  # fmt: skip
+
+        def batch(index):
+            a, b = index
+            one = lambda x, y: distance(metric, x, y, **options)  # noqa: E731
+            return jax.vmap(one)(points[a], points[b])
+
+        chunks = (i_pad.reshape(-1, size), j_pad.reshape(-1, size))
+        lengths = jax.lax.map(batch, chunks).reshape(-1)[:pairs]
+        return _symmetric(n, i, j, lengths)
+
+
+class Graph(AbstractTier):
+    """Shortest paths on the k-nearest-neighbour graph of the points (and `reference`
+    points, which densify it), every edge weighted by the Riemannian length of its
+    straight segment (`geodesic_graph`). No solves: Dijkstra from every one of the
+    m = n + len(reference) nodes on the sparse graph (scipy, on the host), O(m² log m)
+    time and O(m²) memory (an m × m float and int32 matrix: 1.2 GB at m = 10,000 in
+    float64; `bench/distances.py` measures its time and peak memory). A path along
+    graph edges is longer than the geodesic, so this overestimates (by a few percent on
+    a dense graph; see `bench/distances.py`), and is ∞ between components the graph
+    does not connect.
+
+    **Arguments:** `k`, neighbours per node; `reference`, extra nodes (r, d), e.g. a
+    subsample of the training codes.
+    """
+
+    k: int = eqx.field(default=10, static=True)
+    reference: Points | None = None
+
+    def __call__(self, metric, points):
+        n = points.shape[0]
+        return _graph(metric, points, self.k, self.reference).distances[:n, :n]
+
+
+def _graph(metric, points: Array, k: int, reference: Points | None):
+    """The `geodesic_graph` of the points, then the reference points."""
+    nodes = points
+    if reference is not None:
+        reference = _check_points(reference, "reference").astype(points.dtype)
+        nodes = jnp.concatenate([points, reference])
+    return geodesic_graph(metric, nodes, k)
+
+
+class Refined(AbstractTier):
+    """Each pair's graph path (`Graph`), resampled at `num_points` and minimised in
+    energy (`EnergyBVP` from the path): close to exact where the graph path lies in the
+    right basin, at the cost of one energy solve per pair; lengths by Simpson's rule
+    (`curve_length(..., rule="simpson")`).
+
+    The tolerance (on the curve's points) is loose because the length is stationary at
+    the solution, so a curve δ off changes it by O(δ²): on `bench/distances.py`'s pairs,
+    1e-4 took 2.7× the iterations of 1e-3 for the same errors, and 3e-3 a quarter less
+    time than 1e-3. The solves run as a queue (`slots` in flight; a finished pair's slot
+    takes the next pair), not as vmapped batches, which would run every pair for as many
+    steps as the batch's slowest needs (2 to over 20); 64 slots ran 1.2× faster than
+    256. The lengths are measured on the solved curves with gradients stopped at them:
+    gradients reach the points and the metric as the envelope theorem gives them at a
+    stationary curve.
+
+    **Arguments:** `k`, `reference`: the graph's (`Graph`); `slots`: solves in flight;
+    `max_steps`, `rtol`, `atol`: each energy solve's; `num_points`: of each curve.
+    """
+
+    k: int = eqx.field(default=10, static=True)
+    reference: Points | None = None
+    slots: int = eqx.field(default=64, static=True)
+    max_steps: int = eqx.field(default=100, static=True)
+    rtol: float = eqx.field(default=3e-3, static=True)
+    atol: float = eqx.field(default=3e-3, static=True)
+    num_points: int = eqx.field(default=16, static=True)
+
+    def __check_init__(self):
+        if self.num_points < 3:
+            raise ValueError(f"`num_points` must be at least 3, got {self.num_points}.")
+
+    def __call__(self, metric, points):
+        n = points.shape[0]
+        i, j = jnp.triu_indices(n, k=1)
+        if i.size == 0:
+            return jnp.zeros((n, n), points.dtype)
+        graph = _graph(metric, points, self.k, self.reference)
+        return _symmetric(n, i, j, _refined_lengths(metric, points, i, j, graph, self))
+
+
+def _symmetric(n: int, i: Array, j: Array, upper: Array) -> Array:
+    matrix = jnp.zeros((n, n), upper.dtype).at[i, j].set(upper)
+    return matrix + matrix.T
+
+
 def pairwise_distances(
     metric: AbstractMetric,
     points: Points,
+    tier: AbstractTier | None = None,
     *,
     approximation: Literal["graph", "refined"] | None = None,
-    k: int = 10,
+    k: int | None = None,
     reference: Points | None = None,
     batch_size: int | None = None,
     **kwargs,
@@ -139,102 +270,86 @@ def pairwise_distances(
     **Arguments:**
 
     - `metric`: a jgeo metric; `points`: shape (n, d).
-    - `approximation`:
-        - `None` (default), exact: one connecting geodesic per pair i < j (energy
-          minimisation, then shooting to the ODE tolerance), `batch_size` pairs per
-          vmapped solve, so memory stays bounded for large n. NaN where a solve did not
-          converge.
-        - `"graph"`: shortest paths on the k-nearest-neighbour graph of the points (and
-          `reference` points, which densify it), every edge weighted by the Riemannian
-          length of its straight segment (`geodesic_graph`). No solves: Dijkstra from
-          every one of the m = n + len(reference) nodes on the sparse graph (scipy, on
-          the host), O(m² log m) time and O(m²) memory (an m × m float and int32 matrix:
-          1.2 GB at m = 10,000 in float64; `bench/distances.py` measures its time and
-          peak memory). A path along
-          graph edges is longer than the geodesic, so this
-          overestimates (by a few percent on a dense graph; see `bench/distances.py`),
-          and is ∞ between components the graph does not connect.
-        - `"refined"`: each pair's graph path, resampled and minimised in energy
-          (`connecting_geodesic(..., solver=EnergyBVP(), graph=..., rtol=3e-3,
-          atol=3e-3)`): close to exact where the graph path lies in the right basin, at
-          the cost of one energy solve per pair. The tolerance (on the curve's points) is
-          loose because the length is stationary at the solution, so a curve δ off
-          changes it by O(δ²), and the discrete curve's own error (~1e-4 of the length
-          at 16 points on smooth decoders) bounds the accuracy anyway: on
-          `bench/distances.py`'s pairs, 1e-4 took 2.7× the iterations of 1e-3 for the
-          same errors, and 3e-3 a quarter less time than 1e-3. The solves run as a queue
-          (`batch_size` in flight; a finished pair's slot takes the next pair), not as
-          vmapped batches, which would run every pair for as many steps as the batch's
-          slowest needs (2 to over 20). The lengths are measured on the solved curves
-          with gradients stopped at them: gradients reach the points and the metric as
-          the envelope theorem gives them at a stationary curve. Only the energy solver
-          runs as a queue: another `solver` (e.g. a `Hybrid`) is passed to
-          `connecting_geodesic` in vmapped batches, as for the exact tier.
-    - `k`: neighbours per node of the graph (`"graph"`, `"refined"`).
-    - `reference`: extra graph nodes (r, d), e.g. a subsample of the training codes.
-    - `batch_size`: pairs per vmapped solve (exact; default 256), or solves in flight
-      (`"refined"`; default 64, which ran 1.2× faster than 256 on `bench/distances.py`'s
-      codes).
-    - `**kwargs`: passed to `connecting_geodesic` (e.g. `solver=jgeo.EnergyBVP()`, `rtol`,
-      and for `"refined"` `num_points` and `solver=jgeo.EnergyBVP(max_steps=...)`).
+    - `tier`: how (`jgeo.stats.AbstractTier`), default `Exact()`:
+        - `Exact(solver=None, rtol=None, atol=None, num_points=16, batch_size=256)`: one
+          `jgeo.distance` solve per pair i < j; NaN where a solve did not converge.
+        - `Graph(k=10, reference=None)`: shortest paths on the k-nearest-neighbour
+          graph; no solves; overestimates by a few percent.
+        - `Refined(k=10, reference=None, slots=64, rtol=3e-3, ...)`: each pair's graph
+          path minimised in energy; close to exact at one energy solve a pair.
+      See each class, and the distance guide (docs/geodesics.md) for which to use when.
+    - Deprecated, for one release (a `DeprecationWarning`): `approximation` (None,
+      "graph", "refined"), `k`, `reference`, `batch_size` and further keyword arguments
+      of `connecting_geodesic`, which build the tier.
 
     **Returns:** an (n, n) array, symmetric with a zero diagonal.
 
     **Raises:** `ValueError` for malformed points, an unknown `approximation`, or `k` out
-    of range.
+    of range; `TypeError` for a `tier` that is not one, or one given with the deprecated
+    arguments.
     """
     points = _check_points(points)
-    n = points.shape[0]
+    old = (approximation, k, reference, batch_size)
+    if any(a is not None for a in old) or kwargs:
+        if tier is not None:
+            raise TypeError(
+                "pass either `tier` or the deprecated `approximation`/`k`/`reference`/"
+                "`batch_size`/solver arguments, not both."
+            )
+        tier = _deprecated_tier(approximation, k, reference, batch_size, kwargs)
+    tier = Exact() if tier is None else tier
+    if not isinstance(tier, AbstractTier):
+        raise TypeError(
+            "`tier` must be jgeo.stats.Exact(...), jgeo.stats.Graph(...) or "
+            f"jgeo.stats.Refined(...); got {type(tier).__name__}."
+        )
+    return tier(metric, points)
+
+
+def _deprecated_tier(approximation, k, reference, batch_size, kwargs) -> AbstractTier:
+    """The tier the old call form meant."""
     if approximation not in (None, "graph", "refined"):
         raise ValueError(
             f'`approximation` must be None (exact), "graph" or "refined", got {approximation!r}.'
         )
-    graph = None
-    if approximation is not None:
-        nodes = points
-        if reference is not None:
-            reference = _check_points(reference, "reference").astype(points.dtype)
-            nodes = jnp.concatenate([points, reference])
-        graph = geodesic_graph(metric, nodes, k)
-        if approximation == "graph":
-            return graph.distances[:n, :n]
-        kwargs = {"solver": EnergyBVP(), "rtol": 3e-3, "atol": 3e-3, **kwargs, "graph": graph}
-    i, j = jnp.triu_indices(n, k=1)
-    if approximation == "refined" and isinstance(kwargs["solver"], EnergyBVP) and i.size:
-        slots = 64 if batch_size is None else batch_size
-        lengths = _refined_lengths(metric, points, i, j, slots, **kwargs)
-        upper = jnp.zeros((n, n), points.dtype).at[i, j].set(lengths)
-        return upper + upper.T
-    pairs = i.shape[0]
-    if pairs == 0:
-        return jnp.zeros((n, n), points.dtype)
-    size = min(256 if batch_size is None else batch_size, pairs)
-    padded = -(-pairs // size) * size
-    i_pad = jnp.concatenate([i, jnp.zeros(padded - pairs, i.dtype)])
-    j_pad = jnp.concatenate([j, jnp.ones(padded - pairs, j.dtype) % n])
-
-    def batch(index):
-        a, b = index
-        one = lambda x, y: connecting_geodesic(metric, x, y, throw=False, **kwargs).length  # noqa: E731
-        return jax.vmap(one)(points[a], points[b])
-
-    chunks = (i_pad.reshape(-1, size), j_pad.reshape(-1, size))
-    lengths = jax.lax.map(batch, chunks).reshape(-1)[:pairs]
-    upper = jnp.zeros((n, n), points.dtype).at[i, j].set(lengths)
-    return upper + upper.T
+    warnings.warn(
+        "pairwise_distances(approximation=..., k=..., reference=..., batch_size=..., "
+        "**kwargs) is deprecated: pass a tier, e.g. `jgeo.stats.Graph(k=10)`, "
+        "`jgeo.stats.Refined(k=10)` or `jgeo.stats.Exact(rtol=1e-3)`.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    graph = {} if k is None else {"k": k}
+    if reference is not None:
+        graph["reference"] = reference
+    if approximation == "graph":
+        return Graph(**graph)
+    solver = kwargs.pop("solver", None)
+    if approximation == "refined" and (solver is None or isinstance(solver, EnergyBVP)):
+        if solver is not None:
+            kwargs["max_steps"] = solver.max_steps
+        slots = {} if batch_size is None else {"slots": batch_size}
+        return Refined(**graph, **slots, **kwargs)
+    if approximation == "refined":
+        raise TypeError(
+            "the refined tier runs energy solves only; for another solver use "
+            "`jgeo.stats.Exact(solver=...)`."
+        )
+    if kwargs.pop("graph", None) is not None or set(kwargs) - {"rtol", "atol", "num_points"}:
+        raise TypeError(f"unknown arguments for the exact tier: {sorted(kwargs)}.")
+    size = {} if batch_size is None else {"batch_size": batch_size}
+    return Exact(solver=solver, **size, **kwargs)
 
 
-def _refined_lengths(metric, points, i, j, slots, *, solver, graph, rtol, atol, num_points=16):
-    """The `"refined"` tier's lengths: every pair's energy solve from its graph path, in a
-    queue of `slots` solves at a time (`solve_queue`), each exactly the solve of
-    `connecting_geodesic(..., solver=solver, graph=graph)`.
+def _refined_lengths(metric, points, i, j, graph, tier: Refined):
+    """The `Refined` tier's lengths: every pair's energy solve from its graph path, in a
+    queue of `tier.slots` solves at a time (`solve_queue`), each exactly the solve of
+    `connecting_geodesic(..., solver=EnergyBVP(linear_solver=None), graph=graph)`.
 
     The solves see constants (gradients stopped); the lengths are then measured on the
     solved curves between the pairs' own points, so gradients reach the points and the
     metric's parameters as the envelope theorem gives them at a stationary curve.
     """
-    if num_points < 3:
-        raise ValueError(f"`num_points` must be at least 3, got {num_points}.")
     frozen = jax.tree.map(
         lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a,
         (metric, points, graph),
@@ -252,12 +367,12 @@ def _refined_lengths(metric, points, i, j, slots, *, solver, graph, rtol, atol, 
 
     def start(k):
         x, y = ends(fixed_points, k)
-        return fixed_graph.path(x, y, num_points)[1:-1], (x, y)
+        return fixed_graph.path(x, y, tier.num_points)[1:-1], (x, y)
 
     residuals, band = energy_residuals(fixed_metric)
     interiors, converged = solve_queue(
-        residuals, start, i.shape[0], slots=slots, max_steps=solver.max_steps, rtol=rtol,
-        atol=atol, jacobian=band,
+        residuals, start, i.shape[0], slots=tier.slots, max_steps=tier.max_steps,
+        rtol=tier.rtol, atol=tier.atol, jacobian=band,
     )  # fmt: skip
 
     def measure(pair):
@@ -265,10 +380,10 @@ def _refined_lengths(metric, points, i, j, slots, *, solver, graph, rtol, atol, 
         x, y = ends(points, k)
         curve = jnp.concatenate([x[None], interior, y[None]])
         ok &= valid[i[k]] & valid[j[k]] & curve_in_domain(metric, curve)
-        return jnp.where(ok, curve_length(metric, curve), jnp.nan)
+        return jnp.where(ok, curve_length(metric, curve, rule="simpson"), jnp.nan)
 
     pairs = (jnp.arange(i.shape[0]), interiors, converged)
-    return jax.lax.map(measure, pairs, batch_size=slots)
+    return jax.lax.map(measure, pairs, batch_size=tier.slots)
 
 
 class KMedoids(NamedTuple):
@@ -350,6 +465,7 @@ def geodesic_kmedoids(
     key: PRNGKeyArray,
     *,
     restarts: int = 10,
+    tier: AbstractTier | None = None,
     batch_size: int | None = None,
     **kwargs,
 ) -> tuple[KMedoids, Float[Array, "n n"]]:
@@ -361,11 +477,12 @@ def geodesic_kmedoids(
 
     - `metric`: a jgeo metric on Rᵈ; `points`: shape (n, d).
     - `k`, `key`, `restarts`: as for `kmedoids`.
-    - `batch_size`, `**kwargs`: go to `pairwise_distances` (e.g. `approximation`).
+    - `tier`: how the distances are computed (`pairwise_distances`; default `Exact()`).
+    - `batch_size`, `**kwargs`: deprecated, `pairwise_distances`'s old arguments.
 
     **Returns:** the `KMedoids` clustering and the distance matrix (n, n).
     """
-    distances = pairwise_distances(metric, points, batch_size=batch_size, **kwargs)
+    distances = pairwise_distances(metric, points, tier, batch_size=batch_size, **kwargs)
     return kmedoids(distances, k, key, restarts=restarts), distances
 
 

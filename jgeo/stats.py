@@ -7,8 +7,12 @@ are solved with `throw=False`: a pair that does not converge is reported (NaN di
 """
 
 from ._stats import (
+    AbstractTier as AbstractTier,
+    Exact as Exact,
     FrechetMean as FrechetMean,
+    Graph as Graph,
     KMedoids as KMedoids,
+    Refined as Refined,
     TangentPCA as TangentPCA,
     frechet_mean as frechet_mean,
     geodesic_interpolation as geodesic_interpolation,

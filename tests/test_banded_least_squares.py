@@ -12,10 +12,10 @@ import jgeo
 from jgeo._banded_least_squares import (
     BandedLevenbergMarquardt,
     _linearise,
-    _probe,
+    probe_band,
     solve_block_tridiagonal,
 )
-from jgeo._log_map import energy_residuals
+from jgeo._energy import energy_residuals
 
 N, D, M = 5, 3, 7
 
@@ -68,7 +68,7 @@ def test_a_pullbacks_band_from_decoder_jacobians_equals_the_probed_band(key, jit
     metric = jgeo.Pullback(lambda z: jnp.tanh(z @ w1) @ w2, jitter=jitter)
     residuals, band = energy_residuals(metric)
     z, ends = jr.normal(k3, (N, D)), (jnp.zeros(D), jnp.ones(D))
-    probed, _ = _probe(lambda v, a: (residuals(v, a), None), z, ends)
+    probed, _ = probe_band(lambda v, a: (residuals(v, a), None), z, ends)
     for built, expected in zip(band(z, ends), probed, strict=True):
         np.testing.assert_allclose(built, expected, atol=1e-12)
     # The general residuals (g at segment midpoints) have no such shortcut.

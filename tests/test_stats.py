@@ -104,7 +104,7 @@ def test_geodesic_interpolation_is_evenly_spaced_in_arc_length():
 def test_pairwise_distances_in_batches_match_one_by_one():
     metric = jgeo.PoincareBall(2)
     points = 0.5 * jax.random.uniform(jax.random.key(1), (5, 2), minval=-1)
-    matrix = stats.pairwise_distances(metric, points, batch_size=3)  # 10 pairs, 4 batches
+    matrix = stats.pairwise_distances(metric, points, stats.Exact(batch_size=3))  # 4 batches
     i, j = np.triu_indices(5, 1)
     upper = jax.jit(jax.vmap(lambda a, b: jgeo.distance(metric, a, b)))(points[i], points[j])
     expected = np.zeros((5, 5))
@@ -125,7 +125,7 @@ LOST[3, 3] = False  # the diagonal stays 0, as in the exact tier
 
 
 def test_graph_tier_loses_only_the_pairs_of_a_point_off_the_metric():
-    graph = jax.jit(lambda p: stats.pairwise_distances(BALL, p, approximation="graph", k=4))
+    graph = jax.jit(lambda p: stats.pairwise_distances(BALL, p, stats.Graph(k=4)))
     # Without the point the graph is the same: no node takes it as a neighbour.
     alone = graph(POINTS[np.arange(8) != 3])
     for bad in OFF_THE_METRIC:
@@ -139,7 +139,7 @@ def test_refined_tier_loses_only_the_pairs_of_a_point_off_the_metric():
     exact = jax.vmap(jax.vmap(BALL.distance, (None, 0)), (0, None))(POINTS, POINTS)
 
     def total(p):  # the matrix and, in the same program, the gradient of its valid part
-        matrix = stats.pairwise_distances(BALL, p, approximation="refined", k=4)
+        matrix = stats.pairwise_distances(BALL, p, stats.Refined(k=4))
         return jnp.nansum(matrix), matrix
 
     refined = jax.jit(jax.value_and_grad(total, has_aux=True))
@@ -181,7 +181,11 @@ def test_geodesic_kmedoids_separates_what_a_stochastic_decoder_keeps_apart():
     metric = jgeo.StochasticPullback(lambda z: z, std)
     key = jax.random.key(0)
     solve = jax.jit(
-        lambda c: stats.geodesic_kmedoids(metric, c, 2, key, solver=jgeo.EnergyBVP(), rtol=1e-3)
+        # The energy curves alone: at 16 points they do not resolve the walls' lengths to
+        # 1e-3 (`distance`'s default would report so), but they rank the pairs.
+        lambda c: stats.geodesic_kmedoids(
+            metric, c, 2, key, tier=stats.Exact(solver=jgeo.EnergyBVP(), rtol=1e-3, atol=1e-3)
+        )
     )
     result, distances = solve(codes)
     assert not np.any(np.isnan(distances))
@@ -210,9 +214,7 @@ def test_graph_and_refined_distances_against_closed_forms():
     ball_points = jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)], -1)
     ball = jgeo.PoincareBall(2)
     exact = jax.vmap(jax.vmap(ball.distance, (None, 0)), (0, None))(ball_points, ball_points)
-    graph = jax.jit(lambda p: stats.pairwise_distances(ball, p, approximation="graph", k=12))(
-        ball_points
-    )
+    graph = jax.jit(lambda p: stats.pairwise_distances(ball, p, stats.Graph(k=12)))(ball_points)
     off = ~np.eye(300, dtype=bool)
     relative = np.asarray(graph / exact - 1)[off]
     assert np.all(np.isfinite(relative)) and np.median(relative) < 0.05
@@ -227,22 +229,20 @@ def test_graph_and_refined_distances_against_closed_forms():
     unit = jax.vmap(_sphere_chart)(sphere_points)
     great_circle = jnp.arccos(jnp.clip(unit @ unit.T, -1, 1))
     metric = jgeo.Pullback(_sphere_chart)
-    options = {"graph": {}, "refined": {"rtol": 1e-6}}  # to connecting_geodesic
+    kinds = {"graph": stats.Graph, "refined": lambda **kw: stats.Refined(rtol=1e-6, **kw)}
     tiers = {
-        tier: jax.jit(
-            lambda p, r, tier=tier: stats.pairwise_distances(
-                metric, p, approximation=tier, reference=r, k=16, **options[tier]
-            )
+        name: jax.jit(
+            lambda p, r, kind=kind: stats.pairwise_distances(metric, p, kind(k=16, reference=r))
         )(sphere_points, reference)
-        for tier in options
+        for name, kind in kinds.items()
     }
     off = ~np.eye(12, dtype=bool)
     graph_error = np.asarray(tiers["graph"] / great_circle - 1)[off]
     refined_error = np.asarray(tiers["refined"] / great_circle - 1)[off]
     assert np.median(graph_error) < 0.05 and graph_error.max() < 0.15 and graph_error.min() > -5e-3
     assert np.max(np.abs(refined_error)) < 5e-3
-    with pytest.raises(ValueError, match="`approximation` must be None"):
-        stats.pairwise_distances(ball, ball_points, approximation="dijkstra")
+    with pytest.raises(TypeError, match="`tier` must be"):
+        stats.pairwise_distances(ball, ball_points, "graph")
 
 
 @pytest.mark.slow
@@ -252,10 +252,9 @@ def test_refined_distances_run_every_pair_as_its_own_energy_solve():
     # `connecting_geodesic` gives it alone, at the tier's tolerance.
     metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), 2, 6))
     points = jax.random.normal(jax.random.key(6), (7, 2))
-    options = dict(approximation="refined", k=3, batch_size=4)
 
     def total(p):  # the matrix and, in the same compiled program, its gradient
-        matrix = stats.pairwise_distances(metric, p, **options)
+        matrix = stats.pairwise_distances(metric, p, stats.Refined(k=3, slots=4))
         return matrix.sum(), matrix
 
     (_, refined), grad = jax.jit(jax.value_and_grad(total, has_aux=True))(points)
@@ -275,3 +274,20 @@ def test_refined_distances_run_every_pair_as_its_own_energy_solve():
     np.testing.assert_array_equal(refined, refined.T)
     # Gradients reach the points through the measured lengths (the solves are constants).
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def test_old_pairwise_distances_arguments_still_work_with_a_warning():
+    # The string tiers of the last release: the same matrices, a DeprecationWarning, and
+    # the old keyword errors.
+    points = POINTS[:5]
+    with pytest.warns(DeprecationWarning, match="pass a tier"):
+        old = stats.pairwise_distances(BALL, points, approximation="graph", k=4)
+    np.testing.assert_array_equal(old, stats.pairwise_distances(BALL, points, stats.Graph(k=4)))
+    with pytest.warns(DeprecationWarning):
+        old = stats.pairwise_distances(BALL, points, batch_size=3, rtol=1e-6)
+    new = stats.pairwise_distances(BALL, points, stats.Exact(batch_size=3, rtol=1e-6))
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(ValueError, match="`approximation` must be None"):
+        stats.pairwise_distances(BALL, points, approximation="dijkstra")
+    with pytest.raises(TypeError, match="not both"):
+        stats.pairwise_distances(BALL, points, stats.Graph(), k=3)
