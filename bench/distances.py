@@ -14,6 +14,10 @@ first (about a minute). Its pullback metric, on `--codes` codes of the training 
 
 Errors are relative to the exact lengths on the sampled pairs, as a distribution.
 
+`--parts refined16`: the `Refined` tier's whole matrix on `--codes16` codes drawn in
+[−1.5, 1.5]^16 for the d = 16 tanh MLP, errors on `--pairs` sampled pairs against exact
+solves.
+
 `--parts graph` (its own part, also run by default): the `"graph"` tier's cost as the
 node count grows, on `--graph-sizes` codes drawn in [−1.5, 1.5]^16 for the d = 16 tanh
 MLP of `bench/geodesics.py` (`_decoder.py`), float64: seconds of the first call
@@ -72,9 +76,7 @@ def graph_scaling(sizes: list[int], k: int) -> dict:
         metric = jgeo.Pullback(decoder(jax.random.key(0), 16, jnp.float64))
         for m in sizes:
             codes = jnp.asarray(np.random.default_rng(0).uniform(-1.5, 1.5, (m, 16)))
-            graph_fn = jax.jit(
-                lambda c: stats.pairwise_distances(metric, c, approximation="graph", k=k)
-            )
+            graph_fn = jax.jit(lambda c: stats.pairwise_distances(metric, c, stats.Graph(k=k)))
             first, seconds, matrix = _timed(graph_fn, codes)
             matrix = np.asarray(matrix)
             rows.append(
@@ -89,11 +91,40 @@ def graph_scaling(sizes: list[int], k: int) -> dict:
     return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": rows}
 
 
+def refined_wide(m: int, pairs: int, k: int) -> dict:
+    """The `Refined` tier's whole matrix on m codes drawn in [−1.5, 1.5]^16 for the d = 16
+    decoder (float64), and its errors on `pairs` sampled pairs against exact solves."""
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        metric = jgeo.Pullback(decoder(jax.random.key(0), 16, jnp.float64))
+        rng = np.random.default_rng(0)
+        codes = jnp.asarray(rng.uniform(-1.5, 1.5, (m, 16)))
+        i, j = np.triu_indices(m, k=1)
+        pick = rng.choice(i.size, pairs, replace=False)
+        exact_fn = jax.jit(jax.vmap(lambda x, y: jgeo.distance(metric, x, y, throw=False)))
+        exact = jax.block_until_ready(exact_fn(codes[i[pick]], codes[j[pick]]))
+        matrix_fn = jax.jit(lambda c: stats.pairwise_distances(metric, c, stats.Refined(k=k)))
+        start = time.perf_counter()
+        matrix = np.asarray(jax.block_until_ready(matrix_fn(codes)))
+        seconds = time.perf_counter() - start  # compilation included (one call)
+        row = {"codes": m, "pairs": int(i.size), "seconds": seconds,
+               "ms_per_pair": 1e3 * seconds / i.size,
+               "converged": float(np.mean(np.isfinite(matrix[i, j]))),
+               **_errors(matrix[i[pick], j[pick]], exact)}  # fmt: skip
+        print(row, flush=True)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": [row]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--parts", nargs="+", choices=["tiers", "graph"], default=["tiers", "graph"]
-    )
+        "--parts", nargs="+", choices=["tiers", "graph", "refined16"],
+        default=["tiers", "graph", "refined16"],
+    )  # fmt: skip
+    parser.add_argument("--codes16", type=int, default=1000, help="codes of the d = 16 part")
     parser.add_argument("--graph-sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--codes", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=200)
@@ -107,6 +138,9 @@ def main() -> None:
     if "graph" in args.parts:
         results["graph_scaling"] = graph_scaling(args.graph_sizes, args.k)
         write_json(path, results)  # this part's results, the others' kept
+    if "refined16" in args.parts:
+        results["refined_d16"] = refined_wide(args.codes16, args.pairs, args.k)
+        write_json(path, results)
     if "tiers" in args.parts:
         tiers(args, results)
 
@@ -139,7 +173,7 @@ def tiers(args, results: dict) -> None:
     for name, reference in [("codes", None), (f"codes + {args.grid}² grid", grid)]:
         graph_fn = jax.jit(
             lambda c, r=reference: stats.pairwise_distances(
-                metric, c, approximation="graph", k=args.k, reference=r
+                metric, c, stats.Graph(k=args.k, reference=r)
             )
         )
         graphs[name] = _timed(graph_fn, codes)
@@ -157,9 +191,7 @@ def tiers(args, results: dict) -> None:
     refined_rows = []
     if not args.no_all_pairs:
         matrix_fn = jax.jit(
-            lambda c: stats.pairwise_distances(
-                metric, c, approximation="refined", k=args.k, reference=grid
-            )
+            lambda c: stats.pairwise_distances(metric, c, stats.Refined(k=args.k, reference=grid))
         )
         start = time.perf_counter()
         matrix = jax.block_until_ready(matrix_fn(codes))

@@ -5,11 +5,15 @@
 2. Log maps between random latent pairs of a random tanh MLP decoder R² → R⁷⁸⁴:
    convergence rate and time.
 3. Distances at each accuracy tier, pairs drawn in [−1.5, 1.5]^d of the tanh MLP decoder
-   d → 256 → 256 → 784 (d = 2 and 16): ms per pair, length error against the exact
+   d → 256 → 256 → 784 (d = 2, 16 and 64): ms per pair, length error against the exact
    connecting geodesic (rtol 1e-8), endpoint residual and convergence rate — the exact
-   solve, the contract `distance(metric, x, y, rtol=1e-3, atol=1e-3)` (default solver),
-   the energy stage alone at rtol 1e-3; and stochman 0.3 (its `connecting_geodesic`: a
-   cubic spline fitted by Adam) on the same pairs and weights when it is installed.
+   solve, the contract `distance(metric, x, y, rtol=1e-3, atol=1e-3)` (its default
+   solver: the energy curve's Simpson length), the log map's default (`Hybrid`) at rtol
+   1e-3, the fastest tier (`EnergyBVP(check_length=True)` at 8 points, rtol 5e-3), and at
+   d ≤ 16 the exact solve as the last release ran it (Newton through the ODE); and
+   stochman 0.3 (its `connecting_geodesic`: a cubic spline fitted by Adam) on the same
+   pairs and weights when it is installed (it needs torch: run this script with an
+   interpreter that has it and jgeo, e.g. a venv with `pip install '.[bench]'`).
 
     python bench/geodesics.py [--points 1000] [--pairs 1000] [--distance-pairs 50] [--json ...]
 """
@@ -163,31 +167,50 @@ def decoder_distances(n: int, d: int) -> list[dict]:
     k1, k2 = jr.split(jr.key(3))
     xs = jr.uniform(k1, (n, d), minval=-1.5, maxval=1.5)
     ys = jr.uniform(k2, (n, d), minval=-1.5, maxval=1.5)
+    loose = {"rtol": 1e-3, "atol": 1e-3}
+    fastest = jgeo.EnergyBVP(check_length=True)
     tiers = [
-        ("exact (rtol 1e-8)", {}),
-        ("distance(rtol=1e-3, atol=1e-3)", {"rtol": 1e-3, "atol": 1e-3}),
-        ("EnergyBVP(), rtol 1e-3", {"solver": jgeo.EnergyBVP(), "rtol": 1e-3, "atol": 1e-3}),
-    ]
+        ("exact (rtol 1e-8)", "geodesic", {}),
+        ("distance(rtol=1e-3, atol=1e-3)", "distance", loose),
+        ("log map, rtol 1e-3 (Hybrid)", "geodesic", loose),
+        ("fastest: EnergyBVP, 8 points, rtol 5e-3", "distance",
+         {"solver": fastest, "num_points": 8, "rtol": 5e-3, "atol": 5e-3}),
+    ]  # fmt: skip
+    if d <= 16:  # before this release's chord steps: Newton through the ODE (d + 1 solves)
+        tiers.append(("exact, Newton Jacobian (old)", "geodesic",
+                      {"solver": jgeo.Hybrid(seed_jacobian=False)}))  # fmt: skip
     rows, exact = [], None
-    for name, kwargs in tiers:
+    for name, kind, kwargs in tiers:
         solve = jax.jit(jax.vmap(
-            lambda m, x, y, kw=kwargs: jgeo.connecting_geodesic(m, x, y, throw=False, **kw),
+            lambda m, x, y, kind=kind, kw=kwargs: _solve(kind, m, x, y, kw),
             in_axes=(None, 0, 0),
         ))  # fmt: skip
-        timing, out = time_jitted(solve, metric, xs, ys, repeats=1, min_seconds=0.0)
-        exact = out.length if exact is None else exact
+        timing, (length, converged, residual) = time_jitted(
+            solve, metric, xs, ys, repeats=1, min_seconds=0.0
+        )
+        exact = length if exact is None else exact
         rows.append({
             "task": f"{n} distances, tanh MLP {d}→256→256→784", "library": "jgeo", "tier": name,
-            **timing, "per_item_s": timing["median_s"] / n,
-            "converged": float(jnp.mean(out.converged)),
-            "residual_max": float(jnp.nanmax(out.residual)),
-            **_length_errors(out.length, exact),
+            "d": d, **timing, "per_item_s": timing["median_s"] / n,
+            "converged": float(jnp.mean(converged)),
+            "residual_max": float(jnp.nanmax(residual)),
+            **_length_errors(length, exact),
         })  # fmt: skip
     try:
         rows.append(_stochman_distances(mlp, xs, ys, exact, d))
     except ImportError as error:
         print(f"stochman unavailable ({error}); pip install '.[bench]': comparison skipped")
     return rows
+
+
+def _solve(kind, metric, x, y, kwargs):
+    """(length, converged, endpoint residual) of one pair: `distance`'s own answer, or a
+    connecting geodesic's."""
+    if kind == "distance":
+        length = jgeo.distance(metric, x, y, throw=False, **kwargs)
+        return length, jnp.isfinite(length), jnp.zeros_like(length)
+    out = jgeo.connecting_geodesic(metric, x, y, throw=False, **kwargs)
+    return out.length, out.converged, out.residual
 
 
 def _length_errors(lengths, exact) -> dict:
@@ -229,7 +252,7 @@ def _stochman_distances(mlp, xs, ys, exact, d: int) -> dict:
     lengths = jax.vmap(lambda c: jgeo.curve_length(jgeo.Pullback(mlp), c))(jnp.asarray(fine))
     return {
         "task": f"{len(xs)} distances, tanh MLP {d}→256→256→784", "library": "stochman",
-        "tier": "connecting_geodesic (defaults)", "median_s": seconds,
+        "tier": "connecting_geodesic (defaults)", "d": d, "median_s": seconds,
         "per_item_s": seconds / len(xs), "converged": float(np.mean(np.asarray(success, float))),
         **_length_errors(lengths, exact),
     }  # fmt: skip
@@ -244,7 +267,7 @@ def main() -> None:
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)  # the accuracy targets are below float32's
     rows = sphere_exp_maps(args.points) + decoder_log_maps(args.pairs)
-    distances = [r for d in (2, 16) for r in decoder_distances(args.distance_pairs, d)]
+    distances = [r for d in (2, 16, 64) for r in decoder_distances(args.distance_pairs, d)]
     print(f"float64, {environment()['backend']}\n")
     columns = ["task", "library", "median_s", "per_item_s", "max_error", "converged", "compile_s"]
     print_table(rows, columns)

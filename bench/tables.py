@@ -232,6 +232,27 @@ def distances_graph(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def distances_refined16(results: dict) -> str:
+    """`bench/distances.py --parts refined16`: the refined tier's whole matrix at d = 16."""
+    part = results["refined_d16"]
+    env = part["environment"]
+    lines = [_row(["codes", "pairs", "seconds (one call)", "ms / pair", "converged",
+                   "median error", "90th pct", "max", "within 0.5 %"]),
+             _row(["---"] * 9)]  # fmt: skip
+    for r in part["rows"]:
+        lines.append(_row([f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]),
+                           _g(r["ms_per_pair"]), f"{r['converged']:.0%}",
+                           *[f"{r[k]:.2%}" for k in ("median", "p90", "max")],
+                           f"{r['within_0.5%']:.0%}"]))  # fmt: skip
+    lines.append("")
+    lines.append(f"*codes in [−1.5, 1.5]^{part['d']}, tanh MLP {part['d']}→256→256→784, "
+                 f"`stats.Refined(k={part['k']})`, errors against exact solves on sampled "
+                 f"pairs, {part['dtype']}, compilation included, {env['backend']} "
+                 f"({env['device']}), jax {env['jax']}, "
+                 "`bench/results/distances.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def similarity(results: dict) -> str:
     """`bench/similarity.py`: the comparison measures against NumPy, netrep and DADApy."""
     columns = ["measure", "N × D", "against", "largest difference", "jgeo", "reference",
@@ -289,10 +310,12 @@ def geodesics(results: dict) -> str:
                            f"{r['converged']:.0%}" if "converged" in r else ""]))  # fmt: skip
     distances = results.get("distances", [])
     if distances:
-        lines += ["", _row(["distances", "library", "tier", "ms / pair", "length error: median",
-                            "90th pct", "max", "within 0.5 %", "endpoint residual",
-                            "converged"]),
-                  _row(["---"] * 10)]  # fmt: skip
+        lines += ["", _row(["distances", "library", "tier", "ms / pair", "× stochman",
+                            "length error: median", "90th pct", "max", "within 0.5 %",
+                            "endpoint residual", "converged"]),
+                  _row(["---"] * 11)]  # fmt: skip
+        # stochman's time on the same pairs and weights, where it ran: the speed-up.
+        stochman = {r["task"]: r["per_item_s"] for r in distances if r["library"] == "stochman"}
         for r in distances:
             errors = [_relative(r[k]) for k in ("error_median", "error_p90", "error_max")]
             # ‖exp_x(v) − y‖∞ of shooting; a discrete curve (energy) ends at y exactly.
@@ -302,8 +325,28 @@ def geodesics(results: dict) -> str:
             )
             rates = [f"{r['within_0.5%']:.0%}", residual, f"{r['converged']:.0%}"]
             cost = f"{r['per_item_s'] * 1e3:.3g}"
-            lines.append(_row([r["task"], r["library"], r["tier"], cost, *errors, *rates]))
+            ratio = stochman.get(r["task"]) if r["library"] == "jgeo" else None
+            ratio = "" if ratio is None else f"{ratio / r['per_item_s']:.2g}×"
+            lines.append(_row([r["task"], r["library"], r["tier"], cost, ratio, *errors, *rates]))
     lines += ["", _footer(results["environment"], "geodesics.json", "float64, ")]
+    return "\n".join(lines) + "\n"
+
+
+def distance_guide(results: dict) -> str:
+    """`bench/geodesics.py`'s distance rows, by latent width: the guide's table of which
+    call costs what at which accuracy."""
+    rows = [r for r in results.get("distances", []) if r["library"] == "jgeo"]
+    stochman = {r["task"]: r["per_item_s"] for r in results.get("distances", [])
+                if r["library"] == "stochman"}  # fmt: skip
+    lines = [_row(["d", "call", "ms / pair", "× stochman", "max length error",
+                   "within 0.5 %", "converged"]), _row(["---"] * 7)]  # fmt: skip
+    for r in sorted(rows, key=lambda r: (r["d"], -r["per_item_s"])):
+        ratio = stochman.get(r["task"])
+        lines.append(_row([str(r["d"]), r["tier"], f"{r['per_item_s'] * 1e3:.3g}",
+                           "" if ratio is None else f"{ratio / r['per_item_s']:.2g}×",
+                           _relative(r["error_max"]), f"{r['within_0.5%']:.0%}",
+                           f"{r['converged']:.0%}"]))  # fmt: skip
+    lines += ["", _footer(results["environment"], "geodesics.json", "float64, 50 pairs, ")]
     return "\n".join(lines) + "\n"
 
 
@@ -607,8 +650,10 @@ def report_page(results: dict) -> str:
 TABLES = {
     "compile_cache": (compile_cache, "compile_cache.json"),
     "device": (device, "device_cpu.json"),
+    "distance_guide": (distance_guide, "geodesics.json"),
     "distances": (distances, "distances.json"),
     "distances_graph": (distances_graph, "distances.json"),
+    "distances_refined16": (distances_refined16, "distances.json"),
     "dynamics": (dynamics, "dynamics.json"),
     "geodesics": (geodesics, "geodesics.json"),
     "jax_lapack_hang": (jax_lapack_hang, "jax_lapack_hang.json"),

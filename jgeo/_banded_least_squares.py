@@ -309,6 +309,7 @@ def solve_queue(
     rtol: float,
     atol: float,
     jacobian: Callable | None = None,
+    linear_solver: lx.AbstractLinearSolver | None = None,
     refill: int | None = None,
 ) -> tuple[Array, Bool[Array, " count"]]:
     """Solve `count` independent problems of `BandedLevenbergMarquardt` with `slots` of
@@ -327,7 +328,7 @@ def solve_queue(
     - `start`: problem k ↦ (y0, args): its start and its arguments.
     - `count`: the number of problems; `slots`: how many are solved at once.
     - `max_steps`, `rtol`, `atol`: the step budget and tolerances of each problem.
-    - `jacobian`: as for `BandedLevenbergMarquardt`.
+    - `jacobian`, `linear_solver`: as for `BandedLevenbergMarquardt`.
     - `refill`: how many problems are started per iteration at most (default a quarter of
       the slots: with problems of ~6 steps about a sixth of the slots fall due each
       iteration). Starts are built for all of them every iteration, used or not, and
@@ -345,8 +346,17 @@ def solve_queue(
     def load(index):
         return start(jnp.minimum(index, count - 1))
 
+    with_aux = lambda z, a: (fn(z, a), None)  # noqa: E731
+
     def linearise(y, args):
-        return _linearise(lambda z, a: (fn(z, a), None), y, args, jacobian)  # aux: None
+        if linear_solver is not None:
+            return _linearise_free(with_aux, y, args)
+        return _linearise(with_aux, y, args, jacobian)
+
+    def propose(y, args, state):
+        if linear_solver is not None:
+            return _propose_free(with_aux, y, args, state, linear_solver)
+        return _propose(state)
 
     def advance(y, step, state, trial, aux):
         return _advance(y, step, state, trial, aux, rtol, atol, optx.max_norm)
@@ -368,7 +378,7 @@ def solve_queue(
         fresh_y, fresh_args = jax.vmap(load)(queued + jnp.arange(refill))
         pick = jnp.minimum(rank, refill - 1)
         index = jnp.where(due, jnp.where(loaded, queued + rank, count), held.index)
-        step = jax.vmap(_propose)(held.state)
+        step = jax.vmap(propose)(held.y, held.args, held.state)
         point = _select(due, fresh_y[pick], held.y + step)
         args = _select(due, jax.tree.map(lambda a: a[pick], fresh_args), held.args)
         trial, aux = jax.vmap(linearise)(point, args)

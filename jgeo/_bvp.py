@@ -47,6 +47,8 @@ class AbstractBVPSolver(eqx.Module):
 
     Subclasses implement `solve`; the built-in ones are `ClosedForm`, `EnergyBVP`,
     `ShootingBVP` and `Hybrid`.
+
+    **Arguments:** those of the subclass.
     """
 
     @abc.abstractmethod
@@ -67,7 +69,10 @@ class ClosedForm(AbstractBVPSolver):
     models, `StereographicSphere`, and products of them (`metric.closed_form_geodesics`).
     The default of `connecting_geodesic` on those metrics. The curve is checked to end at
     y within atol + rtol·max|y| (`BVPResult.not_finite` where it does not: points too
-    close to a Poincaré model's boundary for their dtype)."""
+    close to a Poincaré model's boundary for their dtype).
+
+    **Arguments:** none.
+    """
 
     def solve(self, metric, x, y, ts, *, graph, rtol, atol):
         if not metric.closed_form_geodesics:
@@ -82,6 +87,10 @@ class ClosedForm(AbstractBVPSolver):
         ok = jnp.all(jnp.isfinite(curve)) & (residual <= atol + rtol * jnp.max(jnp.abs(y)))
         result = BVPResult.where(ok, BVPResult.successful, BVPResult.not_finite)
         return BVPSolution(velocity, curve, metric.distance(x, y), residual, result)
+
+
+# The fewest points of a curve whose length `EnergyBVP(check_length=True)` vouches for.
+CHECKED_POINTS = 8
 
 
 class EnergyBVP(AbstractBVPSolver):
@@ -105,16 +114,25 @@ class EnergyBVP(AbstractBVPSolver):
       curve; `"auto"` (default): a pullback's own `linear_solver` if it has one, else CG
       for pullbacks from d = 8 on (faster from there on `bench/geodesics.py`'s decoders:
       22 against 53 ms a pair at d = 16), else the blocks.
-    - `check_length`: also demand that the curve resolves its length: the midpoint and
-      Simpson lengths of `curve_length` agree within atol + rtol·length, else
-      `BVPResult.length_unresolved`. The midpoint rule's error is second order, the
-      reported Simpson length's fourth, so this bounds the reported length's error with
-      a wide margin. Off by default (the tolerance is then that of the minimisation);
-      `distance` turns it on where it picks this solver.
+    - `check_length`: make `rtol`/`atol` tolerances on the length, not on the curve's
+      points. The curve is then minimised to 10·rtol only (on its points; `atol` is not
+      the minimisation's, which takes rtol for both) — the length is
+      stationary at the solution, so a curve δ off moves it by O(δ²): at d = 64 on
+      `bench/geodesics.py`'s decoder, 1e-2 on the curve gave lengths within 1.1e-4 in a
+      fifth of the time of 1e-3 — and the pair is reported converged only where the
+      midpoint and Simpson lengths of `curve_length` agree within atol + rtol·length
+      (else `BVPResult.length_unresolved`): the midpoint rule's error is second order,
+      the reported Simpson length's fourth, so this bounds the quadrature's error with a
+      wide margin. It does not see the curve's own discretisation error (its points are
+      O(h²) off the geodesic, its length O(h⁴)): at 5 points a strongly curved decoder's
+      lengths passed it 3 % off at rtol 1e-2, so it needs `num_points` ≥ 8. Off by
+      default; `distance` turns it on where it picks this solver.
     """
 
     max_steps: int = eqx.field(default=100, static=True)
-    linear_solver: lx.AbstractLinearSolver | Literal["auto"] | None = "auto"
+    linear_solver: lx.AbstractLinearSolver | Literal["auto"] | None = eqx.field(
+        default="auto", static=True
+    )
     check_length: bool = eqx.field(default=False, static=True)
 
     def minimise(self, metric, x, y, ts, graph, tol) -> tuple[Array, Array]:
@@ -128,7 +146,14 @@ class EnergyBVP(AbstractBVPSolver):
         return minimise_energy(metric, x, y, start, self.max_steps, tol, solver)
 
     def solve(self, metric, x, y, ts, *, graph, rtol, atol):
-        curve, ok = self.minimise(metric, x, y, ts, graph, rtol)
+        if self.check_length and ts.shape[0] < CHECKED_POINTS:
+            raise ValueError(
+                f"EnergyBVP(check_length=True) needs `num_points` ≥ {CHECKED_POINTS}, got "
+                f"{ts.shape[0]}: below, the curve's own discretisation error, which the "
+                "check does not see, can exceed the tolerance."
+            )
+        tol = 10 * rtol if self.check_length else rtol
+        curve, ok = self.minimise(metric, x, y, ts, graph, tol)
         length = curve_length(metric, curve, rule="simpson")
         result = BVPResult.where(ok, BVPResult.successful, BVPResult.energy_failed)
         if self.check_length:
@@ -147,16 +172,17 @@ class ShootingBVP(AbstractBVPSolver):
     **Arguments:**
 
     - `max_steps`: the iteration budget.
-    - `damped`: False takes Newton and chord steps (`newton_steps`); True takes
-      the damped steps of Levenberg–Marquardt, at about 4× the cost, which stay on the
+    - `damped`: False takes Newton and Broyden steps (`newton_steps`); True takes the
+      damped steps of Levenberg–Marquardt, at about 4× the cost, which stay on the
       geodesic of their start instead of jumping to another one through y — what a long,
       strongly curved start (a graph path around a wall) needs.
     - `newton_steps`: with undamped steps, how many Newton steps (each differentiating
-      through the ODE in d directions, 1 + d solves' worth) come before the Jacobian is
-      kept for chord steps (one ODE solve each). After one Newton step from an energy
-      seed the kept Jacobian is so close to the solution's that 1–3 chord steps finish.
-      `0` keeps the seed's Jacobian; `None` takes Newton steps throughout. Unused where
-      `Hybrid` gives the chord steps the energy curve's own Jacobian (its default).
+      through the ODE in d directions, 1 + d solves' worth) come before the last one's
+      Jacobian seeds Broyden's quasi-Newton steps (one ODE solve each, the Jacobian
+      updated by rank one from every step; they stop when the endpoint is hit). `0`
+      starts them from the seed's Jacobian; `None` takes Newton steps throughout. Unused
+      where `Hybrid` starts Broyden's steps from the energy curve's own Jacobian (its
+      default).
     - `ode_solver`: the diffrax solver of the geodesic ODE. None: by the ODE's
       tolerance (a hundredth of the solve's rtol): `Dopri8` below 1e-7 — at float64's
       default 1e-10 the 8th-order method takes so many fewer steps that the exact log
@@ -184,7 +210,7 @@ class ShootingBVP(AbstractBVPSolver):
 
     def shoot(self, metric, x, y, ts, velocity, rtol, atol, inverse=None) -> BVPSolution:
         """Shoot from `velocity`; with `inverse` (an approximate ∂v/∂y), undamped steps
-        are chord steps with it from the start."""
+        are Broyden's steps from it, with no Newton step."""
         velocity, curve, ok = shoot(
             metric, x, y, ts, velocity, inverse=inverse, newton_steps=self.newton_steps,
             damped=self.damped, max_steps=self.max_steps, ode_solver=self.ode(0.01 * rtol),
@@ -214,12 +240,13 @@ class Hybrid(AbstractBVPSolver):
     - `seed_rtol`: the energy stage's tolerance (at least the solve's own): as a seed,
       the discrete curve only needs the accuracy of its O(1/n²) discretisation error,
       and solving it tighter costs steps and buys nothing.
-    - `seed_jacobian`: True (default): undamped shooting takes chord steps with the
+    - `seed_jacobian`: True (default): undamped shooting starts Broyden's steps from the
       energy curve's own Jacobian ∂v/∂y (the discrete problem's Gauss–Newton system at
-      its solution, factored by blocks): no differentiation through the ODE, each step
-      one ODE solve, each cutting the endpoint's miss about tenfold on
-      `bench/geodesics.py`'s decoders. False: the shooting stage's `newton_steps`
-      Newton steps through the ODE (1 + d solves' worth each) come first.
+      its solution, factored by blocks, `jgeo._energy.velocity_sensitivity`): no
+      differentiation through the ODE, each step one ODE solve. Exact log maps (rtol
+      1e-8) of `bench/geodesics.py`'s d = 16 decoder took 6.5× less time than with a
+      Newton step first. False, or a shooting stage with `newton_steps=None` (Newton
+      throughout) or `damped=True`: the shooting stage's own steps.
     """
 
     energy: EnergyBVP = EnergyBVP()
@@ -230,7 +257,8 @@ class Hybrid(AbstractBVPSolver):
     def solve(self, metric, x, y, ts, *, graph, rtol, atol):
         curve, _ = self.energy.minimise(metric, x, y, ts, graph, max(rtol, self.seed_rtol))
         inverse = None
-        if self.seed_jacobian and not self.shooting.damped:
+        newton = self.shooting.newton_steps is None  # asked for Newton steps throughout
+        if self.seed_jacobian and not self.shooting.damped and not newton:
             inverse = velocity_sensitivity(metric, curve)
         # Reported as shooting ends: a seed short of convergence that it still carries to
         # y is a success, and its failure is named after the shooting.

@@ -433,9 +433,12 @@ def curve_length(
 
 def _velocities(c: Array, h: float) -> Array:
     """ċ at the points of `c` (times spaced `h`): fourth-order central differences, and
-    fourth-order one-sided ones at the two points nearest each end (5 points or more)."""
-    if c.shape[0] < 5:
-        return jnp.gradient(c, h, axis=0, edge_order=2)
+    fourth-order one-sided ones at the two points nearest each end (5 points or more;
+    second order below)."""
+    if c.shape[0] < 5:  # second order: central inside, one-sided at the ends
+        first = -3 * c[0] + 4 * c[1] - c[2]
+        last = 3 * c[-1] - 4 * c[-2] + c[-3]
+        return jnp.concatenate([first[None], c[2:] - c[:-2], last[None]]) / (2 * h)
     inner = c[:-4] - 8 * c[1:-3] + 8 * c[3:-1] - c[4:]
     first = -25 * c[0] + 48 * c[1] - 36 * c[2] + 16 * c[3] - 3 * c[4]
     second = -3 * c[0] - 10 * c[1] + 18 * c[2] - 6 * c[3] + c[4]

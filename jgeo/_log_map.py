@@ -167,6 +167,12 @@ def log_map(metric: AbstractMetric, x: PointLike, y: PointLike, **kwargs) -> Tan
     return connecting_geodesic(metric, x, y, **kwargs).velocity
 
 
+# From this relative tolerance on, `distance` measures the discrete curve's length
+# instead of shooting: at 16 points the midpoint rule's error (the check) is a few 1e-4
+# on smooth decoders, below 1e-3; tighter tolerances would fail its check.
+LOOSE = 1e-3
+
+
 def distance(
     metric: AbstractMetric,
     x: PointLike,
@@ -186,8 +192,8 @@ def distance(
       tolerances: from `rtol` = 1e-3 up (`LOOSE`) on a metric without closed forms the
       default is `EnergyBVP(check_length=True)` — the discrete curve's Simpson length,
       reported converged only where the cruder midpoint length agrees with it within
-      atol + rtol·length. No ODE solve: on `bench/geodesics.py`'s d = 16 decoder 5× as
-      fast as stochman's spline, every length within 2e-7 of exact (the guide's table).
+      atol + rtol·length. No ODE solve: the distance guide (docs/geodesics.md) has its
+      cost against stochman's spline and its errors, measured at d = 2, 16 and 64.
     - `rtol`, `atol`: the tolerances (default 1e-8 in float64, 1e-4 in float32).
     - `**kwargs`: the other arguments of `connecting_geodesic` (`num_points`, `graph`,
       `throw`).
@@ -197,12 +203,6 @@ def distance(
     the shortest (see the FAQ).
     """
     if solver is None and not metric.closed_form_geodesics:
-        loose = tolerances(jnp.result_type(x), rtol, atol)[0] >= LOOSE
-        solver = EnergyBVP(check_length=True) if loose else None
+        # Both dtypes' default rtol (1e-8, 1e-4) is below LOOSE.
+        solver = EnergyBVP(check_length=True) if rtol is not None and rtol >= LOOSE else None
     return connecting_geodesic(metric, x, y, solver=solver, rtol=rtol, atol=atol, **kwargs).length
-
-
-# From this relative tolerance on, `distance` measures the discrete curve's length
-# instead of shooting: at 16 points the midpoint rule's error (the check) is a few 1e-4
-# on smooth decoders, below 1e-3; tighter tolerances would fail its check.
-LOOSE = 1e-3

@@ -14,7 +14,7 @@ from ._banded_least_squares import solve_queue
 from ._bvp import AbstractBVPSolver, EnergyBVP
 from ._checks import check_dtype, check_values, curve_in_domain, points_of
 from ._custom_types import Points
-from ._energy import energy_residuals
+from ._energy import energy_linear_solver, energy_residuals
 from ._geodesics import curve_length, exp_map, geodesic
 from ._graph import geodesic_graph
 from ._log_map import connecting_geodesic, distance
@@ -129,7 +129,10 @@ def frechet_mean(
 class AbstractTier(eqx.Module):
     """A way of computing a matrix of geodesic distances (`pairwise_distances`'s
     `tier`): `Exact`, `Graph` or `Refined`. A subclass implements `__call__(metric,
-    points)` → the (n, n) matrix."""
+    points)` → the (n, n) matrix.
+
+    **Arguments:** those of the subclass.
+    """
 
     @abc.abstractmethod
     def __call__(self, metric: AbstractMetric, points: Array) -> Float[Array, "n n"]:
@@ -325,6 +328,8 @@ def _deprecated_tier(approximation, k, reference, batch_size, kwargs) -> Abstrac
     if approximation == "graph":
         return Graph(**graph)
     solver = kwargs.pop("solver", None)
+    if kwargs.get("graph", 0) is None:
+        del kwargs["graph"]
     if approximation == "refined" and (solver is None or isinstance(solver, EnergyBVP)):
         if solver is not None:
             kwargs["max_steps"] = solver.max_steps
@@ -332,8 +337,9 @@ def _deprecated_tier(approximation, k, reference, batch_size, kwargs) -> Abstrac
         return Refined(**graph, **slots, **kwargs)
     if approximation == "refined":
         raise TypeError(
-            "the refined tier runs energy solves only; for another solver use "
-            "`jgeo.stats.Exact(solver=...)`."
+            'approximation="refined" with a solver other than EnergyBVP is gone with the '
+            "string tiers: the refined tier runs energy solves only; for another solver "
+            "use `jgeo.stats.Exact(solver=...)`."
         )
     if kwargs.pop("graph", None) is not None or set(kwargs) - {"rtol", "atol", "num_points"}:
         raise TypeError(f"unknown arguments for the exact tier: {sorted(kwargs)}.")
@@ -344,7 +350,7 @@ def _deprecated_tier(approximation, k, reference, batch_size, kwargs) -> Abstrac
 def _refined_lengths(metric, points, i, j, graph, tier: Refined):
     """The `Refined` tier's lengths: every pair's energy solve from its graph path, in a
     queue of `tier.slots` solves at a time (`solve_queue`), each exactly the solve of
-    `connecting_geodesic(..., solver=EnergyBVP(linear_solver=None), graph=graph)`.
+    `connecting_geodesic(..., solver=EnergyBVP(), graph=graph)`.
 
     The solves see constants (gradients stopped); the lengths are then measured on the
     solved curves between the pairs' own points, so gradients reach the points and the
@@ -370,9 +376,11 @@ def _refined_lengths(metric, points, i, j, graph, tier: Refined):
         return fixed_graph.path(x, y, tier.num_points)[1:-1], (x, y)
 
     residuals, band = energy_residuals(fixed_metric)
+    # As `EnergyBVP()` solves: matrix-free from d = 8 on for a pullback ("auto").
+    linear_solver = energy_linear_solver(metric, points.shape[1], "auto")
     interiors, converged = solve_queue(
         residuals, start, i.shape[0], slots=tier.slots, max_steps=tier.max_steps,
-        rtol=tier.rtol, atol=tier.atol, jacobian=band,
+        rtol=tier.rtol, atol=tier.atol, jacobian=band, linear_solver=linear_solver,
     )  # fmt: skip
 
     def measure(pair):

@@ -9,7 +9,6 @@ attaches the `Recorder` that `config.probe_every`, `probe_samples`, `probe_pairs
 
 import dataclasses
 import math
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +20,13 @@ from . import likelihoods
 from ._io import RunError, run_lock
 from .dynamics import (
     ClassGeodesics,
-    DynamicsError,
     Every,
     LearningRate,
     LossLandscape,
     PullbackGeometry,
     Recorder,
     default_probes,
+    probe_directory,
 )
 from .report import write_run_report
 from .train import (
@@ -198,10 +197,6 @@ class _FinalParams(Callback):
         self.params = params
 
 
-# The probe files a Recorder writes (`jgeo.dynamics.load` reads them).
-_PROBE_FILES = ("dynamics.jsonl", "dynamics.npz", "recorder.json")
-
-
 def probe_checkpoints(run_dir: str | Path, out: str | Path, *, samples: int | None = None) -> Path:
     """Run the probes of a `jgeo train` run over the checkpoints it kept, after training:
     every probe of `probe_recorder`, the decoder's geometry included, into `out`, the same
@@ -238,8 +233,7 @@ def probe_checkpoints(run_dir: str | Path, out: str | Path, *, samples: int | No
         isinstance(samples, bool) or not isinstance(samples, int) or samples < 8
     ):
         raise ConfigError(f"`samples` (--samples) must be an integer ≥ 8, got {samples!r}.")
-    _check_probe_out(out, run_dir)
-    with run_lock(run_dir, f"jgeo probe {run_dir}", create=False):
+    with probe_directory(out, run_dir), run_lock(run_dir, f"jgeo probe {run_dir}", create=False):
         checkpoints = Checkpoints(run_dir / "checkpoints")
         try:
             epochs, config = _kept_checkpoints(run_dir, checkpoints)
@@ -253,36 +247,18 @@ def probe_checkpoints(run_dir: str | Path, out: str | Path, *, samples: int | No
             per_epoch = steps_per_epoch(config, len(data.x))
             params = nnx.to_pure_dict(nnx.state(model))
             like = {"params": params, "opt_state": tx.init(params)}
-            created = not out.exists()
             try:
                 with probe_recorder(config, out, background=False) as recorder:
                     for epoch in epochs:
                         params = checkpoints.restore(epoch, like)["params"]
                         recorder(epoch * per_epoch, params, epoch=epoch)
-            except BaseException as error:
-                if created and out.is_dir() and all(p.name == ".lock" for p in out.iterdir()):
-                    shutil.rmtree(out, ignore_errors=True)  # refused before the first probe
-                if isinstance(error, ValueError) and not isinstance(error, RunError):
-                    raise ConfigError(f"the run's probes: {error}") from None
-                raise
+            except ValueError as error:
+                if isinstance(error, RunError):
+                    raise
+                raise ConfigError(f"the run's probes: {error}") from None
         finally:
             checkpoints.close()
     return out
-
-
-def _check_probe_out(out: Path, source: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise DynamicsError(f"--out {out} is a file, not a directory; choose a directory path.")
-    if out.exists() and source.exists() and out.resolve() == source.resolve():
-        raise DynamicsError(
-            f"--out {out} is the probed directory itself: choose another directory for the "
-            "probe files."
-        )
-    if held := [name for name in _PROBE_FILES if (out / name).exists()]:
-        raise DynamicsError(
-            f"--out {out} holds probes already ({', '.join(held)}): choose a new --out "
-            "directory, or delete those files there to probe again."
-        )
 
 
 def _kept_checkpoints(run_dir: Path, checkpoints: Checkpoints) -> tuple[list[int], TrainConfig]:

@@ -246,12 +246,14 @@ def test_graph_and_refined_distances_against_closed_forms():
 
 
 @pytest.mark.slow
-def test_refined_distances_run_every_pair_as_its_own_energy_solve():
+@pytest.mark.parametrize("d, out", [(2, 6), (8, 12)])  # by blocks; matrix-free (CG)
+def test_refined_distances_run_every_pair_as_its_own_energy_solve(d, out):
     # The refined tier solves its pairs in a queue, 4 at a time here so that slots are
     # refilled (one a turn, so some wait): each pair's length is the one
-    # `connecting_geodesic` gives it alone, at the tier's tolerance.
-    metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), 2, 6))
-    points = jax.random.normal(jax.random.key(6), (7, 2))
+    # `connecting_geodesic` gives it alone, at the tier's tolerance — solving the normal
+    # equations as `EnergyBVP()` does (from d = 8 on, by CG).
+    metric = jgeo.Pullback(mlp_decoder(jax.random.key(5), d, out))
+    points = jax.random.normal(jax.random.key(6), (7, d))
 
     def total(p):  # the matrix and, in the same compiled program, its gradient
         matrix = stats.pairwise_distances(metric, p, stats.Refined(k=3, slots=4))

@@ -30,7 +30,10 @@ from ._probe import (
     Scalar as Scalar,
 )
 from ._recorder import Recorder as Recorder, default_probes as default_probes
-from ._saved import probe_activations as probe_activations
+from ._saved import (
+    probe_activations as probe_activations,
+    probe_directory as probe_directory,
+)
 from ._similarity import CKAToPrevious as CKAToPrevious, Similarity as Similarity
 from ._spectrum import LocalSpectrum as LocalSpectrum
 from ._store import (

@@ -9,11 +9,12 @@ are the indices of the inputs, and whose `encode` looks each layer's row up in t
 every step has parameters of the same shapes, so the probes compile once.
 """
 
+import contextlib
 import math
 import re
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -112,35 +113,41 @@ def probe_activations(
             option = " (--samples)" if name == "samples" else " (--seed)" if name == "seed" else ""
             raise DynamicsError(f"`{name}`{option} must be an integer ≥ {least}, got {value!r}.")
     plan = _plan(directory)
-    check_out(out, directory)
-    labels = None
-    for _, path in plan.files:  # the values, one file at a time: nothing written yet
-        _, labels = _read_step(path, plan, labels, plan.files[0][1])
-    names = sorted(plan.layers)
+    with probe_directory(out, directory):
+        labels = None
+        for _, path in plan.files:  # the values, one file at a time: nothing written yet
+            _, labels = _read_step(path, plan, labels, plan.files[0][1])
+        names = sorted(plan.layers)
 
-    def encode(params, x):
-        i = x[0].astype(jnp.int32)  # the input's index, exact below 2**24 in float32
-        return {name: params[name][i] for name in names}
+        def encode(params, x):
+            i = x[0].astype(jnp.int32)  # the input's index, exact below 2**24 in float32
+            return {name: params[name][i] for name in names}
 
-    index = np.arange(plan.n, dtype=np.int64)[:, None]
-    created = not out.exists()
-    try:
+        index = np.arange(plan.n, dtype=np.int64)[:, None]
         with Recorder(out, index, encode=encode, labels=labels, probes=probes, samples=samples,
                       random_samples=random_samples, seed=seed) as recorder:  # fmt: skip
             for step, path in plan.files:
                 layers, _ = _read_step(path, plan, labels, plan.files[0][1])
                 recorder(step, {name: jnp.asarray(value) for name, value in layers.items()})
                 del layers
-    except BaseException:
-        remove_if_empty(out, created)
-        raise
     return out
 
 
-def check_out(out: Path, source: Path) -> None:
-    """Refuse an `out` that is the probed `source` directory, a file, or holds probes.
+@contextlib.contextmanager
+def probe_directory(out: str | Path, source: str | Path) -> Iterator[Path]:
+    """A new directory `out` for the probes of `source` (a run, or a directory of saved
+    activations): checked on entry, and removed again if the block fails before it holds
+    anything but its lock (a refused command leaves nothing behind). What
+    `probe_activations` and `jgeo.experiment.probe_checkpoints` write into.
 
-    **Raises:** `DynamicsError` naming the fix."""
+    **Arguments:** `out`, the directory for the probe files; `source`, the probed one.
+
+    **Returns:** a context manager yielding `out` as a `Path`.
+
+    **Raises:** `DynamicsError` naming the fix, on entry, if `out` is `source` itself, a
+    file, or holds probes already.
+    """
+    out, source = Path(out), Path(source)
     if out.exists() and not out.is_dir():
         raise DynamicsError(f"--out {out} is a file, not a directory; choose a directory path.")
     if out.exists() and source.exists() and out.resolve() == source.resolve():
@@ -153,12 +160,13 @@ def check_out(out: Path, source: Path) -> None:
             f"--out {out} holds probes already ({', '.join(held)}): choose a new --out "
             "directory, or delete those files there to probe again."
         )
-
-
-def remove_if_empty(out: Path, created: bool) -> None:
-    """Remove `out` if this command created it and it holds nothing but its lock."""
-    if created and out.is_dir() and all(p.name == ".lock" for p in out.iterdir()):
-        shutil.rmtree(out, ignore_errors=True)
+    created = not out.exists()
+    try:
+        yield out
+    except BaseException:
+        if created and out.is_dir() and all(p.name == ".lock" for p in out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 # -- the headers ---------------------------------------------------------------------
