@@ -237,12 +237,12 @@ def distances_refined16(results: dict) -> str:
     part = results["refined_d16"]
     env = part["environment"]
     lines = [_row(["codes", "pairs", "seconds (one call)", "ms / pair", "converged",
-                   "median error", "90th pct", "max", "within 0.5 %"]),
+                   "median relative error", "90th pct", "max", "within 0.5 %"]),
              _row(["---"] * 9)]  # fmt: skip
     for r in part["rows"]:
         lines.append(_row([f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]),
                            _g(r["ms_per_pair"]), f"{r['converged']:.0%}",
-                           *[f"{r[k]:.2%}" for k in ("median", "p90", "max")],
+                           *[_g(r[k], 2) for k in ("median", "p90", "max")],
                            f"{r['within_0.5%']:.0%}"]))  # fmt: skip
     lines.append("")
     lines.append(f"*codes in [−1.5, 1.5]^{part['d']}, tanh MLP {part['d']}→256→256→784, "

@@ -244,7 +244,7 @@ class Hybrid(AbstractBVPSolver):
       energy curve's own Jacobian ∂v/∂y (the discrete problem's Gauss–Newton system at
       its solution, factored by blocks, `jgeo._energy.velocity_sensitivity`): no
       differentiation through the ODE, each step one ODE solve. Exact log maps (rtol
-      1e-8) of `bench/geodesics.py`'s d = 16 decoder took 6.5× less time than with a
+      1e-8) of `bench/geodesics.py`'s d = 16 decoder took 5.8× less time than with a
       Newton step first. False, or a shooting stage with `newton_steps=None` (Newton
       throughout) or `damped=True`: the shooting stage's own steps.
     """
