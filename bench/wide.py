@@ -299,8 +299,15 @@ def geodesic_rows(dims=(64, 256, 1024)) -> list[dict]:
         free = jgeo.Pullback(metric.f, linear_solver=lx.CG(rtol=1e-4, atol=1e-4, max_steps=1000))
         tasks = {
             "exp_map": lambda m, x, v: jgeo.exp_map(m, x, v, throw=False),
+            # The dense route by blocks: `EnergyBVP()` alone would take CG from d = 8 on.
             "energy": lambda m, x, v: (
-                jgeo.connecting_geodesic(m, x, x + v, solver=jgeo.EnergyBVP(), throw=False).length
+                jgeo.connecting_geodesic(
+                    m,
+                    x,
+                    x + v,
+                    throw=False,
+                    solver=jgeo.EnergyBVP(linear_solver="auto" if m.linear_solver else None),
+                ).length
             ),
         }
         for task, fn in tasks.items():
