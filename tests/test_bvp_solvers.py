@@ -15,18 +15,15 @@ from helpers import mlp_decoder
 import jgeo
 from jgeo._energy import minimise_energy, velocity_sensitivity
 
+# Every solver on the disk; the default Hybrid on the sphere's chart too (its closed
+# forms differ in kind: a bounded chart against the whole plane).
+CASES = [(jgeo.PoincareBall(2), solver) for solver in (
+    jgeo.Hybrid(), jgeo.Hybrid(seed_jacobian=False), jgeo.ShootingBVP(), jgeo.EnergyBVP()
+)] + [(jgeo.StereographicSphere(2), jgeo.Hybrid())]  # fmt: skip
+
 
 @pytest.mark.slow
-@pytest.mark.parametrize("metric", [jgeo.PoincareBall(2), jgeo.StereographicSphere(2)])
-@pytest.mark.parametrize(
-    "solver",
-    [
-        jgeo.Hybrid(),
-        jgeo.Hybrid(seed_jacobian=False),
-        jgeo.ShootingBVP(),
-        jgeo.EnergyBVP(),
-    ],
-)
+@pytest.mark.parametrize("metric, solver", CASES)
 def test_every_solver_finds_the_closed_form_geodesic(metric, solver):
     # On metrics with closed forms an explicit solver is used as given: the energy
     # residuals there are the generic ones (Cholesky factors at midpoints), so Hybrid's
@@ -94,7 +91,7 @@ def _decoder_and_pairs(seed: int, *, d: int, outputs: int, pairs: int):
 def test_converged_means_the_endpoint_and_the_length_are_right():
     # Honest reports: every pair reported converged hits y to the tolerance and has the
     # exact length within it; the rest are NaN, never a wrong number.
-    metric, xs, ys = _decoder_and_pairs(3, d=4, outputs=30, pairs=12)
+    metric, xs, ys = _decoder_and_pairs(3, d=3, outputs=20, pairs=6)
 
     def solve(**kwargs):
         return jax.jit(jax.vmap(
@@ -107,7 +104,7 @@ def test_converged_means_the_endpoint_and_the_length_are_right():
         out = solve(rtol=rtol, atol=rtol)
         tol = rtol + rtol * np.max(np.abs(ys), axis=1)
         ok = np.asarray(out.converged)
-        assert ok.sum() >= 10
+        assert ok.sum() >= 5
         assert np.all(np.asarray(out.residual)[ok] <= tol[ok])
         assert np.all(np.isnan(np.asarray(out.length)[~ok]))
         np.testing.assert_allclose(out.length[ok], exact.length[ok], rtol=10 * rtol)
@@ -120,7 +117,7 @@ def test_distance_at_loose_tolerance_measures_the_energy_curve():
     # (`length_unresolved`, NaN), 16 can to 1e-3, within the tolerance of the exact
     # length. Fewer than 8 points are refused: the check does not see the curve's own
     # discretisation error.
-    metric, xs, ys = _decoder_and_pairs(5, d=3, outputs=20, pairs=10)
+    metric, xs, ys = _decoder_and_pairs(5, d=3, outputs=20, pairs=6)
     exact = jax.vmap(lambda x, y: jgeo.distance(metric, x, y))(xs, ys)
 
     def loose(rtol, **kwargs):
@@ -148,17 +145,16 @@ def test_distance_at_loose_tolerance_measures_the_energy_curve():
 @pytest.mark.slow
 def test_the_curve_of_a_shot_geodesic_has_gradients():
     # The curve and its energy are recomputed from the solution, so that gradients reach
-    # them through it (the implicit adjoint differentiates the solution, not its aux).
-    metric, xs, ys = _decoder_and_pairs(7, d=2, outputs=12, pairs=1)
-    x, y = xs[0], ys[0]
+    # them through it (the implicit adjoint differentiates the solution, not its aux):
+    # on the Poincaré disk, shooting's against the closed form's.
+    x, y = jnp.array([0.1, -0.3]), jnp.array([0.4, 0.35])
 
-    def middle(b):
-        return jgeo.connecting_geodesic(metric, x, b, rtol=1e-10, atol=1e-10).curve[8, 0]
+    def middle(b, solver):
+        out = jgeo.connecting_geodesic(jgeo.PoincareBall(2), x, b, solver=solver)
+        return out.curve[8, 0] + out.energy
 
-    eps = 1e-5
-    differences = [(middle(y.at[i].add(eps)) - middle(y.at[i].add(-eps))) / (2 * eps)
-                   for i in range(2)]  # fmt: skip
-    np.testing.assert_allclose(jax.grad(middle)(y), differences, rtol=1e-5, atol=1e-8)
+    exact = jax.grad(middle)(y, jgeo.ClosedForm())
+    np.testing.assert_allclose(jax.grad(middle)(y, jgeo.Hybrid()), exact, rtol=1e-6)
 
 
 def test_simpson_lengths_are_fourth_order():
