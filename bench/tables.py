@@ -214,43 +214,48 @@ def distances(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _random_codes(part: dict, header: list[str], row, what: str) -> str:
+    """A `bench/distances.py` part measured on random codes of the d-dimensional tanh MLP:
+    its table (`row(r)` the cells of each result) and its footer (`what`: the part's own
+    conditions)."""
+    env = part["environment"]
+    lines = [_row(header), _row(["---"] * len(header))]
+    lines += [_row(row(r)) for r in part["rows"]]
+    lines.append("")
+    lines.append(f"*codes in [−1.5, 1.5]^{part['d']}, tanh MLP {part['d']}→256→256→784, "
+                 f"{what}, {part['dtype']}, {env['backend']} ({env['device']}), "
+                 f"jax {env['jax']}, `bench/results/distances.json`*")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def distances_graph(results: dict) -> str:
     """`bench/distances.py --parts graph`: the `"graph"` tier's cost against its node count."""
     scaling = results["graph_scaling"]
-    env = scaling["environment"]
-    lines = [_row(["nodes", "first call s (compile included)", "second call s",
-                   "peak memory GB", "connected"]), _row(["---"] * 5)]  # fmt: skip
-    for r in scaling["rows"]:
-        connected = "yes" if r["connected"] else "no"
-        lines.append(_row([f"{r['nodes']:,}", _g(r["first_call_s"]), _g(r["seconds"]),
-                           f"{r['peak_rss_gb']:.2g}", connected]))  # fmt: skip
-    lines.append("")
-    lines.append(f"*codes in [−1.5, 1.5]^{scaling['d']}, tanh MLP {scaling['d']}→256→256→784, "
-                 f"k = {scaling['k']}, {scaling['dtype']}, peak resident memory of the process, "
-                 f"{env['backend']} ({env['device']}), jax {env['jax']}, "
-                 "`bench/results/distances.json`*")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    header = ["nodes", "first call s (compile included)", "second call s", "peak memory GB",
+              "connected"]  # fmt: skip
+
+    def row(r):
+        return [f"{r['nodes']:,}", _g(r["first_call_s"]), _g(r["seconds"]),
+                f"{r['peak_rss_gb']:.2g}", "yes" if r["connected"] else "no"]  # fmt: skip
+
+    what = f"k = {scaling['k']}, peak resident memory of the process"
+    return _random_codes(scaling, header, row, what)
 
 
 def distances_refined16(results: dict) -> str:
     """`bench/distances.py --parts refined16`: the refined tier's whole matrix at d = 16."""
     part = results["refined_d16"]
-    env = part["environment"]
-    lines = [_row(["codes", "pairs", "seconds (one call)", "ms / pair", "converged",
-                   "median relative error", "90th pct", "max", "within 0.5 %"]),
-             _row(["---"] * 9)]  # fmt: skip
-    for r in part["rows"]:
-        lines.append(_row([f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]),
-                           _g(r["ms_per_pair"]), f"{r['converged']:.0%}",
-                           *[_g(r[k], 2) for k in ("median", "p90", "max")],
-                           f"{r['within_0.5%']:.0%}"]))  # fmt: skip
-    lines.append("")
-    lines.append(f"*codes in [−1.5, 1.5]^{part['d']}, tanh MLP {part['d']}→256→256→784, "
-                 f"`stats.Refined(k={part['k']})`, errors against exact solves on sampled "
-                 f"pairs, {part['dtype']}, compilation included, {env['backend']} "
-                 f"({env['device']}), jax {env['jax']}, "
-                 "`bench/results/distances.json`*")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    header = ["codes", "pairs", "seconds (one call)", "ms / pair", "converged",
+              "median relative error", "90th pct", "max", "within 0.5 %"]  # fmt: skip
+
+    def row(r):
+        return [f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]), _g(r["ms_per_pair"]),
+                f"{r['converged']:.0%}", *[_g(r[k], 2) for k in ("median", "p90", "max")],
+                f"{r['within_0.5%']:.0%}"]  # fmt: skip
+
+    what = (f"`stats.Refined(k={part['k']})`, errors against exact solves on sampled pairs, "
+            "compilation included")  # fmt: skip
+    return _random_codes(part, header, row, what)
 
 
 def similarity(results: dict) -> str:
