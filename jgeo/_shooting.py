@@ -28,9 +28,8 @@ class Broyden(optx.AbstractRootFinder):
     Broyden's ("good") rank-one update of M after every step, until max|f(v)| ≤
     `tolerance`: a chord iteration that learns, superlinear where a fixed M contracts
     only linearly (by ‖I − M J‖: 0.05–0.5 for an energy curve's Gauss–Newton M on
-    strongly curved decoders). It stops *at* the point it last evaluated, so the aux it
-    returns (the geodesic) belongs to the returned v, and the test is on f itself — the
-    endpoint residual — not on the step.
+    strongly curved decoders). It stops *at* the point it last evaluated, so the test is
+    on f itself at the returned v — the endpoint residual — not on the step.
 
     **Fields:** `inverse` (M₀, d × d), `tolerance` (absolute, on max|f|).
     """

@@ -13,7 +13,7 @@ import pytest
 from helpers import mlp_decoder
 
 import jgeo
-from jgeo._energy import minimise_energy, velocity_sensitivity
+from jgeo._energy import energy_residuals, minimise_energy, velocity_sensitivity
 
 # Every solver on the disk; the default Hybrid on the sphere's chart too (its closed
 # forms differ in kind: a bounded chart against the whole plane).
@@ -59,6 +59,24 @@ def test_seed_jacobian_of_a_flat_metric_is_the_identity(num_points):
     curve, ok = minimise_energy(metric, x, y, line, 50, 1e-10, None)
     assert ok
     np.testing.assert_allclose(velocity_sensitivity(metric, curve), np.eye(3), atol=1e-9)
+
+
+def test_seed_jacobian_is_the_dense_gauss_newton_derivative():
+    # The block-tridiagonal solve against dense linear algebra: the full Jacobians of the
+    # energy residuals in the interior and in y, and v's difference formula by hand.
+    metric = jgeo.Pullback(mlp_decoder(jr.key(4), 2, 9))
+    x, y = jnp.array([0.3, -0.5]), jnp.array([-0.6, 0.4])
+    ts = jnp.linspace(0, 1, 5)
+    line = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
+    curve, ok = minimise_energy(metric, x, y, line, 100, 1e-12, None)
+    assert ok
+    residuals, _ = energy_residuals(metric)
+    interior = curve[1:-1]
+    inner = jax.jacfwd(lambda z: residuals(z, (x, y)).ravel())(interior).reshape(-1, 6)
+    outer = jax.jacfwd(lambda b: residuals(interior, (x, b)).ravel())(y)
+    moved = -np.linalg.solve(inner.T @ inner, inner.T @ outer).reshape(3, 2, 2)
+    expected = 0.5 * 4 * (4 * moved[0] - moved[1])  # v = ½(n − 1)(−3x + 4c₁ − c₂)
+    np.testing.assert_allclose(velocity_sensitivity(metric, curve), expected, rtol=1e-9)
 
 
 @pytest.mark.slow
