@@ -88,8 +88,11 @@ class ODESolver(eqx.Module):
       and 1e-5 in float32.
     - `max_steps`: the step budget; running out is a failure.
     - `adjoint`: a diffrax adjoint. The default differentiates in reverse mode; pass
-      `diffrax.ForwardMode()` for `jax.jvp`/`jax.jacfwd`, or `diffrax.DirectAdjoint()`
-      for both.
+      `diffrax.ForwardMode()` for `jax.jvp`/`jax.jacfwd`. Not `diffrax.DirectAdjoint()`
+      for reverse mode: on pullback geodesics with adaptive steps its gradients were
+      measured 1e-3 off (forward mode and the default agree with finite differences);
+      the log map, which needs both modes, takes each from its own program
+      (`jgeo._split_modes`).
     """
 
     solver: diffrax.AbstractSolver = diffrax.Tsit5()

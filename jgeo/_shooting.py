@@ -13,6 +13,7 @@ from jaxtyping import Array, Bool, Float, PyTree
 
 from ._autodiff import jacfwd_and_value
 from ._geodesics import ODESolver, geodesic
+from ._split_modes import split_modes
 
 
 class _BroydenState(eqx.Module):
@@ -83,12 +84,11 @@ def shoot(
     """Refine `velocity` until exp_x(v) hits y to atol + rtol·max|y|; returns v, the
     geodesic at `ts`, and whether the solver converged. `inverse`: an approximate
     ∂v/∂y to start Broyden's steps from (no Newton steps)."""
-    # DirectAdjoint: Newton's Jacobians use forward mode, the implicit gradients reverse.
-    ode = ODESolver(ode_solver, 0.01 * rtol, 0.01 * atol, adjoint=diffrax.DirectAdjoint())
+    curve_of = _geodesic_points(ode_solver, 0.01 * rtol, 0.01 * atol)
     tolerance = atol + rtol * jnp.max(jnp.abs(y))
 
     def miss(v, _):
-        curve = geodesic(metric, x, v, ts, method="ode", ode=ode, throw=False).xs
+        curve = curve_of(metric, x, v, ts)
         return curve[-1] - y, curve
 
     def endpoint(v):
@@ -125,6 +125,21 @@ def shoot(
     # Differentiated by optimistix's implicit adjoint as a root of exp_x(v) − y: M drops out.
     sol = optx.root_find(miss, broyden, velocity, has_aux=True, max_steps=steps, throw=False)
     return _finish(miss, sol)
+
+
+def _geodesic_points(ode_solver: diffrax.AbstractSolver, rtol: float, atol: float) -> Callable:
+    """(metric, x, v, ts) ↦ the geodesic's points at `ts`, differentiable in both modes:
+    Newton's Jacobians take forward mode, and the implicit adjoint of the root find
+    transposes a JVP for reverse-mode gradients. diffrax's `DirectAdjoint` does both but
+    its reverse mode is wrong here (`jgeo._split_modes`): forward mode from `ForwardMode`,
+    reverse from `RecursiveCheckpointAdjoint`."""
+
+    def points(adjoint):
+        ode = ODESolver(ode_solver, rtol, atol, adjoint=adjoint)
+        return lambda metric, x, v, ts: geodesic(metric, x, v, ts, method="ode", ode=ode,
+                                                 throw=False).xs  # fmt: skip
+
+    return split_modes(points(diffrax.ForwardMode()), points(diffrax.RecursiveCheckpointAdjoint()))
 
 
 def _finish(miss, sol):
