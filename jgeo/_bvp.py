@@ -93,6 +93,11 @@ class ClosedForm(AbstractBVPSolver):
 CHECKED_POINTS = 8
 
 
+def _check_max_steps(max_steps) -> None:
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
+
+
 class EnergyBVP(AbstractBVPSolver):
     """Minimise the energy of a discrete curve of `num_points` points between x and y.
 
@@ -134,6 +139,9 @@ class EnergyBVP(AbstractBVPSolver):
         default="auto", static=True
     )
     check_length: bool = eqx.field(default=False, static=True)
+
+    def __check_init__(self):
+        _check_max_steps(self.max_steps)
 
     def minimise(self, metric, x, y, ts, graph, tol) -> tuple[Array, Array]:
         """The energy-minimising curve at `ts` (from the straight line, or `graph`'s
@@ -196,6 +204,7 @@ class ShootingBVP(AbstractBVPSolver):
     ode_solver: diffrax.AbstractSolver | None = None
 
     def __check_init__(self):
+        _check_max_steps(self.max_steps)
         if self.newton_steps is not None and not 0 <= self.newton_steps < self.max_steps:
             raise ValueError(
                 "`newton_steps` must be None (Newton steps throughout) or an integer in "

@@ -118,9 +118,21 @@ def default_solver(metric: AbstractMetric, graph: GeodesicGraph | None) -> Abstr
 
 
 def tolerances(dtype, rtol: float | None, atol: float | None) -> tuple[float, float]:
-    """(rtol, atol), None meaning 1e-8 in float64 and 1e-4 in float32."""
+    """(rtol, atol), None meaning 1e-8 in float64 and 1e-4 in float32; a negative one,
+    or both 0, is refused (a test no solve can pass)."""
     default = 1e-8 if dtype == jnp.float64 else 1e-4
-    return (default if rtol is None else rtol), (default if atol is None else atol)
+    rtol, atol = (default if rtol is None else rtol), (default if atol is None else atol)
+    check_tolerances(rtol, atol)
+    return rtol, atol
+
+
+def check_tolerances(rtol: float, atol: float) -> None:
+    """Refuse a negative (or NaN) tolerance, and rtol = atol = 0."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not value >= 0:  # NaN too
+            raise ValueError(f"`{name}` must be a tolerance ≥ 0, got {value!r}.")
+    if rtol == 0 and atol == 0:
+        raise ValueError("`rtol` and `atol` are both 0: give one of them a positive value.")
 
 
 # Compiled as one program, like diffrax's `diffeqsolve`: called outside `jax.jit`, the

@@ -17,7 +17,7 @@ from ._custom_types import Points
 from ._energy import energy_linear_solver, energy_residuals
 from ._geodesics import curve_length, exp_map, geodesic
 from ._graph import geodesic_graph
-from ._log_map import connecting_geodesic, distance
+from ._log_map import check_tolerances, connecting_geodesic, distance
 from ._metrics import AbstractMetric
 
 
@@ -241,6 +241,8 @@ class Refined(AbstractTier):
     def __check_init__(self):
         if self.num_points < 3:
             raise ValueError(f"`num_points` must be at least 3, got {self.num_points}.")
+        EnergyBVP(max_steps=self.max_steps)  # its checks
+        check_tolerances(self.rtol, self.atol)
 
     def __call__(self, metric, points):
         n = points.shape[0]

@@ -230,3 +230,22 @@ def test_api_errors_name_the_problem(call, expected):
     else:
         with pytest.raises(error, match=message):
             call()
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: jgeo.EnergyBVP(max_steps=0), "`max_steps` must be a positive integer, got 0"),
+        (lambda: jgeo.ShootingBVP(max_steps=0), "`max_steps` must be a positive integer"),
+        (lambda: jgeo.stats.Refined(max_steps=-1), "`max_steps` must be a positive integer"),
+        (lambda: jgeo.stats.Refined(rtol=-1e-3), "`rtol` must be a tolerance ≥ 0, got -0.001"),
+        (lambda: jgeo.distance(jgeo.Euclidean(2), jnp.zeros(2), jnp.ones(2), atol=-1.0),
+         "`atol` must be a tolerance ≥ 0"),
+        (lambda: jgeo.log_map(jgeo.Euclidean(2), jnp.zeros(2), jnp.ones(2), rtol=0, atol=0),
+         "both 0"),
+    ],
+)  # fmt: skip
+def test_solver_budgets_and_tolerances(make, match):
+    # Before: accepted, and every solve came back NaN with no word of why.
+    with pytest.raises(ValueError, match=match):
+        make()
