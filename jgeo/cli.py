@@ -232,6 +232,7 @@ def train_command(args) -> int:
         load_config,
         make_config,
     )
+    from .train._loop import check_checkpointing
 
     overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
     if args.out is not None and not args.out.strip():  # once silently the default
@@ -239,6 +240,8 @@ def train_command(args) -> int:
                      "runs/<data>-<regularizer>-s<seed>.")  # fmt: skip
     try:
         config = load_config(args.config, overrides) if args.config else make_config(overrides)
+        seconds = CHECKPOINT_SECONDS if args.checkpoint_seconds is None else args.checkpoint_seconds
+        check_checkpointing(seconds, args.keep_every or 0)  # refused before the header
         out = args.out or f"runs/{Path(config.data).stem}-{config.regularizer}-s{config.seed}"
         regularizer = config.regularizer
         if regularizer != "none":
@@ -254,9 +257,7 @@ def train_command(args) -> int:
             config,
             out,
             progress=not args.no_progress,
-            checkpoint_seconds=args.checkpoint_seconds
-            if args.checkpoint_seconds is not None
-            else CHECKPOINT_SECONDS,
+            checkpoint_seconds=seconds,
             keep_every=args.keep_every or 0,
         )
     except RunError as error:

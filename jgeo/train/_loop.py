@@ -84,16 +84,7 @@ def train(
     (naming the step) if the loss is not finite; `TrainingInterrupted` on Ctrl-C.
     """
     out = Path(out)
-    if not checkpoint_seconds >= 0:
-        raise ConfigError(
-            f"`checkpoint_seconds` (--checkpoint-seconds) must be 0 or more, got "
-            f"{checkpoint_seconds!r}."
-        )
-    if isinstance(keep_every, bool) or not isinstance(keep_every, int) or keep_every < 0:
-        raise ConfigError(
-            f"`keep_every` (--keep-every) must be an integer ≥ 0 (0: keep the last two "
-            f"checkpoints only), got {keep_every!r}."
-        )
+    check_checkpointing(checkpoint_seconds, keep_every)
     callbacks = tuple(as_callback(callback) for callback in callbacks)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a directory; choose a directory path.")
@@ -108,6 +99,21 @@ def train(
         if created and _only_lock(out):  # refused or stopped before anything was written
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def check_checkpointing(checkpoint_seconds: float, keep_every: int) -> None:
+    """Refuse a negative checkpoint interval or `keep_every` (`jgeo train` checks them
+    before it prints anything)."""
+    if not checkpoint_seconds >= 0:
+        raise ConfigError(
+            f"`checkpoint_seconds` (--checkpoint-seconds) must be 0 or more, got "
+            f"{checkpoint_seconds!r}."
+        )
+    if isinstance(keep_every, bool) or not isinstance(keep_every, int) or keep_every < 0:
+        raise ConfigError(
+            f"`keep_every` (--keep-every) must be an integer ≥ 0 (0: keep the last two "
+            f"checkpoints only), got {keep_every!r}."
+        )
 
 
 def _only_lock(out: Path) -> bool:
