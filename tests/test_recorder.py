@@ -51,14 +51,8 @@ class Classifier(eqx.Module):
         return self.head(jnp.tanh(self.features(x)))
 
 
-@pytest.mark.slow
-def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
-    traces = []
-
-    def encode(model, x):  # the penultimate layer of one image; params = the module itself
-        traces.append(1)  # runs only while jax traces
-        return jnp.tanh(model.features(x))
-
+def classifier_steps(digits, steps: int):
+    """A plain optax loop training `Classifier` on digits: yields (step, model, loss)."""
     model = Classifier(jax.random.key(0))
     optimiser = optax.adam(3e-3)
     opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
@@ -74,12 +68,24 @@ def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
         updates, opt_state = optimiser.update(grads, opt_state)
         return eqx.apply_updates(model, updates), opt_state, value
 
-    out = tmp_path / "classifier"
     rng = np.random.default_rng(0)
+    for step in range(1, steps + 1):
+        batch = rng.choice(len(x), 128, replace=False)
+        model, opt_state, loss = update(model, opt_state, x[batch], y[batch])
+        yield step, model, loss
+
+
+@pytest.mark.slow
+def test_an_equinox_classifier_in_a_plain_optax_loop(digits, tmp_path):
+    traces = []
+
+    def encode(model, x):  # the penultimate layer of one image; params = the module itself
+        traces.append(1)  # runs only while jax traces
+        return jnp.tanh(model.features(x))
+
+    out = tmp_path / "classifier"
     with dynamics.Recorder(out, digits, encode=encode, every=5, samples=64) as recorder:
-        for step in range(1, 101):
-            batch = rng.choice(len(x), 128, replace=False)
-            model, opt_state, loss = update(model, opt_state, x[batch], y[batch])
+        for step, model, _ in classifier_steps(digits, 100):
             row = recorder(step, model)
             assert (row is None) == (step % 5 != 0)
             if step == 5:
@@ -120,28 +126,11 @@ def test_your_own_probe_on_every_layer_of_a_classifier_beside_the_built_ins(digi
         hidden = jnp.tanh(model.features.layers[0](x))
         return {"hidden": hidden, "penultimate": jnp.tanh(model.features(x))}
 
-    model = Classifier(jax.random.key(0))
-    optimiser = optax.adam(3e-3)
-    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
-    x, y = jnp.asarray(digits.x), jnp.asarray(digits.labels)
-
-    @eqx.filter_jit
-    def update(model, opt_state, xb, yb):
-        def loss(model):
-            logits = jax.vmap(model)(xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-        value, grads = eqx.filter_value_and_grad(loss)(model)
-        updates, opt_state = optimiser.update(grads, opt_state)
-        return eqx.apply_updates(model, updates), opt_state, value
-
     probes = [MeanNorm(), dynamics.PersistentHomology(), dynamics.CKAToPrevious()]
-    out, rng = tmp_path / "layers", np.random.default_rng(0)
+    out = tmp_path / "layers"
     with dynamics.Recorder(out, digits, encode=encode, probes=probes, every=5,
                            samples=32) as recorder:  # fmt: skip
-        for step in range(1, 31):
-            batch = rng.choice(len(x), 128, replace=False)
-            model, opt_state, loss = update(model, opt_state, x[batch], y[batch])
+        for step, model, loss in classifier_steps(digits, 30):
             recorder(step, model, scalars={"loss": loss})
             if step == 5:
                 traced = len(traces)
