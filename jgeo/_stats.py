@@ -11,7 +11,7 @@ import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._banded_least_squares import solve_queue
-from ._bvp import AbstractBVPSolver, EnergyBVP
+from ._bvp import AbstractBVPSolver, EnergyBVP, energy_start
 from ._checks import check_dtype, check_values, curve_in_domain, points_of
 from ._custom_types import Points
 from ._energy import energy_linear_solver, energy_residuals
@@ -211,10 +211,10 @@ def _graph(metric, points: Array, k: int, reference: Points | None):
 
 
 class Refined(AbstractTier):
-    """Each pair's graph path (`Graph`), resampled at `num_points` and minimised in
-    energy (`EnergyBVP` from the path): close to exact where the graph path lies in the
-    right basin, at the cost of one energy solve per pair; lengths by Simpson's rule
-    (`curve_length(..., rule="simpson")`).
+    """Each pair's graph path (`Graph`), resampled at `num_points`, or the straight
+    segment where its discrete energy is the lower, minimised in energy (`EnergyBVP`):
+    close to exact where the start lies in the right basin, at the cost of one energy
+    solve per pair; lengths by Simpson's rule (`curve_length(..., rule="simpson")`).
 
     The tolerance (on the curve's points) is loose because the length is stationary at
     the solution, so a curve δ off changes it by O(δ²): on `bench/distances.py`'s pairs,
@@ -350,9 +350,9 @@ def _deprecated_tier(approximation, k, reference, batch_size, kwargs) -> Abstrac
 
 
 def _refined_lengths(metric, points, i, j, graph, tier: Refined):
-    """The `Refined` tier's lengths: every pair's energy solve from its graph path, in a
-    queue of `tier.slots` solves at a time (`solve_queue`), each exactly the solve of
-    `connecting_geodesic(..., solver=EnergyBVP(), graph=graph)`.
+    """The `Refined` tier's lengths: every pair's energy solve from its graph path (or
+    line, `energy_start`), in a queue of `tier.slots` solves at a time (`solve_queue`),
+    each exactly the solve of `connecting_geodesic(..., solver=EnergyBVP(), graph=graph)`.
 
     The solves see constants (gradients stopped); the lengths are then measured on the
     solved curves between the pairs' own points, so gradients reach the points and the
@@ -375,7 +375,8 @@ def _refined_lengths(metric, points, i, j, graph, tier: Refined):
 
     def start(k):
         x, y = ends(fixed_points, k)
-        return fixed_graph.path(x, y, tier.num_points)[1:-1], (x, y)
+        ts = jnp.linspace(0, 1, tier.num_points, dtype=x.dtype)
+        return energy_start(fixed_metric, x, y, ts, fixed_graph)[1:-1], (x, y)
 
     residuals, band = energy_residuals(fixed_metric)
     # As `EnergyBVP()` solves: matrix-free from d = 8 on for a pullback ("auto").

@@ -13,6 +13,7 @@ import pytest
 from helpers import mlp_decoder
 
 import jgeo
+from jgeo._bvp import energy_start
 from jgeo._energy import energy_residuals, minimise_energy, velocity_sensitivity
 
 # Every solver on the disk; the default Hybrid on the sphere's chart too (its closed
@@ -252,3 +253,16 @@ def test_distance_gradients_in_the_points_and_the_decoder_weights():
     directional = sum(jnp.vdot(g, u) for g, u in zip(jax.tree.leaves(grad_weights),
                                                      jax.tree.leaves(direction)))  # fmt: skip
     np.testing.assert_allclose(directional, difference, rtol=1e-6)
+
+
+def test_energy_starts_from_the_line_where_it_is_lower_than_the_graph_path():
+    # With a graph, the energy stage (and the refined tier) starts from its shortest
+    # path only where the path's discrete energy is below the straight segment's (the
+    # other case, a path around a wall: test_log_map's wall test).
+    grid = jnp.stack(jnp.meshgrid(*2 * [jnp.linspace(-1.2, 1.2, 9)]), -1).reshape(-1, 2)
+    x, y, ts = jnp.array([-1.0, -0.1]), jnp.array([1.0, 0.1]), jnp.linspace(0.0, 1.0, 8)
+    line = (1 - ts[:, None]) * x[None] + ts[:, None] * y[None]
+    flat = jgeo.Euclidean(2)  # the segment is the geodesic: the grid's path zigzags
+    graph = jgeo.geodesic_graph(flat, grid, 8)
+    assert jgeo.curve_energy(flat, graph.path(x, y, 8)) > jgeo.curve_energy(flat, line)
+    np.testing.assert_allclose(energy_start(flat, x, y, ts, graph), line)

@@ -10,6 +10,7 @@ import pytest
 from helpers import mlp_decoder, sphere_embedding, tree_allclose
 
 import jgeo
+from jgeo._bvp import energy_start
 
 CLOSE = dict(rtol=1e-7, atol=1e-8)
 
@@ -173,5 +174,8 @@ def test_graph_initialisation_goes_around_a_wall():
     assert jnp.max(jnp.abs(around.curve[:, 1])) > 0.3
     # Both are geodesics through y; the graph one is the shorter of the two.
     assert tree_allclose(jax.jit(jgeo.exp_map)(wall, x, around.velocity), y, atol=1e-6)
+    # It started from the graph's path: its discrete energy is below the segment's.
+    ts = jnp.linspace(0.0, 1.0, 16)
+    assert tree_allclose(energy_start(wall, x, y, ts, graph), graph.path(x, y, 16))
     with pytest.raises(ValueError, match="`k` must be between"):
         jgeo.geodesic_graph(wall, grid, k=len(grid))
