@@ -14,9 +14,12 @@ first (about a minute). Its pullback metric, on `--codes` codes of the training 
 
 Errors are relative to the exact lengths on the sampled pairs, as a distribution.
 
-`--parts refined16`: the `Refined` tier's whole matrix on `--codes16` codes drawn in
-[−1.5, 1.5]^16 for the d = 16 tanh MLP, errors on `--pairs` sampled pairs against exact
-solves.
+`--parts refined16`: whole matrices on `--codes16` codes drawn in [−1.5, 1.5]^16 for the
+d = 16 tanh MLP, errors on `--pairs` sampled pairs against exact solves, for each of
+`--tiers16`: `refined` (`stats.Refined`, energy solves from graph paths) and `energy`
+(`stats.Exact` with `EnergyBVP(check_length=True)` at 8 points and rtol 5e-3: the fastest
+tier of `bench/geodesics.py`, straight-line starts). Rows of other tiers or code counts
+already in the JSON are kept.
 
 `--parts graph` (its own part, also run by default): the `"graph"` tier's cost as the
 node count grows, on `--graph-sizes` codes drawn in [−1.5, 1.5]^16 for the d = 16 tanh
@@ -91,9 +94,19 @@ def graph_scaling(sizes: list[int], k: int) -> dict:
     return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": rows}
 
 
-def refined_wide(m: int, pairs: int, k: int) -> dict:
-    """The `Refined` tier's whole matrix on m codes drawn in [−1.5, 1.5]^16 for the d = 16
-    decoder (float64), and its errors on `pairs` sampled pairs against exact solves."""
+# The whole-matrix tiers of `--parts refined16`: the refined tier, and the fastest tier of
+# bench/geodesics.py (straight-line starts, the energy curve's checked length, 8 points).
+TIERS16 = {
+    "refined": lambda k: stats.Refined(k=k),
+    "energy": lambda k: stats.Exact(solver=jgeo.EnergyBVP(check_length=True), rtol=5e-3,
+                                    atol=5e-3, num_points=8),
+}  # fmt: skip
+
+
+def matrix_d16(m: int, pairs: int, k: int, tiers: list[str], rows: list[dict]) -> dict:
+    """Each tier's whole matrix on m codes drawn in [−1.5, 1.5]^16 for the d = 16 decoder
+    (float64), and its errors on `pairs` sampled pairs against exact solves. `rows`: the
+    earlier results, kept unless this run measures the same tier and m."""
     x64 = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:
@@ -104,18 +117,22 @@ def refined_wide(m: int, pairs: int, k: int) -> dict:
         pick = rng.choice(i.size, pairs, replace=False)
         exact_fn = jax.jit(jax.vmap(lambda x, y: jgeo.distance(metric, x, y, throw=False)))
         exact = jax.block_until_ready(exact_fn(codes[i[pick]], codes[j[pick]]))
-        matrix_fn = jax.jit(lambda c: stats.pairwise_distances(metric, c, stats.Refined(k=k)))
-        start = time.perf_counter()
-        matrix = np.asarray(jax.block_until_ready(matrix_fn(codes)))
-        seconds = time.perf_counter() - start  # compilation included (one call)
-        row = {"codes": m, "pairs": int(i.size), "seconds": seconds,
-               "ms_per_pair": 1e3 * seconds / i.size,
-               "converged": float(np.mean(np.isfinite(matrix[i, j]))),
-               **_errors(matrix[i[pick], j[pick]], exact)}  # fmt: skip
-        print(row, flush=True)
+        for name in tiers:
+            tier = TIERS16[name](k)
+            matrix_fn = jax.jit(lambda c, tier=tier: stats.pairwise_distances(metric, c, tier))
+            start = time.perf_counter()
+            matrix = np.asarray(jax.block_until_ready(matrix_fn(codes)))
+            seconds = time.perf_counter() - start  # compilation included (one call)
+            row = {"tier": name, "call": repr(tier), "codes": m, "pairs": int(i.size),
+                   "seconds": seconds, "ms_per_pair": 1e3 * seconds / i.size,
+                   "converged": float(np.mean(np.isfinite(matrix[i, j]))),
+                   **_errors(matrix[i[pick], j[pick]], exact)}  # fmt: skip
+            print(row, flush=True)
+            rows = [r for r in rows if (r.get("tier", "refined"), r["codes"]) != (name, m)]
+            rows.append(row)
     finally:
         jax.config.update("jax_enable_x64", x64)
-    return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": [row]}
+    return {"environment": environment(), "d": 16, "k": k, "dtype": "float64", "rows": rows}
 
 
 def main() -> None:
@@ -125,6 +142,7 @@ def main() -> None:
         default=["tiers", "graph", "refined16"],
     )  # fmt: skip
     parser.add_argument("--codes16", type=int, default=1000, help="codes of the d = 16 part")
+    parser.add_argument("--tiers16", nargs="+", choices=list(TIERS16), default=list(TIERS16))
     parser.add_argument("--graph-sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--codes", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=200)
@@ -139,7 +157,9 @@ def main() -> None:
         results["graph_scaling"] = graph_scaling(args.graph_sizes, args.k)
         write_json(path, results)  # this part's results, the others' kept
     if "refined16" in args.parts:
-        results["refined_d16"] = refined_wide(args.codes16, args.pairs, args.k)
+        earlier = results.get("refined_d16", {}).get("rows", [])
+        results["refined_d16"] = matrix_d16(args.codes16, args.pairs, args.k, args.tiers16,
+                                            earlier)  # fmt: skip
         write_json(path, results)
     if "tiers" in args.parts:
         tiers(args, results)

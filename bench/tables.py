@@ -243,18 +243,19 @@ def distances_graph(results: dict) -> str:
 
 
 def distances_refined16(results: dict) -> str:
-    """`bench/distances.py --parts refined16`: the refined tier's whole matrix at d = 16."""
+    """`bench/distances.py --parts refined16`: whole matrices at d = 16, by tier."""
     part = results["refined_d16"]
-    header = ["codes", "pairs", "seconds (one call)", "ms / pair", "converged",
+    header = ["tier", "codes", "pairs", "seconds (one call)", "ms / pair", "converged",
               "median relative error", "90th pct", "max", "within 0.5 %"]  # fmt: skip
 
     def row(r):
-        return [f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]), _g(r["ms_per_pair"]),
-                f"{r['converged']:.0%}", *[_g(r[k], 2) for k in ("median", "p90", "max")],
+        call = r.get("call", "Refined()")  # the rows from before the tier column
+        return [f"`stats.{call}`", f"{r['codes']:,}", f"{r['pairs']:,}", _g(r["seconds"]),
+                _g(r["ms_per_pair"]), f"{r['converged']:.0%}",
+                *[_g(r[k], 2) for k in ("median", "p90", "max")],
                 f"{r['within_0.5%']:.0%}"]  # fmt: skip
 
-    what = (f"`stats.Refined(k={part['k']})`, errors against exact solves on sampled pairs, "
-            "compilation included")  # fmt: skip
+    what = "errors against exact solves on sampled pairs, compilation included"
     return _random_codes(part, header, row, what)
 
 
