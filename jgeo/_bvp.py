@@ -8,6 +8,7 @@ energy solution.
 """
 
 import abc
+import numbers
 from typing import Literal
 
 import diffrax
@@ -108,7 +109,8 @@ def energy_start(metric, x: Array, y: Array, ts: Array, graph) -> Array:
 
 
 def _check_max_steps(max_steps) -> None:
-    if not isinstance(max_steps, int) or max_steps < 1:
+    integral = isinstance(max_steps, numbers.Integral) and not isinstance(max_steps, bool)
+    if not integral or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
 
 

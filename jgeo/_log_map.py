@@ -123,17 +123,23 @@ def tolerances(dtype, rtol: float | None, atol: float | None) -> tuple[float, fl
     or both 0, is refused (a test no solve can pass)."""
     default = 1e-8 if dtype == jnp.float64 else 1e-4
     rtol, atol = (default if rtol is None else rtol), (default if atol is None else atol)
-    check_tolerances(rtol, atol)
-    return rtol, atol
+    return check_tolerances(rtol, atol)
 
 
-def check_tolerances(rtol: float, atol: float) -> None:
-    """Refuse a negative (or NaN) tolerance, and rtol = atol = 0."""
+def check_tolerances(rtol, atol) -> tuple:
+    """Refuse a negative (or NaN) tolerance, and rtol = atol = 0; return them as Python
+    floats (a NumPy or concrete JAX scalar too, so no solver closes over an array). A
+    tracer (a tolerance under `jax.jit`) is passed through unchecked."""
+    checked = []
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if not value >= 0:  # NaN too
-            raise ValueError(f"`{name}` must be a tolerance ≥ 0, got {value!r}.")
-    if rtol == 0 and atol == 0:
+        if not isinstance(value, jax.core.Tracer):
+            value = float(value)
+            if not value >= 0:  # NaN too
+                raise ValueError(f"`{name}` must be a tolerance ≥ 0, got {value!r}.")
+        checked.append(value)
+    if all(isinstance(t, float) for t in checked) and checked == [0.0, 0.0]:
         raise ValueError("`rtol` and `atol` are both 0: give one of them a positive value.")
+    return tuple(checked)
 
 
 # Compiled as one program, like diffrax's `diffeqsolve`: called outside `jax.jit`, the

@@ -1,6 +1,7 @@
 """Shooting for the geodesic boundary value problem: find v with exp_x(v) = y by steps
 through the geodesic ODE (the `ShootingBVP` solver and `Hybrid`'s second stage)."""
 
+import functools
 from collections.abc import Callable
 
 import diffrax
@@ -84,11 +85,11 @@ def shoot(
     """Refine `velocity` until exp_x(v) hits y to atol + rtol·max|y|; returns v, the
     geodesic at `ts`, and whether the solver converged. `inverse`: an approximate
     ∂v/∂y to start Broyden's steps from (no Newton steps)."""
-    curve_of = _geodesic_points(ode_solver, 0.01 * rtol, 0.01 * atol)
+    ode = ODESolver(ode_solver, 0.01 * rtol, 0.01 * atol)
     tolerance = atol + rtol * jnp.max(jnp.abs(y))
 
     def miss(v, _):
-        curve = curve_of(metric, x, v, ts)
+        curve = _geodesic_points(metric, x, v, ts, ode)
         return curve[-1] - y, curve
 
     def endpoint(v):
@@ -98,10 +99,27 @@ def shoot(
     # no need to differentiate the seed or the Newton steps below.
     velocity = jax.lax.stop_gradient(velocity)
     if damped:
+        # Solved on constants, then differentiated as a root of exp_x(v) − y as the other
+        # routes are: the least-squares adjoint would differentiate Jᵀr, forward over
+        # reverse, which the reverse program (RecursiveCheckpointAdjoint) cannot. A
+        # Broyden "solve" that stops at its start evaluates the miss once and carries
+        # the implicit adjoint.
+        frozen = jax.tree.map(
+            lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, (metric, x, y)
+        )
+
+        def frozen_miss(v, _):
+            metric, x, y = frozen
+            curve = _geodesic_points(metric, x, v, ts, ode)
+            return curve[-1] - y, curve
+
         solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
-        sol = optx.least_squares(miss, solver, velocity, has_aux=True, max_steps=max_steps,
-                                 throw=False)  # fmt: skip
-        return _finish(miss, sol)
+        sol = optx.least_squares(frozen_miss, solver, velocity, has_aux=True,
+                                 max_steps=max_steps, throw=False)  # fmt: skip
+        stop = Broyden(jnp.eye(x.shape[0], dtype=x.dtype), jnp.asarray(jnp.inf, x.dtype))
+        root = optx.root_find(miss, stop, jax.lax.stop_gradient(sol.value), has_aux=True,
+                              max_steps=1, throw=False)  # fmt: skip
+        return root.value, miss(root.value, None)[1], sol.result == optx.RESULTS.successful
     if inverse is None and newton_steps is None:
         solver = optx.Newton(rtol=rtol, atol=atol)
         sol = optx.root_find(miss, solver, velocity, has_aux=True, max_steps=max_steps,
@@ -127,19 +145,21 @@ def shoot(
     return _finish(miss, sol)
 
 
-def _geodesic_points(ode_solver: diffrax.AbstractSolver, rtol: float, atol: float) -> Callable:
-    """(metric, x, v, ts) ↦ the geodesic's points at `ts`, differentiable in both modes:
-    Newton's Jacobians take forward mode, and the implicit adjoint of the root find
-    transposes a JVP for reverse-mode gradients. diffrax's `DirectAdjoint` does both but
-    its reverse mode is wrong here (`jgeo._split_modes`): forward mode from `ForwardMode`,
-    reverse from `RecursiveCheckpointAdjoint`."""
+def _points(metric, x, v, ts, ode: ODESolver, adjoint: diffrax.AbstractAdjoint) -> Array:
+    ode = eqx.tree_at(lambda o: o.adjoint, ode, adjoint)
+    return geodesic(metric, x, v, ts, method="ode", ode=ode, throw=False).xs
 
-    def points(adjoint):
-        ode = ODESolver(ode_solver, rtol, atol, adjoint=adjoint)
-        return lambda metric, x, v, ts: geodesic(metric, x, v, ts, method="ode", ode=ode,
-                                                 throw=False).xs  # fmt: skip
 
-    return split_modes(points(diffrax.ForwardMode()), points(diffrax.RecursiveCheckpointAdjoint()))
+# (metric, x, v, ts, ode) ↦ the geodesic's points at `ts`, differentiable in both modes:
+# Newton's Jacobians take forward mode, and the implicit adjoint of the root find
+# transposes a JVP for reverse-mode gradients. diffrax's `DirectAdjoint` does both but
+# its reverse mode is wrong here (`jgeo._split_modes`): forward mode from `ForwardMode`,
+# reverse from `RecursiveCheckpointAdjoint`. Everything, the ODE solver's tolerances too,
+# comes in as an argument: the two programs close over nothing traced.
+_geodesic_points = split_modes(
+    functools.partial(_points, adjoint=diffrax.ForwardMode()),
+    functools.partial(_points, adjoint=diffrax.RecursiveCheckpointAdjoint()),
+)
 
 
 def _finish(miss, sol):

@@ -28,7 +28,15 @@ def split_modes(forward: Callable, reverse: Callable) -> Callable:
     """A function of `*args` whose values and JVPs are `forward`'s and whose VJPs are
     `reverse`'s: two programs of the same mathematical function. Floating-point arrays
     in `args` (pytrees: a metric's weights too) are differentiated; the output is a
-    pytree of arrays. Transposing is only ever asked of the tangent, never of `forward`.
+    pytree of arrays. `forward` and `reverse` must close over no traced value: pass
+    everything as an argument.
+
+    Derivatives: first order in either mode, and forward over forward (`jax.jacfwd`
+    twice, through `forward`). Any order that differentiates a reverse-mode pass —
+    `jax.hessian` (forward over reverse), reverse over reverse — differentiates
+    `reverse`'s VJP, and where `reverse` has no forward mode (diffrax's
+    `RecursiveCheckpointAdjoint`) JAX raises; reverse over forward (`jacrev(jacfwd)`)
+    transposes `forward`'s JVP, and raises where `forward` cannot be transposed.
     """
 
     @eqx.filter_custom_jvp
@@ -64,7 +72,7 @@ def _tangent_abstract_eval(forward, reverse, diff, rest, lin):
 @eqxi.filter_primitive_jvp
 def _tangent_jvp(primals, tangents):
     # Forward over forward (jax.jacfwd twice): the tangent is differentiated through
-    # `forward` again. Reverse over anything transposes `reverse` only once.
+    # `forward` again (and transposing this rule would transpose `forward`).
     forward, reverse, *inputs = primals
     arrays, static = eqx.partition(tuple(inputs), eqx.is_inexact_array)
     t_arrays = jax.tree.map(eqxi.materialise_zeros, arrays, tuple(tangents[2:]), is_leaf=_is_none)

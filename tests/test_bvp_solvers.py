@@ -239,6 +239,10 @@ def test_distance_gradients_in_the_points_and_the_decoder_weights():
     v = geodesic(metric, x).velocity
     lowered = metric.operator(x).mv(v)
     np.testing.assert_allclose(grad_x, -lowered / jnp.sqrt(v @ lowered), rtol=1e-7)
+    # Damped shooting (the default with a graph) is differentiated as a root too.
+    damped = jgeo.Hybrid(shooting=jgeo.ShootingBVP(damped=True))
+    length = lambda a: jgeo.distance(metric, a, y, solver=damped, rtol=1e-10, atol=1e-10)  # noqa: E731
+    np.testing.assert_allclose(jax.grad(length)(x), grad_x, rtol=1e-7)
 
     weights, rest = eqx.partition(metric, eqx.is_inexact_array)
     keys = iter(jr.split(jr.key(1), len(jax.tree.leaves(weights))))

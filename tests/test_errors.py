@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from helpers import mlp_decoder
 
@@ -249,3 +250,13 @@ def test_solver_budgets_and_tolerances(make, match):
     # Before: accepted, and every solve came back NaN with no word of why.
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_tolerances_become_python_floats():
+    # A NumPy or concrete JAX scalar is a Python float to the solvers (a closed-over
+    # array leaked as a tracer into the shooting's programs).
+    from jgeo._log_map import check_tolerances
+
+    rtol, atol = check_tolerances(np.float64(1e-3), jnp.asarray(1e-4))
+    assert (rtol, atol) == (1e-3, 1e-4) and type(rtol) is float and type(atol) is float
+    assert jgeo.EnergyBVP(max_steps=np.int64(5)).max_steps == 5
