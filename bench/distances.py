@@ -18,8 +18,8 @@ Errors are relative to the exact lengths on the sampled pairs, as a distribution
 d = 16 tanh MLP, errors on `--pairs` sampled pairs against exact solves, for each of
 `--tiers16`: `refined` (`stats.Refined`, energy solves from graph paths) and `energy`
 (`stats.Exact` with `EnergyBVP(check_length=True)` at 8 points and rtol 5e-3: the fastest
-tier of `bench/geodesics.py`, straight-line starts). Rows of other tiers or code counts
-already in the JSON are kept.
+tier of `bench/geodesics.py`, straight-line starts; the default: `refined` takes hours at
+1,000 codes here). Rows of other tiers or code counts already in the JSON are kept.
 
 `--parts graph` (its own part, also run by default): the `"graph"` tier's cost as the
 node count grows, on `--graph-sizes` codes drawn in [−1.5, 1.5]^16 for the d = 16 tanh
@@ -123,7 +123,7 @@ def matrix_d16(m: int, pairs: int, k: int, tiers: list[str], rows: list[dict]) -
             start = time.perf_counter()
             matrix = np.asarray(jax.block_until_ready(matrix_fn(codes)))
             seconds = time.perf_counter() - start  # compilation included (one call)
-            row = {"tier": name, "call": repr(tier), "codes": m, "pairs": int(i.size),
+            row = {"tier": name, "call": repr(tier), "k": k, "codes": m, "pairs": int(i.size),
                    "seconds": seconds, "ms_per_pair": 1e3 * seconds / i.size,
                    "converged": float(np.mean(np.isfinite(matrix[i, j]))),
                    **_errors(matrix[i[pick], j[pick]], exact)}  # fmt: skip
@@ -142,7 +142,8 @@ def main() -> None:
         default=["tiers", "graph", "refined16"],
     )  # fmt: skip
     parser.add_argument("--codes16", type=int, default=1000, help="codes of the d = 16 part")
-    parser.add_argument("--tiers16", nargs="+", choices=list(TIERS16), default=list(TIERS16))
+    parser.add_argument("--tiers16", nargs="+", choices=list(TIERS16), default=["energy"],
+                        help="refined: hours at 1,000 codes on a 2-core CPU")  # fmt: skip
     parser.add_argument("--graph-sizes", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--codes", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=200)
