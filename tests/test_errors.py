@@ -259,4 +259,3 @@ def test_tolerances_become_python_floats():
 
     rtol, atol = check_tolerances(np.float64(1e-3), jnp.asarray(1e-4))
     assert (rtol, atol) == (1e-3, 1e-4) and type(rtol) is float and type(atol) is float
-    assert jgeo.EnergyBVP(max_steps=np.int64(5)).max_steps == 5
