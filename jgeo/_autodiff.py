@@ -7,6 +7,7 @@ Index conventions are those of `jgeo.christoffel` and `jgeo.riemann`.
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
@@ -15,6 +16,12 @@ from ._custom_types import ChristoffelArray, MetricMatrix, Point, RiemannArray, 
 from ._linalg import logdet, solve
 
 MetricFn = Callable[[Point], MetricMatrix]
+
+
+def frozen(tree):
+    """`tree` with gradients stopped at its floating-point arrays (other leaves kept)."""
+    return jax.tree.map(lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a,
+                        tree)  # fmt: skip
 
 
 def jacfwd_and_value(fn: Callable, x: Array) -> tuple[Array, Array]:

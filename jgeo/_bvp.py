@@ -108,7 +108,7 @@ def energy_start(metric, x: Array, y: Array, ts: Array, graph) -> Array:
     return jnp.where(curve_energy(metric, line) <= curve_energy(metric, path), line, path)
 
 
-def _check_max_steps(max_steps) -> None:
+def check_max_steps(max_steps) -> None:
     integral = isinstance(max_steps, numbers.Integral) and not isinstance(max_steps, bool)
     if not integral or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps!r}.")
@@ -157,7 +157,7 @@ class EnergyBVP(AbstractBVPSolver):
     check_length: bool = eqx.field(default=False, static=True)
 
     def __check_init__(self):
-        _check_max_steps(self.max_steps)
+        check_max_steps(self.max_steps)
 
     def minimise(self, metric, x, y, ts, graph, tol) -> tuple[Array, Array]:
         """The energy-minimising curve at `ts` (from `energy_start`) to tolerance `tol`,
@@ -217,7 +217,7 @@ class ShootingBVP(AbstractBVPSolver):
     ode_solver: diffrax.AbstractSolver | None = None
 
     def __check_init__(self):
-        _check_max_steps(self.max_steps)
+        check_max_steps(self.max_steps)
         if self.newton_steps is not None and not 0 <= self.newton_steps < self.max_steps:
             raise ValueError(
                 "`newton_steps` must be None (Newton steps throughout) or an integer in "

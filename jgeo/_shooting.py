@@ -12,7 +12,7 @@ import jax.scipy.linalg as jsl
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, PyTree
 
-from ._autodiff import jacfwd_and_value
+from ._autodiff import frozen, jacfwd_and_value
 from ._geodesics import ODESolver, geodesic
 from ._split_modes import split_modes
 
@@ -88,9 +88,14 @@ def shoot(
     ode = ODESolver(ode_solver, 0.01 * rtol, 0.01 * atol)
     tolerance = atol + rtol * jnp.max(jnp.abs(y))
 
-    def miss(v, _):
-        curve = _geodesic_points(metric, x, v, ts, ode)
-        return curve[-1] - y, curve
+    def misses(metric, x, y):
+        def miss(v, _):  # exp_x(v) − y, and the geodesic's points as aux
+            curve = _geodesic_points(metric, x, v, ts, ode)
+            return curve[-1] - y, curve
+
+        return miss
+
+    miss = misses(metric, x, y)
 
     def endpoint(v):
         return miss(v, None)[0]
@@ -104,27 +109,18 @@ def shoot(
         # reverse, which the reverse program (RecursiveCheckpointAdjoint) cannot. A
         # Broyden "solve" that stops at its start evaluates the miss once and carries
         # the implicit adjoint.
-        frozen = jax.tree.map(
-            lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a, (metric, x, y)
-        )
-
-        def frozen_miss(v, _):
-            metric, x, y = frozen
-            curve = _geodesic_points(metric, x, v, ts, ode)
-            return curve[-1] - y, curve
-
         solver = optx.LevenbergMarquardt(rtol=rtol, atol=atol)
-        sol = optx.least_squares(frozen_miss, solver, velocity, has_aux=True,
-                                 max_steps=max_steps, throw=False)  # fmt: skip
+        sol = optx.least_squares(misses(*frozen((metric, x, y))), solver, velocity,
+                                 has_aux=True, max_steps=max_steps, throw=False)  # fmt: skip
         stop = Broyden(jnp.eye(x.shape[0], dtype=x.dtype), jnp.asarray(jnp.inf, x.dtype))
         root = optx.root_find(miss, stop, jax.lax.stop_gradient(sol.value), has_aux=True,
                               max_steps=1, throw=False)  # fmt: skip
-        return root.value, miss(root.value, None)[1], sol.result == optx.RESULTS.successful
+        return _finish(miss, root.value, sol.result)
     if inverse is None and newton_steps is None:
         solver = optx.Newton(rtol=rtol, atol=atol)
         sol = optx.root_find(miss, solver, velocity, has_aux=True, max_steps=max_steps,
                              throw=False)  # fmt: skip
-        return _finish(miss, sol)
+        return _finish(miss, sol.value, sol.result)
     if inverse is None:
         # Newton steps, the last of them the first Broyden step: every pair takes them
         # (no loop to wait on), and one traced Jacobian serves them all.
@@ -142,7 +138,7 @@ def shoot(
     velocity = jax.lax.stop_gradient(velocity)
     # Differentiated by optimistix's implicit adjoint as a root of exp_x(v) − y: M drops out.
     sol = optx.root_find(miss, broyden, velocity, has_aux=True, max_steps=steps, throw=False)
-    return _finish(miss, sol)
+    return _finish(miss, sol.value, sol.result)
 
 
 def _points(metric, x, v, ts, ode: ODESolver, adjoint: diffrax.AbstractAdjoint) -> Array:
@@ -162,8 +158,8 @@ _geodesic_points = split_modes(
 )
 
 
-def _finish(miss, sol):
+def _finish(miss, value, result):
     # The geodesic again from the solution: the solvers' aux is that of their last
     # evaluation (not always at the returned v), and it carries no gradient — the
     # implicit adjoint differentiates the solution, not its aux. One ODE solve more.
-    return sol.value, miss(sol.value, None)[1], sol.result == optx.RESULTS.successful
+    return value, miss(value, None)[1], result == optx.RESULTS.successful

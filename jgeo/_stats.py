@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from ._autodiff import frozen
 from ._banded_least_squares import solve_queue
-from ._bvp import AbstractBVPSolver, EnergyBVP, energy_start
+from ._bvp import AbstractBVPSolver, EnergyBVP, check_max_steps, energy_start
 from ._checks import check_dtype, check_values, curve_in_domain, points_of
 from ._custom_types import Points
 from ._energy import energy_linear_solver, energy_residuals
@@ -241,7 +242,7 @@ class Refined(AbstractTier):
     def __check_init__(self):
         if self.num_points < 3:
             raise ValueError(f"`num_points` must be at least 3, got {self.num_points}.")
-        EnergyBVP(max_steps=self.max_steps)  # its checks
+        check_max_steps(self.max_steps)
         check_tolerances(self.rtol, self.atol)
 
     def __call__(self, metric, points):
@@ -358,11 +359,7 @@ def _refined_lengths(metric, points, i, j, graph, tier: Refined):
     solved curves between the pairs' own points, so gradients reach the points and the
     metric's parameters as the envelope theorem gives them at a stationary curve.
     """
-    frozen = jax.tree.map(
-        lambda a: jax.lax.stop_gradient(a) if eqx.is_inexact_array(a) else a,
-        (metric, points, graph),
-    )
-    fixed_metric, fixed_points, fixed_graph = frozen
+    fixed_metric, fixed_points, fixed_graph = frozen((metric, points, graph))
     # A pair with a point that is not one of the metric's (NaN, outside the domain) is
     # NaN, as in the exact tier; its slot solves the trivial problem from a valid point
     # to itself instead, so that no NaN enters the solves (or the gradients).
