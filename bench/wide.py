@@ -17,10 +17,15 @@ memory. Accuracy: the largest relative error of the top-16 eigenvalues (those ab
 1e-6 λ₁) against float64 `eigh` of the float32 dense metric; the log-volume's relative
 error against float64 `slogdet` of it, median and maximum over the 32 points.
 
-    python bench/wide.py [--parts mv,basis,slq,curve,engine] [--dims 64,256,1024,4096]
+    python bench/wide.py [--parts mv,basis,slq,curve,floor,engine] [--dims 64,256,1024,4096]
                          [--decoders mlp,conv,head] [--json bench/results/wide.json]
 
-`--parts` reruns some parts and keeps the others' rows in the JSON. `engine` compares
+`curve` is the log-volume's error against its cost (probes × steps, MLP decoder) with
+the dense time beside it; `floor` prices 1 % for any Hutchinson-type estimator: the
+spread of one probe from the exact spectrum (and after deflating the top 16 exactly),
+the probes 1 % at two standard deviations needs, and how many products a tenth of the
+dense route's time buys. `--parts` reruns some parts and keeps the others' rows in the
+JSON. `engine` compares
 jgeo's Lanczos with matfree's (Krämer et al. 2024) where matfree is importable;
 `geodesics` times exp maps and energy-minimising connecting geodesics with their linear
 solves by Cholesky against conjugate gradients (`Pullback(f, linear_solver=lineax.CG(...))`).
@@ -146,7 +151,26 @@ def eigen_error(values, reference) -> float:
 
 def _volume_reference(volume_metric, xs):
     g = np.asarray(jax.jit(jax.vmap(volume_metric))(xs), np.float64)
-    return 0.5 * np.linalg.slogdet(g)[1]
+    return 0.5 * np.linalg.slogdet(g)[1], g
+
+
+FLOOR_PROBE = (4, 24)  # the SLQ whose time per product prices the floor's products
+FLOOR_STEPS = 24  # Lanczos steps a probe needs here (quadrature bias ≲ 1e-3 at κ ~ 1e4)
+
+
+def probe_spread(g: np.ndarray, deflate: int = 0) -> float:
+    """The standard deviation of one Rademacher probe's zᵀ log(G) z, relative to
+    |tr log G|: √(2 Σ_{i≠j} (log G)ᵢⱼ²) / |tr log G| (float64, from the eigenvectors).
+    With `deflate` = k, that of Hutchinson on the rest after the top k eigenpairs are
+    taken exactly (B = (I − P)(log G − c)(I − P), c the mean log-eigenvalue of the rest,
+    so that the shift costs nothing): what deflation (Hutch++) can buy at best."""
+    lam, vec = np.linalg.eigh(g)
+    logs = np.log(lam)
+    rest = slice(0, lam.size - deflate)
+    shifted = logs[rest] - (logs[rest].mean() if deflate else 0.0)
+    b = (vec[:, rest] * shifted) @ vec[:, rest].T
+    off = np.sum(b**2) - np.sum(np.diagonal(b) ** 2)
+    return float(np.sqrt(2 * off) / abs(logs.sum()))
 
 
 def case_rows(kind, d, weights, parts) -> dict:
@@ -156,9 +180,10 @@ def case_rows(kind, d, weights, parts) -> dict:
     out = {p: [] for p in parts}
     dense_fits = d <= DENSE_MAX_D
     reference = volume = None
-    if dense_fits and ({"basis", "slq", "curve"} & set(parts)):
+    dense_volume = batched(lambda m, x, k: jgeo.log_volume(m, x))
+    if dense_fits and ({"basis", "slq", "curve", "floor"} & set(parts)):
         reference, _, _ = dense_reference(metric, xs)
-        volume = _volume_reference(volume_metric, xs)
+        volume, volume_g = _volume_reference(volume_metric, xs)
 
     if "mv" in parts:
         t_op, mv = run(batched(lambda m, x, v: jgeo.metric_operator(m, x).mv(v)), metric, xs, vs)
@@ -231,13 +256,12 @@ def case_rows(kind, d, weights, parts) -> dict:
             repeats=1,
         )
         row["single_slq_s"] = single["s"]
-        dense = batched(lambda m, x, k: jgeo.log_volume(m, x))
         if dense_fits:
             relative = np.abs(np.asarray(slq, np.float64) / volume - 1)
             row.update(
                 slq_error_median=float(np.median(relative)), slq_error_max=float(relative.max())
             )
-            timing, exact = run(dense, volume_metric, xs, keys, repeats=1)
+            timing, exact = run(dense_volume, volume_metric, xs, keys, repeats=1)
             row.update(
                 dense_s=timing["s"] / BATCH,
                 dense_MiB=timing["MiB"],
@@ -249,19 +273,20 @@ def case_rows(kind, d, weights, parts) -> dict:
             row["single_dense_s"] = single["s"]
         else:
             row["dense_MiB"] = (
-                compiled_bytes(dense.lower(volume_metric, xs, keys).compile()) / 2**20
+                compiled_bytes(dense_volume.lower(volume_metric, xs, keys).compile()) / 2**20
             )
         out["slq"].append(row)
         print(row, flush=True)
 
     if "curve" in parts and volume is not None:
-        for probes in (2, 4, 8, 16, 32):
-            for steps in (16, 32, 64):
+        dense_timing, _ = run(dense_volume, volume_metric, xs, keys, repeats=1 if d > 256 else 3)
+        for probes in (2, 3, 4, 8, 16):
+            for steps in (16, 24, 32):
                 method = jgeo.SLQ(probes=probes, steps=min(steps, d))
                 fn = batched(
                     lambda m, x, k, method=method: jgeo.log_volume(m, x, method=method, key=k)
                 )
-                timing, slq = run(fn, volume_metric, xs, keys, repeats=1)
+                timing, slq = run(fn, volume_metric, xs, keys)
                 relative = np.abs(np.asarray(slq, np.float64) / volume - 1)
                 row = {
                     **base,
@@ -269,11 +294,40 @@ def case_rows(kind, d, weights, parts) -> dict:
                     "steps": steps,
                     "products": probes * steps,
                     "s": timing["s"] / BATCH,
+                    "dense_s": dense_timing["s"] / BATCH,
                     "error_median": float(np.median(relative)),
                     "error_90": float(np.quantile(relative, 0.9)),
+                    "error_max": float(relative.max()),
                 }
                 out["curve"].append(row)
                 print(row, flush=True)
+
+    if "floor" in parts and volume is not None:
+        # What a tenth of the dense cost buys against what 1 % needs: the probes' spread
+        # comes from the exact spectrum, so it binds every Hutchinson-type estimator.
+        spreads = [probe_spread(g) for g in volume_g[:8]]
+        deflated = [probe_spread(g, deflate=K) for g in volume_g[:8]]
+        probes, steps = FLOOR_PROBE
+        method = jgeo.SLQ(probes=probes, steps=min(steps, d))
+        fn = batched(lambda m, x, k: jgeo.log_volume(m, x, method=method, key=k))
+        timing, _ = run(fn, volume_metric, xs, keys)
+        dense_timing, _ = run(dense_volume, volume_metric, xs, keys, repeats=1)
+        product_s = timing["s"] / BATCH / (probes * min(steps, d))
+        spread = float(np.median(spreads))
+        needed = int(np.ceil((2 * spread / 0.01) ** 2))  # 1 % at two standard deviations
+        row = {
+            **base,
+            "spread": spread,
+            "spread_deflated": float(np.median(deflated)),
+            "deflated_k": K,
+            "probes_for_1pct": needed,
+            "products_for_1pct": needed * min(FLOOR_STEPS, d),
+            "product_s": product_s,
+            "dense_s": dense_timing["s"] / BATCH,
+            "products_in_a_tenth": dense_timing["s"] / BATCH / 10 / product_s,
+        }
+        out["floor"].append(row)
+        print(row, flush=True)
     return out
 
 
@@ -430,10 +484,12 @@ def _rank_deficient(decomp, eig) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="mv,basis,slq,curve,engine")
+    parser.add_argument("--parts", default="mv,basis,slq,curve,floor,engine")
     parser.add_argument("--dims", default="64,256,1024,4096")
     parser.add_argument("--decoders", default="mlp,conv,head")
+    parser.add_argument("--weights", default="decaying,random")
     parser.add_argument("--curve-dims", default="256,1024")
+    parser.add_argument("--curve-decoders", default="mlp")
     parser.add_argument("--geodesic-dims", default="64,256,1024")
     parser.add_argument("--json", default="bench/results/wide.json")
     args = parser.parse_args()
@@ -443,11 +499,15 @@ def main() -> None:
     fresh = {p: [] for p in parts if p not in ("engine", "geodesics")}
     for kind in args.decoders.split(",") if fresh else []:
         for d in (int(d) for d in args.dims.split(",")):
-            for weights in ("decaying", "random"):
+            for weights in args.weights.split(","):
                 wanted = [
                     p
                     for p in fresh
-                    if p != "curve" or (str(d) in args.curve_dims.split(",") and kind == "mlp")
+                    if p != "curve"
+                    or (
+                        str(d) in args.curve_dims.split(",")
+                        and kind in args.curve_decoders.split(",")
+                    )
                 ]
                 for part, rows in case_rows(kind, d, weights, wanted).items():
                     fresh[part] += rows
@@ -455,7 +515,8 @@ def main() -> None:
         keep = [
             r
             for r in payload.get(part, [])
-            if (r["decoder"], r["d"]) not in {(s["decoder"], s["d"]) for s in rows}
+            if (r["decoder"], r["d"], r["weights"])
+            not in {(s["decoder"], s["d"], s["weights"]) for s in rows}
         ]
         payload[part] = keep + rows
     if "engine" in parts:

@@ -28,8 +28,12 @@ class SLQ(eqx.Module):
     of the value: a few percent at d = 256, shrinking like 1/√d. So by default the
     number of probes adapts: probes are drawn `batch` at a time until the standard
     error of their mean is below `rtol` of its size (at least 2·`batch`, at most
-    `max_probes`); `probes=p` fixes it instead. `bench/wide.py` measures the error
-    against the exact value as a function of the cost.
+    `max_probes`); `probes=p` fixes it instead: p ≈ (2s/τ)², s one probe's spread
+    above, keeps the value within τ at two standard deviations. The spread belongs to
+    the metric, so it bounds every Hutchinson-type estimator (deflating the top
+    eigenpairs removes only their share of it): `bench/wide.py` measures it, and the
+    error against the cost, and docs/wide.md says where 1 % at a tenth of the dense
+    cost is reachable and where it is not.
 
     Gradients (reverse and forward mode, with respect to `x` and the decoder's
     parameters) are those of the estimate itself, with the Lanczos basis held fixed:
