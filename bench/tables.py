@@ -574,11 +574,14 @@ def wide_curve(results: dict) -> str:
                 continue
             errors = " / ".join(_g(r[k], 2) for k in ("error_median", "error_90", "error_max")
                                 if k in r)  # fmt: skip
-            cells.append(f"{errors} ({_ms(r['s'])}, {_x(r.get('dense_s'), r['s'])})")
+            covered = f" · {r['within_2se']:.0%}" if "within_2se" in r else ""
+            cells.append(f"{errors}{covered} ({_ms(r['s'])}, {_x(r.get('dense_s'), r['s'])})")
         lines.append(_row([f"{probes} × {steps}", *cells]))
     footer = _wide_footer(results)[1:]
     lines += ["", "*relative error of ½ log det G, median / 90th percentile / largest over the "
-              "32 points (time per point, dense QR time ÷ it, both from the same process); "
+              "32 points · the share of points within two of their own standard errors "
+              "(`SLQ.estimate`) of the exact value (time per point, dense QR time ÷ it, both "
+              "from the same process); "
               "MLP decoder d → 2d → 2d, conv decoder `ConvDecoder(d, (64, 64, 3))`, "
               + footer]  # fmt: skip
     return "\n".join(lines) + "\n"

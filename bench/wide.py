@@ -283,11 +283,12 @@ def case_rows(kind, d, weights, parts) -> dict:
         for probes in (2, 3, 4, 8, 16):
             for steps in (16, 24, 32):
                 method = jgeo.SLQ(probes=probes, steps=min(steps, d))
-                fn = batched(
-                    lambda m, x, k, method=method: jgeo.log_volume(m, x, method=method, key=k)
-                )
+                fn = batched(lambda m, x, k, method=method: method.estimate(m, x, key=k))
                 timing, slq = run(fn, volume_metric, xs, keys)
-                relative = np.abs(np.asarray(slq, np.float64) / volume - 1)
+                value = np.asarray(slq.value, np.float64)
+                relative = np.abs(value / volume - 1)
+                # how often the estimate's own error bar covers the truth
+                covered = np.abs(value - volume) <= 2 * np.asarray(slq.standard_error)
                 row = {
                     **base,
                     "probes": probes,
@@ -298,6 +299,7 @@ def case_rows(kind, d, weights, parts) -> dict:
                     "error_median": float(np.median(relative)),
                     "error_90": float(np.quantile(relative, 0.9)),
                     "error_max": float(relative.max()),
+                    "within_2se": float(np.mean(covered)),
                 }
                 out["curve"].append(row)
                 print(row, flush=True)

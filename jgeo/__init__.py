@@ -72,7 +72,7 @@ from ._pullback import (
     Pullback as Pullback,
     StochasticPullback as StochasticPullback,
 )
-from ._slq import SLQ as SLQ
+from ._slq import SLQ as SLQ, SLQEstimate as SLQEstimate
 from .sharding import make_mesh as make_mesh, shard_batch as shard_batch
 
 # The application packages import on first use (`jgeo.train`, `jgeo.dynamics`, ...), so

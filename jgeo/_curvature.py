@@ -195,12 +195,4 @@ def log_volume(
             '`key` is needed for `method="slq"` (its random probes): pass '
             "`key=jax.random.key(0)`, or a fresh key per call."
         )
-    x = metric_point(metric, x)  # a metric singular by its shapes raises here
-    out = estimator.log_volume(metric, x, key)
-    return finish(out, x, "log_volume", hint=_SINGULAR_HINT)
-
-
-_SINGULAR_HINT = (
-    " A metric of rank below d (e.g. the Fisher metric of a C-class head at a layer wider "
-    "than C − 1) has log-volume −∞: build it with `jitter=...`."
-)
+    return estimator.estimate(metric, x, key=key).value

@@ -92,6 +92,34 @@ def test_slq_log_volume_within_one_percent_at_d_256_by_default(key):
     np.testing.assert_allclose(jgeo.log_volume(metric, x), exact, rtol=1e-10)
 
 
+def test_slq_estimate_carries_the_probes_standard_error(known, key):
+    # With steps = d the quadrature is exact, so the estimate's only error is the
+    # probes': one Rademacher probe's zᵀ log(G) z has variance 2 Σ_{i≠j} (log G)ᵢⱼ², so
+    # the mean of p probes, halved for ½ log det, scatters by ½ √(2 Σ_{i≠j} ...) / √p.
+    metric, _ = known
+    x = jnp.ones(D_KNOWN)
+    log_g = (_V * np.log(_S**2)) @ _V.T
+    exact = 0.5 * np.sum(np.log(_S**2))
+    truth = 0.5 * np.sqrt(2 * (np.sum(log_g**2) - np.sum(np.diag(log_g) ** 2)) / 8)
+    method = jgeo.SLQ(probes=8, steps=D_KNOWN)
+    keys = jr.split(key, 200)
+    out = jax.jit(jax.vmap(lambda k: method.estimate(metric, x, key=k)))(keys)
+    assert out.probes.dtype == jnp.int32 and np.all(out.probes == 8)
+    # the value is log_volume's (the same probes)
+    same = jgeo.log_volume(metric, x, method=method, key=keys[0])
+    np.testing.assert_allclose(out.value[0], same, rtol=1e-12)
+    # the estimates scatter as predicted, the error bars say so, and cover the truth
+    np.testing.assert_allclose(np.std(out.value - exact), truth, rtol=0.15)
+    np.testing.assert_allclose(np.sqrt(np.mean(out.standard_error**2)), truth, rtol=0.1)
+    assert 0.85 < np.mean(np.abs(out.value - exact) <= 2 * out.standard_error) <= 1
+    # Adaptive probes stop at rtol or at max_probes, which the estimate then shows.
+    adaptive = jgeo.SLQ(rtol=1e-3, max_probes=16).estimate(metric, x, key=key)
+    assert adaptive.probes == 16 and adaptive.standard_error > 1e-3 * abs(adaptive.value)
+    loose = jgeo.SLQ(rtol=0.05).estimate(metric, x, key=key)
+    assert loose.probes == 8 and loose.standard_error <= 0.05 * abs(loose.value)
+    assert np.isnan(jgeo.SLQ(probes=1).estimate(metric, x, key=key).standard_error)
+
+
 @pytest.fixture(scope="module")
 def small():
     key = jr.key(2)
@@ -223,6 +251,7 @@ def test_vmap_over_points_and_a_dense_metric(key):
         (lambda m, x, k: jgeo.local_basis(m, x, 65, key=k), "`k`"),
         (lambda m, x, k: jgeo.local_basis(m, x, 8, key=k, steps=4), "`steps`"),
         (lambda m, x, k: jgeo.log_volume(m, x, method="slq"), "`key`"),
+        (lambda m, x, k: jgeo.SLQ().estimate(m, x, key=None), "`key`"),
         (lambda m, x, k: jgeo.log_volume(m, x, method="lanczos", key=k), "method"),
         (lambda m, x, k: jgeo.SLQ(steps=0), "`steps`"),
         (lambda m, x, k: jgeo.SLQ(rtol=-1.0), "`rtol`"),
