@@ -10,6 +10,7 @@ A table sits between `<!-- bench-table: NAME -->` and `<!-- /bench-table -->`;
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -593,23 +594,39 @@ def wide_floor(results: dict) -> str:
     rows = results.get("floor", [])
     if not rows:
         return "*Not measured yet: run `python bench/wide.py --parts floor`.*\n"
+    first = rows[0]
     lines = [_row(["decoder", "weights", "d", "one probe's spread",
-                   f"after deflating the top {rows[0]['deflated_k']}", "probes for 1 %",
-                   "products for 1 %", "products a tenth of dense buys", "10× within 1 %"]),
-             _row(["---"] * 9)]  # fmt: skip
+                   f"after deflating the top {first['deflated_k']}", "probes for 1 %",
+                   "products for 1 %", "deflated", "products a tenth of dense buys",
+                   "10× within 1 %"]),
+             _row(["---"] * 10)]  # fmt: skip
     for r in rows:
-        short = r["products_for_1pct"] / r["products_in_a_tenth"]
-        verdict = "possible" if short <= 1 else f"no: {short:.2g}× short"
+        # Deflated: fewer probes on the rest, plus the 3k Lanczos steps (local_basis's
+        # default) that find the top k; the verdict takes the cheaper of the two.
+        probes = math.ceil((2 * r["spread_deflated"] / 0.01) ** 2)
+        deflated = probes * r["steps"] + 3 * r["deflated_k"]
+        short = min(r["products_for_1pct"], deflated) / r["products_in_a_tenth"]
+        # within timing noise of 1 (single dense timings of the same case differ by more)
+        times = f"{short:.2g}" if short < 10 else f"{short:.0f}"
+        verdict = ("possible" if short <= 1 else f"marginal: {times}× short"
+                   if short <= 1.5 else f"no: {times}× short")  # fmt: skip
         lines.append(_row([r["decoder"], r["weights"], str(r["d"]), _g(r["spread"], 2),
                            _g(r["spread_deflated"], 2), str(r["probes_for_1pct"]),
-                           f"{r['products_for_1pct']:,}", f"{r['products_in_a_tenth']:,.0f}",
+                           f"{r['products_for_1pct']:,}", f"{deflated:,.0f}",
+                           f"{r['products_in_a_tenth']:,.0f}",
                            f"**{verdict}**"]))  # fmt: skip
+    probes, steps = first["priced_by"]
     lines += ["", "*spread: the standard deviation of one Rademacher probe's zᵀ log(G) z "
-              "relative to |log det G|, √(2 Σ_{i≠j} (log G)ᵢⱼ²) / |tr log G|, from the exact "
-              "float64 spectrum (median over 8 points); probes for 1 %: (2 · spread / 0.01)², "
-              "within 1 % at two standard deviations; products: those probes × 24 Lanczos "
-              "steps; a product's price: the time of `SLQ(probes=4, steps=24)` ÷ its 96 "
-              "products (Lanczos included), per point; "
+              "relative to |log det G|, √(2 Σ_{i≠j} (log G)ᵢⱼ²) / |tr log G|, from the float64 "
+              f"eigendecomposition of the float32 metric (median over {first['points']} "
+              "points); probes for 1 %: (2 · spread / 0.01)², within 1 % at two standard "
+              f"deviations; products: those probes × {steps} Lanczos steps (the head's Krylov "
+              "space closes in about ten, so its products are priced high); deflated: the "
+              "probes the deflated spread needs × the steps, plus 3k steps to find the top k; "
+              "the verdict takes the cheaper; a product's "
+              f"price: the time of `SLQ(probes={probes}, steps={steps})` ÷ its "
+              f"{probes * steps} products (Lanczos included), per point; marginal: within 1.5× "
+              "of possible, inside the spread of repeated timings; "
               + _wide_footer(results)[1:].split("; ", 1)[1]]  # fmt: skip
     return "\n".join(lines) + "\n"
 

@@ -154,8 +154,10 @@ def _volume_reference(volume_metric, xs):
     return 0.5 * np.linalg.slogdet(g)[1], g
 
 
-FLOOR_PROBE = (4, 24)  # the SLQ whose time per product prices the floor's products
-FLOOR_STEPS = 24  # Lanczos steps a probe needs here (quadrature bias ≲ 1e-3 at κ ~ 1e4)
+# The floor prices each probe at FLOOR_STEPS Lanczos steps (where the curve shows the
+# quadrature's bias gone on these decoders), and a product at the time of
+# SLQ(probes=FLOOR_PROBES, steps=FLOOR_STEPS) over its products; spreads over FLOOR_POINTS.
+FLOOR_STEPS, FLOOR_PROBES, FLOOR_POINTS = 24, 4, 8
 
 
 def probe_spread(g: np.ndarray, deflate: int = 0) -> float:
@@ -165,6 +167,8 @@ def probe_spread(g: np.ndarray, deflate: int = 0) -> float:
     taken exactly (B = (I − P)(log G − c)(I − P), c the mean log-eigenvalue of the rest,
     so that the shift costs nothing): what deflation (Hutch++) can buy at best."""
     lam, vec = np.linalg.eigh(g)
+    if lam.min() <= 0:
+        raise ValueError("probe_spread: G is not positive definite (give the metric jitter)")
     logs = np.log(lam)
     rest = slice(0, lam.size - deflate)
     shifted = logs[rest] - (logs[rest].mean() if deflate else 0.0)
@@ -307,23 +311,26 @@ def case_rows(kind, d, weights, parts) -> dict:
     if "floor" in parts and volume is not None:
         # What a tenth of the dense cost buys against what 1 % needs: the probes' spread
         # comes from the exact spectrum, so it binds every Hutchinson-type estimator.
-        spreads = [probe_spread(g) for g in volume_g[:8]]
-        deflated = [probe_spread(g, deflate=K) for g in volume_g[:8]]
-        probes, steps = FLOOR_PROBE
-        method = jgeo.SLQ(probes=probes, steps=min(steps, d))
+        spreads = [probe_spread(g) for g in volume_g[:FLOOR_POINTS]]
+        deflated = [probe_spread(g, deflate=K) for g in volume_g[:FLOOR_POINTS]]
+        steps = min(FLOOR_STEPS, d)
+        method = jgeo.SLQ(probes=FLOOR_PROBES, steps=steps)
         fn = batched(lambda m, x, k: jgeo.log_volume(m, x, method=method, key=k))
         timing, _ = run(fn, volume_metric, xs, keys)
-        dense_timing, _ = run(dense_volume, volume_metric, xs, keys, repeats=1)
-        product_s = timing["s"] / BATCH / (probes * min(steps, d))
+        dense_timing, _ = run(dense_volume, volume_metric, xs, keys)
+        product_s = timing["s"] / BATCH / (FLOOR_PROBES * steps)
         spread = float(np.median(spreads))
         needed = int(np.ceil((2 * spread / 0.01) ** 2))  # 1 % at two standard deviations
         row = {
             **base,
+            "points": FLOOR_POINTS,
+            "steps": steps,
+            "priced_by": [FLOOR_PROBES, steps],
             "spread": spread,
             "spread_deflated": float(np.median(deflated)),
             "deflated_k": K,
             "probes_for_1pct": needed,
-            "products_for_1pct": needed * min(FLOOR_STEPS, d),
+            "products_for_1pct": needed * steps,
             "product_s": product_s,
             "dense_s": dense_timing["s"] / BATCH,
             "products_in_a_tenth": dense_timing["s"] / BATCH / 10 / product_s,

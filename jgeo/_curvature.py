@@ -195,4 +195,4 @@ def log_volume(
             '`key` is needed for `method="slq"` (its random probes): pass '
             "`key=jax.random.key(0)`, or a fresh key per call."
         )
-    return estimator.estimate(metric, x, key=key).value
+    return estimator.log_volume(metric, x, key)

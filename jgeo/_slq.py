@@ -58,15 +58,15 @@ class SLQ(eqx.Module):
     of the value: a few percent at d = 256, shrinking like 1/√d. So by default the
     number of probes adapts: probes are drawn `batch` at a time until the standard
     error of their mean is below `rtol` of its size (at least 2·`batch`, at most
-    `max_probes`); `probes=p` fixes it instead: p ≈ (2s/τ)², s one probe's spread
-    above, keeps the value within τ at two standard deviations. The spread belongs to
-    the metric, so it bounds every Hutchinson-type estimator (deflating the top
-    eigenpairs removes only their share of it): `bench/wide.py` measures it, and the
-    error against the cost, and docs/wide.md says where 1 % at a tenth of the dense
-    cost is reachable and where it is not. `SLQ(...).estimate(metric, x, key=key)`
-    returns the value with its standard error and the number of probes drawn: the
-    error bar of each estimate (an adaptive run that stops at `max_probes` short of
-    `rtol` shows it there).
+    `max_probes` rounded up to whole batches); `probes=p` fixes it instead:
+    p ≈ (2s/τ)², s one probe's spread above, keeps the value within τ at two standard
+    deviations. The spread belongs to the metric, so it bounds every Hutchinson-type
+    estimator (deflating the top eigenpairs removes only their share of it):
+    `bench/wide.py` measures it, and the error against the cost, and docs/wide.md says
+    where 1 % at a tenth of the dense cost is reachable and where it is not.
+    `SLQ(...).estimate(metric, x, key=key)` returns the value with its standard error
+    and the number of probes drawn: the error bar of each estimate (an adaptive run
+    that stops at `max_probes` short of `rtol` shows it there).
 
     Gradients (reverse and forward mode, with respect to `x` and the decoder's
     parameters) are those of the estimate itself, with the Lanczos basis held fixed:
@@ -113,6 +113,11 @@ class SLQ(eqx.Module):
         rounds = max(2, -(-self.max_probes // self.batch))
         return self.batch, 2, rounds
 
+    def log_volume(self, metric: AbstractMetric, x: PointLike, key: PRNGKeyArray) -> Scalar:
+        """The estimate of ½ log det G(x) alone: what `jgeo.log_volume(metric, x,
+        method=self, key=key)` returns (`estimate` adds its error bar)."""
+        return self._run(metric, x, key)[0]
+
     def estimate(self, metric: AbstractMetric, x: PointLike, *, key: PRNGKeyArray) -> SLQEstimate:
         """The estimate of ½ log det G(x) with its standard error and probe count: what
         `log_volume(metric, x, method=self, key=key)` computes, with the error bar that
@@ -128,6 +133,14 @@ class SLQ(eqx.Module):
         **Raises:** `ValueError`/`TypeError` for a malformed point or a missing `key`; a
         runtime error where the estimate is not finite (a singular metric: `jitter`).
         """
+        value, m2, n = self._run(metric, x, key)
+        # ½ s/√n with s² = m2/(n − 1); NaN for one probe, built only here, so that
+        # `log_volume` never makes a NaN (jax_debug_nans would stop on it).
+        error = jnp.where(n > 1, 0.5 * jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / n), jnp.nan)
+        return SLQEstimate(value, error.astype(value.dtype), n.astype(jnp.int32))
+
+    def _run(self, metric, x, key) -> tuple[Scalar, Scalar, Scalar]:
+        """(the checked estimate, the probes' sum of squared deviations, their number)."""
         if key is None:
             raise ValueError(
                 "`key` is needed for SLQ (its random probes): pass `key=jax.random.key(0)`, "
@@ -136,11 +149,10 @@ class SLQ(eqx.Module):
         x = metric_point(metric, x)  # a metric singular by its shapes raises here
         batch, least, most = self._schedule()
         steps = min(self.steps, x.shape[0])
-        value, error, probes = _log_volume(
+        value, m2, n = _log_volume(
             metric, x, key, steps=steps, batch=batch, least=least, most=most, rtol=self.rtol
         )
-        value = finish(value, x, "log_volume", hint=_SINGULAR_HINT)
-        return SLQEstimate(value, error.astype(x.dtype), probes.astype(jnp.int32))
+        return finish(value, x, "log_volume", hint=_SINGULAR_HINT), m2, n
 
 
 def _divided_log(theta: Array) -> Array:
@@ -172,7 +184,7 @@ def _probe(op, z: Array, key: PRNGKeyArray, steps: int):
 def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
     """Rounds of `batch` probes until the standard error of the mean is below `rtol` of
     it (between `least` and `most` rounds). Returns (the mean of the probes' tr log G
-    estimates, its standard error, the number of probes), and with `forms` the
+    estimates, their sum of squared deviations, their number), and with `forms` the
     derivative forms of every probe drawn (r, μ) with a mask of the rounds used."""
     op = metric.operator(x)
     d, dtype = x.shape[0], x.dtype
@@ -186,10 +198,6 @@ def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
 
     def count(i):
         return (i * batch).astype(dtype)
-
-    def error(i, m2):  # the standard error of the mean (NaN for one probe)
-        n = count(i)
-        return jnp.where(n > 1, jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / jnp.maximum(n, 1)), jnp.nan)
 
     def body(state):
         # The running mean and sum of squared deviations, merged a round at a time
@@ -208,7 +216,9 @@ def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
 
     def going(state):
         i, mean, m2, _ = state
-        settled = error(i, m2) <= rtol * jnp.abs(mean)  # False while NaN
+        n = count(i)  # the mean's standard error against rtol of it, from two probes
+        error = jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / jnp.maximum(n, 1))
+        settled = (n > 1) & (error <= rtol * jnp.abs(mean))
         return (i < most) & ((i < least) | ~settled)
 
     zero = jnp.zeros((), dtype)
@@ -218,23 +228,23 @@ def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
     else:
         state = jax.lax.while_loop(going, body, state)
     rounds, mean, m2, kept = state
-    return (mean, error(rounds, m2), count(rounds)), kept, jnp.arange(most) < rounds
+    return (mean, m2, count(rounds)), kept, jnp.arange(most) < rounds
 
 
 @eqx.filter_custom_jvp
 def _log_volume(metric, x, key, **options):
-    """(½ tr log G estimate, its standard error, the number of probes as a float)."""
-    (mean, error, n), _, _ = _rounds(metric, x, key, **options, forms=False)
-    return 0.5 * mean, 0.5 * error, n
+    """(½ tr log G estimate, the probes' sum of squared deviations, their number)."""
+    (mean, m2, n), _, _ = _rounds(metric, x, key, **options, forms=False)
+    return 0.5 * mean, m2, n
 
 
 @_log_volume.def_jvp
 def _log_volume_jvp(primals, tangents, **options):
     # The derivative of the quadrature with its Lanczos bases held fixed: the gradient
     # of the estimate itself, without differentiating (and storing) the recurrence.
-    # The standard error and the count are not differentiated.
+    # The spread and the count are not differentiated.
     metric, x, key = primals
-    (mean, error, n), (r, mu), used = _rounds(metric, x, key, **options, forms=True)
+    (mean, m2, n), (r, mu), used = _rounds(metric, x, key, **options, forms=True)
     weights = jax.lax.stop_gradient(mu * used[:, None, None] / jnp.sum(used))
     r = jax.lax.stop_gradient(r)
 
@@ -247,7 +257,7 @@ def _log_volume_jvp(primals, tangents, **options):
 
     _, tangent = eqx.filter_jvp(forms, (metric, x), tangents[:2])
     zero = jnp.zeros_like(mean)
-    return (0.5 * mean, 0.5 * error, n), (tangent, zero, zero)
+    return (0.5 * mean, m2, n), (tangent, zero, zero)
 
 
 def as_estimator(method) -> "SLQ | None":

@@ -117,7 +117,12 @@ def test_slq_estimate_carries_the_probes_standard_error(known, key):
     assert adaptive.probes == 16 and adaptive.standard_error > 1e-3 * abs(adaptive.value)
     loose = jgeo.SLQ(rtol=0.05).estimate(metric, x, key=key)
     assert loose.probes == 8 and loose.standard_error <= 0.05 * abs(loose.value)
-    assert np.isnan(jgeo.SLQ(probes=1).estimate(metric, x, key=key).standard_error)
+    one = jgeo.SLQ(probes=1)
+    assert np.isnan(one.estimate(metric, x, key=key).standard_error)
+    # log_volume never builds that NaN, so jax_debug_nans has nothing to stop on
+    with jax.debug_nans(True):
+        jgeo.log_volume(metric, x, method=one, key=key)
+        jax.grad(lambda y: jgeo.log_volume(metric, y, method=one, key=key))(x)
 
 
 @pytest.fixture(scope="module")
