@@ -201,8 +201,8 @@ def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
 
     def body(state):
         # The running mean and sum of squared deviations, merged a round at a time
-        # (Chan et al.): Σv² − n·mean² cancels in float32 where |tr log G| is a
-        # thousand times the probes' spread (a jittered classifier head).
+        # (Chan et al.): Σv² − n·mean² loses digits in float32 where |tr log G| is
+        # far larger than the probes' spread (a jittered classifier head).
         i, mean, m2, kept = state
         values, r, mu = draw(i)
         if forms:
