@@ -160,21 +160,29 @@ def _volume_reference(volume_metric, xs):
 FLOOR_STEPS, FLOOR_PROBES, FLOOR_POINTS = 24, 4, 8
 
 
-def probe_spread(g: np.ndarray, deflate: int = 0) -> float:
+def probe_spreads(g: np.ndarray, deflate: int) -> tuple[float, float]:
     """The standard deviation of one Rademacher probe's zᵀ log(G) z, relative to
-    |tr log G|: √(2 Σ_{i≠j} (log G)ᵢⱼ²) / |tr log G| (float64, from the eigenvectors).
-    With `deflate` = k, that of Hutchinson on the rest after the top k eigenpairs are
-    taken exactly (B = (I − P)(log G − c)(I − P), c the mean log-eigenvalue of the rest,
-    so that the shift costs nothing): what deflation (Hutch++) can buy at best."""
+    |tr log G|: √(2 Σ_{i≠j} (log G)ᵢⱼ²) / |tr log G| (float64, from one
+    eigendecomposition); and, with the top `deflate` = k eigenpairs taken exactly, that
+    of Hutchinson on the rest (B = (I − P)(log G − c)(I − P), c the mean log-eigenvalue
+    of the rest, so that the shift costs nothing): what deflation (Hutch++) can buy."""
     lam, vec = np.linalg.eigh(g)
     if lam.min() <= 0:
-        raise ValueError("probe_spread: G is not positive definite (give the metric jitter)")
+        raise ValueError("probe_spreads: G is not positive definite (give the metric jitter)")
     logs = np.log(lam)
+
+    def spread(rest: slice, shift: float) -> float:
+        b = (vec[:, rest] * (logs[rest] - shift)) @ vec[:, rest].T
+        off = np.sum(b**2) - np.sum(np.diagonal(b) ** 2)
+        return float(np.sqrt(2 * off) / abs(logs.sum()))
+
     rest = slice(0, lam.size - deflate)
-    shifted = logs[rest] - (logs[rest].mean() if deflate else 0.0)
-    b = (vec[:, rest] * shifted) @ vec[:, rest].T
-    off = np.sum(b**2) - np.sum(np.diagonal(b) ** 2)
-    return float(np.sqrt(2 * off) / abs(logs.sum()))
+    return spread(slice(None), 0.0), spread(rest, logs[rest].mean())
+
+
+def probes_for_1pct(spread: float) -> int:
+    """Probes that keep the value within 1 % at two standard deviations: (2s/0.01)²."""
+    return int(np.ceil((2 * spread / 0.01) ** 2))
 
 
 def case_rows(kind, d, weights, parts) -> dict:
@@ -311,26 +319,28 @@ def case_rows(kind, d, weights, parts) -> dict:
     if "floor" in parts and volume is not None:
         # What a tenth of the dense cost buys against what 1 % needs: the probes' spread
         # comes from the exact spectrum, so it binds every Hutchinson-type estimator.
-        spreads = [probe_spread(g) for g in volume_g[:FLOOR_POINTS]]
-        deflated = [probe_spread(g, deflate=K) for g in volume_g[:FLOOR_POINTS]]
+        spreads, deflated = zip(*(probe_spreads(g, K) for g in volume_g[:FLOOR_POINTS]))
         steps = min(FLOOR_STEPS, d)
         method = jgeo.SLQ(probes=FLOOR_PROBES, steps=steps)
         fn = batched(lambda m, x, k: jgeo.log_volume(m, x, method=method, key=k))
         timing, _ = run(fn, volume_metric, xs, keys)
         dense_timing, _ = run(dense_volume, volume_metric, xs, keys)
         product_s = timing["s"] / BATCH / (FLOOR_PROBES * steps)
-        spread = float(np.median(spreads))
-        needed = int(np.ceil((2 * spread / 0.01) ** 2))  # 1 % at two standard deviations
+        spread, spread_deflated = float(np.median(spreads)), float(np.median(deflated))
+        needed = probes_for_1pct(spread)
         row = {
             **base,
             "points": FLOOR_POINTS,
             "steps": steps,
             "priced_by": [FLOOR_PROBES, steps],
             "spread": spread,
-            "spread_deflated": float(np.median(deflated)),
+            "spread_deflated": spread_deflated,
             "deflated_k": K,
             "probes_for_1pct": needed,
             "products_for_1pct": needed * steps,
+            # fewer probes on the rest, plus the 3k Lanczos steps (local_basis's default)
+            # that find the top k
+            "products_for_1pct_deflated": probes_for_1pct(spread_deflated) * steps + 3 * K,
             "product_s": product_s,
             "dense_s": dense_timing["s"] / BATCH,
             "products_in_a_tenth": dense_timing["s"] / BATCH / 10 / product_s,

@@ -134,17 +134,17 @@ class SLQ(eqx.Module):
         runtime error where the estimate is not finite (a singular metric: `jitter`).
         """
         value, m2, n = self._run(metric, x, key)
-        # ½ s/√n with s² = m2/(n − 1); NaN for one probe, built only here, so that
-        # `log_volume` never makes a NaN (jax_debug_nans would stop on it).
-        error = jnp.where(n > 1, 0.5 * jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / n), jnp.nan)
+        # NaN for one probe, built only here, so that `log_volume` never makes a NaN
+        # (jax_debug_nans would stop on it).
+        error = jnp.where(n > 1, 0.5 * _standard_error(m2, n), jnp.nan)
         return SLQEstimate(value, error.astype(value.dtype), n.astype(jnp.int32))
 
     def _run(self, metric, x, key) -> tuple[Scalar, Scalar, Scalar]:
         """(the checked estimate, the probes' sum of squared deviations, their number)."""
         if key is None:
             raise ValueError(
-                "`key` is needed for SLQ (its random probes): pass `key=jax.random.key(0)`, "
-                "or a fresh key per call."
+                '`key` is needed for SLQ, `method="slq"` (its random probes): pass '
+                "`key=jax.random.key(0)`, or a fresh key per call."
             )
         x = metric_point(metric, x)  # a metric singular by its shapes raises here
         batch, least, most = self._schedule()
@@ -153,6 +153,12 @@ class SLQ(eqx.Module):
             metric, x, key, steps=steps, batch=batch, least=least, most=most, rtol=self.rtol
         )
         return finish(value, x, "log_volume", hint=_SINGULAR_HINT), m2, n
+
+
+def _standard_error(m2: Array, n: Array) -> Array:
+    """s/√n with s² = m2/(n − 1), the standard error of the mean of n probes from their
+    sum of squared deviations (finite for n ≤ 1, where it means nothing)."""
+    return jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / jnp.maximum(n, 1))
 
 
 def _divided_log(theta: Array) -> Array:
@@ -217,8 +223,7 @@ def _rounds(metric, x, key, *, steps, batch, least, most, rtol, forms: bool):
     def going(state):
         i, mean, m2, _ = state
         n = count(i)  # the mean's standard error against rtol of it, from two probes
-        error = jnp.sqrt(m2 / jnp.maximum(n - 1, 1) / jnp.maximum(n, 1))
-        settled = (n > 1) & (error <= rtol * jnp.abs(mean))
+        settled = (n > 1) & (_standard_error(m2, n) <= rtol * jnp.abs(mean))
         return (i < most) & ((i < least) | ~settled)
 
     zero = jnp.zeros((), dtype)
